@@ -1,0 +1,5 @@
+import sys
+
+from aclscan.cli import main
+
+sys.exit(main())

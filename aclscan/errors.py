@@ -1,0 +1,80 @@
+"""The one exception tree of aclscan.
+
+Every error the library raises derives from :class:`Error`. Where a built-in
+exception already names the kind of failure, the subclass inherits it too, so
+callers that only know Python (``except ValueError``) still catch it. Each class
+carries the process exit code the command line uses for it: the codes are a
+documented contract (README, "Exit codes").
+"""
+
+
+class Error(Exception):
+    """Root of every aclscan error."""
+
+    # Exit code 1 is kept for "findings remain / not ready" and 2 for usage errors.
+    exit_code = 9
+
+
+class MalformedData(Error, ValueError):
+    """Bytes (or text) that do not follow the structure they claim to be."""
+
+    exit_code = 8
+
+
+class MalformedSID(MalformedData):
+    """A SID in binary or string form that is not valid."""
+
+
+class MalformedDescriptor(MalformedData):
+    """A security descriptor, ACL or ACE whose sizes, counts or offsets are wrong."""
+
+
+class SDDLError(MalformedData):
+    """SDDL text that cannot be parsed, or a descriptor SDDL cannot express."""
+
+
+class CorruptRecord(MalformedData):
+    """An MFT record that fails its signature, fixup or attribute checks."""
+
+
+class NotFound(Error, KeyError):
+    """A single lookup (record, security id, path, partition) that found nothing."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ImageError(Error, OSError):
+    """The image or device cannot be opened or read."""
+
+    exit_code = 4
+
+
+class NotNTFS(ImageError):
+    """The image (or the chosen partition) holds no NTFS volume."""
+
+    exit_code = 4
+
+
+class DatabaseError(Error):
+    """A scan database that is missing, not aclscan's, or of a newer schema."""
+
+    exit_code = 5
+
+
+class PartialScan(Error):
+    """A scan that finished but had to skip bad items (they are in ``scan_errors``)."""
+
+    exit_code = 3
+
+
+class ToolMissing(Error, FileNotFoundError):
+    """An external program aclscan needs (ntfs-3g, mkntfs, losetup) or /dev/fuse is absent."""
+
+    exit_code = 6
+
+
+class MountError(Error, OSError):
+    """ntfs-3g could not mount an image, or mkntfs could not format one."""
+
+    exit_code = 7

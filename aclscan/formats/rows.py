@@ -1,0 +1,96 @@
+"""Rows out, in the format the user asked for: table, json, ndjson, csv.
+
+Every listing command renders through :func:`write_rows`, so the safety rules
+live in one place: CSV cells that a spreadsheet would run as a formula are
+neutralised, and text meant for a terminal has its control characters escaped
+(a file name can hold an escape sequence). JSON needs neither: the encoder
+escapes control characters itself.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import json
+import re
+from typing import IO, Iterable, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+
+class RowFormat(str, enum.Enum):
+    TABLE = "table"
+    JSON = "json"
+    NDJSON = "ndjson"
+    CSV = "csv"
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def terminal_safe(text: str) -> str:
+    """Control characters shown as \\xNN escapes, so a name cannot drive the terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def csv_safe(value):
+    """A cell a spreadsheet would treat as a formula gets a leading apostrophe."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _plain(value):
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def _write_table(rows: Iterable[dict], columns: Sequence[str], out: IO[str]) -> None:
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else terminal_safe(str(_plain(row.get(c)))) for c in columns))
+    # On a terminal, fit its width; piped, keep every row on one line.
+    width = None if out.isatty() else 1 << 16
+    console = Console(file=out, width=width, soft_wrap=False)
+    console.print(table)
+
+
+def _write_json(rows: Iterable[dict], columns: Sequence[str], out: IO[str]) -> None:
+    # Streamed: one object per line inside the list, never the whole list in memory.
+    out.write("[")
+    first = True
+    for row in rows:
+        out.write("\n" if first else ",\n")
+        out.write(json.dumps({c: _plain(row.get(c)) for c in columns}, ensure_ascii=False))
+        first = False
+    out.write("\n]\n" if not first else "]\n")
+
+
+def _write_ndjson(rows: Iterable[dict], columns: Sequence[str], out: IO[str]) -> None:
+    for row in rows:
+        out.write(json.dumps({c: _plain(row.get(c)) for c in columns}, ensure_ascii=False))
+        out.write("\n")
+
+
+def _write_csv(rows: Iterable[dict], columns: Sequence[str], out: IO[str]) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([csv_safe(_plain(row.get(c))) for c in columns])
+
+
+WRITERS = {
+    RowFormat.TABLE: _write_table,
+    RowFormat.JSON: _write_json,
+    RowFormat.NDJSON: _write_ndjson,
+    RowFormat.CSV: _write_csv,
+}
+
+
+def write_rows(rows: Iterable[dict], columns: Sequence[str], fmt: RowFormat | str, out: IO[str]) -> None:
+    WRITERS[RowFormat(fmt)](rows, columns, out)

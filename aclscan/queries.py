@@ -1,0 +1,98 @@
+"""Read-side queries over a scan database, shared by every listing command (and
+usable from Python: the CLI only renders what these yield)."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import sqlite_utils
+
+FILE_COLUMNS = ("volume_id", "entry", "sequence", "path", "is_dir", "links", "security_id", "descriptor_key", "sddl")
+DESCRIPTOR_COLUMNS = ("key", "volume_id", "security_id", "source", "files", "owner", "group", "control", "sddl", "error")
+
+
+def normalise_path_prefix(prefix: str) -> str:
+    """'Users\\Ken\\' or 'Users/Ken' -> '/Users/Ken' (paths are stored with '/')."""
+    text = prefix.replace("\\", "/").rstrip("/")
+    if len(text) >= 2 and text[1] == ":":  # a drive letter names the volume root
+        text = text[2:]
+    return "/" + text.lstrip("/") if text else "/"
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
+def _path_clause(prefix: str | None, column: str = "path") -> tuple[str, list]:
+    if not prefix:
+        return "", []
+    norm = normalise_path_prefix(prefix)
+    if norm == "/":
+        return "", []
+    # GLOB keeps the index on path usable, LIKE would not (it is case-insensitive).
+    return f"({column} = ? OR {column} GLOB ?)", [norm, _glob_escape(norm) + "/*"]
+
+
+def _descriptors_with_sid_clause(sid: str | None, column: str) -> tuple[str, list]:
+    if not sid:
+        return "", []
+    return (
+        f"{column} IN (SELECT key FROM descriptors WHERE owner = ? OR \"group\" = ?"
+        " UNION SELECT descriptor_key FROM aces WHERE sid = ?)",
+        [sid, sid, sid],
+    )
+
+
+def _where(*clauses: tuple[str, list]) -> tuple[str, list]:
+    parts = [c for c, _ in clauses if c]
+    params = [p for _, ps in clauses for p in ps]
+    return (" WHERE " + " AND ".join(parts)) if parts else "", params
+
+
+def iter_files(
+    db: sqlite_utils.Database,
+    *,
+    path_prefix: str | None = None,
+    sid: str | None = None,
+    descriptor_key: int | None = None,
+    dirs_only: bool | None = None,
+    limit: int | None = None,
+) -> Iterator[dict]:
+    where, params = _where(
+        _path_clause(path_prefix, "f.path"),
+        _descriptors_with_sid_clause(sid, "f.descriptor_key"),
+        ("f.descriptor_key = ?", [descriptor_key]) if descriptor_key is not None else ("", []),
+        ("f.is_dir = ?", [int(dirs_only)]) if dirs_only is not None else ("", []),
+    )
+    sql = (
+        "SELECT f.volume_id, f.entry, f.sequence, f.path, f.is_dir, f.links, f.security_id,"
+        " f.descriptor_key, d.sddl FROM files f LEFT JOIN descriptors d ON d.key = f.descriptor_key"
+        f"{where} ORDER BY f.volume_id, f.path"
+    )
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    cursor = db.execute(sql, params)
+    names = [c[0] for c in cursor.description]
+    for row in cursor:
+        yield dict(zip(names, row))
+
+
+def iter_descriptors(
+    db: sqlite_utils.Database,
+    *,
+    sid: str | None = None,
+    path_prefix: str | None = None,
+    limit: int | None = None,
+) -> Iterator[dict]:
+    path_clause, path_params = _path_clause(path_prefix, "path")
+    in_path = (
+        (f"key IN (SELECT descriptor_key FROM files WHERE {path_clause})", path_params) if path_clause else ("", [])
+    )
+    where, params = _where(_descriptors_with_sid_clause(sid, "key"), in_path)
+    sql = f'SELECT key, volume_id, security_id, source, files, owner, "group", control, sddl, error FROM descriptors{where} ORDER BY key'
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    cursor = db.execute(sql, params)
+    names = [c[0] for c in cursor.description]
+    for row in cursor:
+        yield dict(zip(names, row))
