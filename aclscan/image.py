@@ -273,14 +273,36 @@ class Volume:
         """Bytes in the `$MFT` `$DATA` stream."""
         return self._attribute_size(self._open_meta(MFT_ENTRY_MFT), ATTR_TYPE_DATA, "")
 
-    def iter_mft(self, chunk_size: int) -> Iterator[tuple[int, bytes]]:
-        """The `$MFT` stream in chunks: (byte offset, bytes). Follows fragmentation."""
+    def iter_mft(self, chunk_size: int, piece_size: int = 1 << 16) -> Iterator[tuple[int, bytes, list[tuple[int, int]]]]:
+        """The `$MFT` stream in chunks: (byte offset, bytes, unreadable ranges).
+
+        Follows fragmentation (The Sleuth Kit walks the runlist). A chunk that
+        cannot be read whole (a truncated image, a bad sector) is read again in
+        pieces; pieces that still fail come back as zeros (free records) and
+        their (start, end) byte ranges are listed, so the walk goes on.
+        """
         handle = self._open_meta(MFT_ENTRY_MFT)
         attr = self._find_attribute(handle, ATTR_TYPE_DATA, "")
         size = attr.info.size
         for start in range(0, size, chunk_size):
             length = min(chunk_size, size - start)
-            yield start, self._read_attribute(handle, attr, start, length)
+            try:
+                yield start, self._read_attribute(handle, attr, start, length), []
+                continue
+            except ImageError:
+                pass
+            parts, bad = [], []
+            for piece in range(start, start + length, piece_size):
+                piece_length = min(piece_size, start + length - piece)
+                try:
+                    parts.append(self._read_attribute(handle, attr, piece, piece_length))
+                except ImageError:
+                    parts.append(bytes(piece_length))
+                    if bad and bad[-1][1] == piece:
+                        bad[-1] = (bad[-1][0], piece + piece_length)
+                    else:
+                        bad.append((piece, piece + piece_length))
+            yield start, b"".join(parts), bad
 
     def read_attribute(self, entry: int, attr_type: int, name: str = "") -> bytes:
         """The whole value of one attribute (resident or not) of an MFT entry."""
@@ -327,6 +349,10 @@ class Volume:
         return data
 
 
+_TSK_LOCATION = re.compile(r"^\w+: \(tsk3\.cpp:\d+\) ")
+
+
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    """An exception as one line, without pytsk3's source-location prefix."""
+    text = _TSK_LOCATION.sub("", " ".join(str(exc).split()))
     return text or exc.__class__.__name__

@@ -123,7 +123,11 @@ def _read_mft(volume: Volume, boot: BootSector, progress: Progress | None) -> _C
     blob_parts: list[bytes] = []
     blob_offset = 0
     done = 0
-    for start, data in volume.iter_mft(CHUNK_RECORDS * record_size):
+    unreadable: list[tuple[int, str]] = []
+    for start, data, bad_ranges in volume.iter_mft(CHUNK_RECORDS * record_size, piece_size=record_size):
+        for low, high in bad_ranges:
+            unreadable.append((low // record_size, f"MFT records {low // record_size}..{high // record_size - 1}"
+                               " unreadable (truncated image or read error)"))
         batch = parse_mft_chunk(data, start // record_size, record_size)
         batch.name_start = batch.name_start + blob_offset
         blob_offset += len(batch.name_blob)
@@ -152,7 +156,7 @@ def _read_mft(volume: Volume, boot: BootSector, progress: Progress | None) -> _C
         name_length=cat("name_length", np.int64),
         names=b"".join(blob_parts).decode("utf-16-le", "surrogatepass"),
         descriptors=[d for b in batches for d in b.descriptors],
-        problems=[p for b in batches for p in b.problems],
+        problems=unreadable + [p for b in batches for p in b.problems],
         records_total=total,
     )
 

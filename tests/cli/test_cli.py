@@ -1,0 +1,123 @@
+"""The command line: exit codes, one-line errors, formats, help for every command."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from aclscan.cli import cli, main
+from tests.shared_data import expand
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+@pytest.fixture(scope="module")
+def lastaccess_db(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("cli")
+    image = expand("volumes", "win10-lastaccess.raw", directory)
+    db = directory / "scan.db"
+    assert main(["scan", str(image), "--db", str(db), "--quiet"]) == 0
+    return db
+
+
+def test_every_command_has_help_and_is_documented(capsys):
+    readme = README.read_text()
+    for name, command in cli.commands.items():
+        assert command.help, f"{name} has no help text"
+        assert f"aclscan {name}" in readme, f"{name} is not in the README"
+        assert main([name, "--help"]) == 0
+    capsys.readouterr()
+
+
+def test_not_ntfs_is_one_line_and_exit_4(tmp_path, capsys):
+    junk = tmp_path / "junk.img"
+    junk.write_bytes(b"\x00" * 65536 + b"hello" * 1000)
+    assert main(["scan", str(junk), "--db", str(tmp_path / "x.db")]) == 4
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"Error: no NTFS volume found in {junk}"]
+
+
+def test_missing_image_exit_4(tmp_path, capsys):
+    assert main(["scan", str(tmp_path / "absent.raw"), "--db", str(tmp_path / "x.db")]) == 4
+    assert capsys.readouterr().err.startswith("Error: image not found")
+
+
+def test_missing_and_foreign_databases_exit_5(tmp_path, capsys):
+    assert main(["files", str(tmp_path / "absent.db")]) == 5
+    foreign = tmp_path / "foreign.db"
+    import sqlite3
+
+    sqlite3.connect(foreign).execute("CREATE TABLE t (x)").connection.commit()
+    assert main(["descriptors", str(foreign)]) == 5
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"Error: no scan database at {tmp_path / 'absent.db'}"
+    assert err[1] == f"Error: {foreign} is not an aclscan scan database"
+
+
+def test_usage_errors_exit_2(tmp_path, capsys):
+    assert main(["scan"]) == 2
+    assert main(["scan", "x.raw", "--db", "x.db", "--partition", "0", "--offset", "0"]) == 2
+    assert main(["files", "x.db", "--format", "xml"]) == 2
+    capsys.readouterr()
+
+
+def test_sddl_command_both_ways(capsys):
+    text = "O:BAG:SYD:PAI(A;OICI;FA;;;SY)(A;OICIID;0x1200a9;;;BU)"
+    assert main(["sddl", text]) == 0
+    hex_bytes = capsys.readouterr().out.strip()
+    assert main(["sddl", "--hex", hex_bytes]) == 0
+    assert capsys.readouterr().out.strip() == text
+    assert main(["sddl", "--hex", "0100"]) == 8
+    assert capsys.readouterr().err.startswith("Error: ")
+
+
+def test_files_filters_and_formats(lastaccess_db, capsys):
+    assert main(["files", str(lastaccess_db), "--path", "test", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["path"] for r in rows] == ["/test", "/test/1.txt"]
+    assert rows[1]["security_id"] == 268
+    assert rows[1]["sddl"].startswith("O:S-1-5-21-2341207468-2645333676-3461800803-1001G:")
+
+    assert main(["files", str(lastaccess_db), "--path", "\\test\\", "--no-dirs", "--format", "ndjson"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["path"] for line in lines] == ["/test/1.txt"]
+
+    user = "S-1-5-21-2341207468-2645333676-3461800803-1001"
+    assert main(["files", str(lastaccess_db), "--sid", user, "--format", "csv"]) == 0
+    table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert {r["path"] for r in table} >= {"/test", "/test/1.txt", "/$RECYCLE.BIN"}
+
+    # An alias works where a SID does: SY names the system files.
+    assert main(["files", str(lastaccess_db), "--sid", "SY", "--format", "ndjson", "--limit", "3"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3
+
+
+def test_descriptors_listing(lastaccess_db, capsys):
+    assert main(["descriptors", str(lastaccess_db), "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 16  # 13 in $SDS + 3 distinct per-file descriptors
+    assert sum(1 for r in rows if r["source"] == "sds") == 13
+    by_id = {r["security_id"]: r for r in rows}
+    assert by_id[256]["sddl"] == "O:SYG:BAD:(A;;FR;;;SY)(A;;FR;;;BA)"
+    assert main(["descriptors", str(lastaccess_db), "--path", "/test/1.txt", "--format", "ndjson"]) == 0
+    assert [json.loads(x)["security_id"] for x in capsys.readouterr().out.splitlines()] == [268]
+
+
+def test_table_output_escapes_control_characters():
+    from aclscan.formats.rows import csv_safe, terminal_safe, write_rows
+
+    out = io.StringIO()
+    write_rows([{"path": "/evil\x1b[31mred\x07"}], ["path"], "table", out)
+    assert "\x1b" not in out.getvalue() and "\\x1b[31mred\\x07" in out.getvalue()
+    assert terminal_safe("a\nb") == "a\\x0ab"
+    assert [csv_safe(v) for v in ("=cmd()", "+1", "-1", "@x", "plain", 5)] == ["'=cmd()", "'+1", "'-1", "'@x", "plain", 5]
+
+
+def test_row_formats_are_exhaustive():
+    from aclscan.formats.rows import WRITERS, RowFormat
+
+    assert set(WRITERS) == set(RowFormat)
