@@ -82,17 +82,41 @@ def scan_image(
     started = time.perf_counter()
     with Image(image_path) as image:
         locations = image.locate(partition=partition, offset=offset)
+        # Open every volume before creating the database: a volume that cannot be
+        # opened is a bad item when others can, and the error itself when none can.
+        opened: list[tuple[VolumeLocation, Volume]] = []
+        unopened: list[ScanProblem] = []
+        for location in locations:
+            try:
+                opened.append((location, image.open_volume(location)))
+            except ImageError as exc:
+                if len(locations) == 1:
+                    raise
+                where = f"partition {location.partition} at offset {location.offset}"
+                unopened.append(ScanProblem("volume", f"{where} skipped: {exc}"))
         db = store.new_database(db_path)
         store.fast_load_pragmas(db)
         results = []
         try:
             with db.conn:
-                for volume_id, location in enumerate(locations, start=1):
-                    results.append(_scan_volume(image, location, db, volume_id, progress))
+                for volume_id, (location, volume) in enumerate(opened, start=1):
+                    results.append(_scan_volume(image, location, volume, db, volume_id, progress))
+                _store_problems(db, None, unopened)
             store.create_indexes(db)
         finally:
             db.conn.close()
+    if unopened:
+        results[0].problems[:0] = unopened
     return ScanResult(os.fspath(db_path), results, time.perf_counter() - started)
+
+
+def _store_problems(db, volume_id: int | None, problems: list[ScanProblem]) -> None:
+    store.bulk_insert(
+        db,
+        "scan_errors",
+        ("volume_id", "kind", "entry", "security_id", "reason"),
+        ((volume_id, p.kind, p.entry, p.security_id, p.reason) for p in problems),
+    )
 
 
 @dataclass
@@ -183,11 +207,10 @@ _NAMESPACE_RANK = np.array([1, 0, 2, 0], dtype=np.int8)
 
 
 def _scan_volume(
-    image: Image, location: VolumeLocation, db, volume_id: int, progress: Progress | None
+    image: Image, location: VolumeLocation, volume: Volume, db, volume_id: int, progress: Progress | None
 ) -> VolumeResult:
     started = time.perf_counter()
     problems: list[ScanProblem] = []
-    volume = image.open_volume(location)
     boot = BootSector.from_bytes(volume.boot_sector())
     columns = _read_mft(volume, boot, progress)
     problems += [ScanProblem("record", reason, entry=entry) for entry, reason in columns.problems]
@@ -284,12 +307,7 @@ def _scan_volume(
     store.bulk_insert(db, "links", ("volume_id", "entry", "parent_entry", "name", "path", "namespace"),
                       ((volume_id, *row) for row in names.links()))
     sid_rows = _store_descriptors(db, volume_id, infos, files_per_key)
-    store.bulk_insert(
-        db,
-        "scan_errors",
-        ("volume_id", "kind", "entry", "security_id", "reason"),
-        ((volume_id, p.kind, p.entry, p.security_id, p.reason) for p in problems),
-    )
+    _store_problems(db, volume_id, problems)
     db["volumes"].insert(
         {
             "id": volume_id,

@@ -111,3 +111,20 @@ def test_whole_disk_scans_every_ntfs_partition(tmp_path, table):
         scan_image(disk, tmp_path / "x.db", partition=7)
     with pytest.raises(NotNTFS):
         scan_image(disk, tmp_path / "x.db", offset=512)
+
+
+def test_a_partition_that_cannot_be_opened_is_recorded_and_the_others_scanned(tmp_path):
+    if shutil.which("sfdisk") is None:
+        pytest.skip("sfdisk not installed")
+    disk = _disk_with_two_volumes(tmp_path, "mbr")
+    with open(disk, "r+b") as fh:  # wreck the first volume's $MFT, keep its boot sector
+        boot = fh.read(2048 * 512 + 512)[2048 * 512:]
+        mft = int.from_bytes(boot[0x30:0x38], "little") * 4096
+        fh.seek(2048 * 512 + mft)
+        fh.write(b"\0" * 65536)
+    result = scan_image(disk, tmp_path / "d.db")
+    assert [v.location.partition for v in result.volumes] == [1]
+    assert [p.kind for p in result.problems] == ["volume"]
+    assert result.problems[0].reason.startswith("partition 0 at offset 1048576 skipped: cannot open the NTFS volume")
+    row = sqlite3.connect(tmp_path / "d.db").execute("SELECT volume_id, kind FROM scan_errors").fetchall()
+    assert row == [(None, "volume")]
