@@ -1,0 +1,36 @@
+"""Shared fixtures. Volumes are built by tests/volumes.py through mkntfs and ntfs-3g."""
+
+from __future__ import annotations
+
+import pytest
+
+from aclscan.fix import ntfs3g as _ntfs3g
+from tests import volumes
+
+
+@pytest.fixture(scope="session")
+def ntfs3g():
+    """The aclscan.fix.ntfs3g module; skips the test where volumes cannot be built."""
+    reason = _ntfs3g.ntfs3g_available()
+    if reason:
+        pytest.skip(f"ntfs-3g volumes unavailable: {reason}")
+    return _ntfs3g
+
+
+@pytest.fixture(scope="session")
+def feature_volume(ntfs3g, tmp_path_factory) -> volumes.Manifest:
+    """One volume with the awkward cases, built once per session (about 0.3 s).
+
+    30 nested directories; 200 files over 10 directories sharing 20 descriptors;
+    one file with 60 names in 60 directories; one with 40 named streams; names of
+    255 UTF-16 units and non-BMP characters, some across the MFT record's first
+    sector boundary; a deleted file; NULL, empty, absent and protected DACLs, deny
+    and inherited ACEs, a SACL with a mandatory label; files and directories with
+    ntfs-3g's legacy per-file descriptor (no security id). See volumes.feature_spec
+    and the names LINK_TARGET, STREAM_FILE, DELETED_FILE, DEEP_DIR there.
+
+    The manifest maps every path to its MFT entry and descriptor bytes. Treat the
+    image as read-only: other tests share it.
+    """
+    image = tmp_path_factory.mktemp("feature_volume") / "features.img"
+    return volumes.build_feature_volume(image)
