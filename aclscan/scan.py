@@ -412,20 +412,34 @@ class _Names:
         self.sequence_of_entry[entry] = sequence
         self.entry = entry
         self.is_dir = is_dir
-        self.primary = [self.name(i) if i >= 0 else None for i in primary_name.tolist()]
+        self.primary = self.names_at(primary_name)
 
+        # Every directory's '/a/b/' prefix once; then each file is one lookup and one
+        # concatenation. Broken parents (gone, reused, not a directory) are orphans.
         self._prefix: dict[int, str] = {ROOT_ENTRY: "/"}
         parent_ok = self._parents_ok(parent, parent_sequence)
-        prefixes = [self._dir_prefix(p) if ok else ORPHAN_PREFIX for p, ok in zip(parent.tolist(), parent_ok.tolist())]
-        paths = []
-        for file_entry, prefix, name in zip(entry.tolist(), prefixes, self.primary):
-            if file_entry == ROOT_ENTRY:
-                paths.append("/")
-            elif name is None:
-                paths.append(f"{ORPHAN_PREFIX}OrphanFile-{file_entry}")
-            else:
-                paths.append(prefix + name)
+        parents = np.unique(parent[parent_ok]).tolist()
+        prefix_of = {p: self._dir_prefix(p) for p in parents}
+        prefixes = [prefix_of[p] if ok else ORPHAN_PREFIX for p, ok in zip(parent.tolist(), parent_ok.tolist())]
+        paths = [prefix + name if name is not None else None for prefix, name in zip(prefixes, self.primary)]
+        for row in np.nonzero(primary_name < 0)[0].tolist():
+            paths[row] = f"{ORPHAN_PREFIX}OrphanFile-{int(entry[row])}"
+        root = np.nonzero(entry == ROOT_ENTRY)[0]
+        if len(root):
+            paths[int(root[0])] = "/"
         self.paths = paths
+
+    def names_at(self, indexes: np.ndarray) -> list[str | None]:
+        """The decoded names of many $FILE_NAME rows (None for index -1), in bulk."""
+        valid = indexes >= 0
+        safe = np.where(valid, indexes, 0)
+        starts = (self.columns.name_start[safe] // 2).tolist() if len(safe) else []
+        ends = ((self.columns.name_start[safe] + self.columns.name_length[safe]) // 2).tolist() if len(safe) else []
+        text = self.columns.names
+        names: list[str | None] = [text[a:b] for a, b in zip(starts, ends)]
+        for row in np.nonzero(~valid)[0].tolist():
+            names[row] = None
+        return names
 
     def name(self, index: int) -> str:
         start = int(self.columns.name_start[index]) // 2
