@@ -143,11 +143,15 @@ class Image:
         self.path = os.fspath(path)
         self.kind, self.segments = image_segments(path)
         self._scratch: tempfile.TemporaryDirectory | None = None
+        self._raw_fd: int | None = None  # a read-only descriptor for bulk reads of flat images
         try:
             if self.kind == "gzip":
-                self._img = pytsk3.Img_Info(self._expand_gzip(self.path))
+                flat = self._expand_gzip(self.path)
+                self._img = pytsk3.Img_Info(flat)
+                self._raw_fd = os.open(flat, os.O_RDONLY)
             elif self.kind == "raw":
                 self._img = pytsk3.Img_Info(self.path)
+                self._raw_fd = os.open(self.path, os.O_RDONLY)
             elif self.kind == "split":
                 self._img = _SegmentedImage(self.segments)
             else:
@@ -168,6 +172,9 @@ class Image:
         closer = getattr(self._img, "close", None)
         if closer:
             closer()
+        if self._raw_fd is not None:
+            os.close(self._raw_fd)
+            self._raw_fd = None
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None
@@ -190,6 +197,24 @@ class Image:
             return self._img.read(offset, size)
         except (IOError, OSError) as exc:
             raise ImageError(f"cannot read {size} bytes at {offset}: {_one_line(exc)}") from None
+
+    def read_into(self, offset: int, target: memoryview) -> None:
+        """Fill ``target`` with the image bytes at ``offset`` (one copy, no allocation
+        for flat images); raises ImageError on a short read."""
+        want = len(target)
+        if self._raw_fd is not None:
+            done = 0
+            while done < want:
+                got = os.preadv(self._raw_fd, [target[done:]], offset + done)
+                if got <= 0:
+                    break
+                done += got
+        else:
+            data = self.read(offset, want)
+            done = len(data)
+            target[:done] = data
+        if done != want:
+            raise ImageError(f"short read: {done} of {want} bytes at offset {offset} (truncated image?)")
 
     def partitions(self) -> list[VolumeLocation]:
         """Every partition in the image's partition table (MBR or GPT); empty if none."""
@@ -273,36 +298,86 @@ class Volume:
         """Bytes in the `$MFT` `$DATA` stream."""
         return self._attribute_size(self._open_meta(MFT_ENTRY_MFT), ATTR_TYPE_DATA, "")
 
-    def iter_mft(self, chunk_size: int, piece_size: int = 1 << 16) -> Iterator[tuple[int, bytes, list[tuple[int, int]]]]:
-        """The `$MFT` stream in chunks: (byte offset, bytes, unreadable ranges).
+    def mft_runs(self) -> tuple[int, list[tuple[int, int | None, int]]]:
+        """`$MFT`'s `$DATA` as (size, [(stream offset, image offset or None, length)]).
 
-        Follows fragmentation (The Sleuth Kit walks the runlist). A chunk that
-        cannot be read whole (a truncated image, a bad sector) is read again in
-        pieces; pieces that still fail come back as zeros (free records) and
-        their (start, end) byte ranges are listed, so the walk goes on.
+        Offsets are bytes; None marks a sparse run or one past the initialized
+        size (it reads as zeros). The run list is The Sleuth Kit's, so an
+        `$ATTRIBUTE_LIST` on `$MFT` itself (a very fragmented MFT) is followed.
         """
         handle = self._open_meta(MFT_ENTRY_MFT)
         attr = self._find_attribute(handle, ATTR_TYPE_DATA, "")
         size = attr.info.size
-        for start in range(0, size, chunk_size):
-            length = min(chunk_size, size - start)
-            try:
-                yield start, self._read_attribute(handle, attr, start, length), []
+        initialized = getattr(attr.info, "initsize", size) or size
+        cluster = self.cluster_size
+        runs: list[tuple[int, int | None, int]] = []
+        sparse = pytsk3.TSK_FS_ATTR_RUN_FLAG_SPARSE | pytsk3.TSK_FS_ATTR_RUN_FLAG_FILLER
+        for run in attr:
+            start = run.offset * cluster
+            length = min(run.len * cluster, size - start)
+            if length <= 0:
                 continue
+            if int(run.flags) & sparse:
+                runs.append((start, None, length))
+                continue
+            where = self.location.offset + run.addr * cluster
+            live = max(0, min(length, initialized - start))
+            if live:
+                runs.append((start, where, live))
+            if live < length:
+                runs.append((start + live, None, length - live))
+        runs.sort()
+        covered = sum(length for _s, _w, length in runs)
+        if covered != size:
+            raise ImageError(f"$MFT run list covers {covered} of {size} bytes")
+        return size, runs
+
+    def iter_mft(
+        self, chunk_size: int, piece_size: int = 1 << 16
+    ) -> Iterator[tuple[int, bytearray, list[tuple[int, int]]]]:
+        """The `$MFT` stream in chunks: (stream offset, writable bytes, unreadable ranges).
+
+        Reads the image directly along `$MFT`'s run list, a chunk at a time, into
+        one reused buffer (valid until the next chunk) the parser may change in
+        place; sparse runs read as zeros. A piece that cannot be read
+        (a truncated image, a bad sector) comes back as zeros (free records) and
+        its (start, end) stream range is listed, so the walk goes on.
+        """
+        size, runs = self.mft_runs()
+        # One buffer for the whole walk: a chunk is valid until the next is asked for.
+        whole = bytearray(min(chunk_size, size))
+        for start in range(0, size, chunk_size):
+            end = min(start + chunk_size, size)
+            buffer = whole if end - start == len(whole) else bytearray(end - start)
+            view = memoryview(buffer)
+            bad: list[tuple[int, int]] = []
+            for run_start, where, length in runs:
+                low, high = max(start, run_start), min(end, run_start + length)
+                if low >= high:
+                    continue
+                if where is None:  # sparse, or past the initialized size
+                    view[low - start : high - start] = bytes(high - low)
+                    continue
+                self._read_span(view, start, low, high, where - run_start, piece_size, bad)
+            yield start, buffer, bad
+
+    def _read_span(self, view, chunk_start, low, high, shift, piece_size, bad) -> None:
+        """Read stream bytes low..high (image offset = stream offset + shift) into view."""
+        try:
+            self.image.read_into(low + shift, view[low - chunk_start : high - chunk_start])
+            return
+        except ImageError:
+            pass
+        for piece in range(low, high, piece_size):
+            piece_end = min(piece + piece_size, high)
+            try:
+                self.image.read_into(piece + shift, view[piece - chunk_start : piece_end - chunk_start])
             except ImageError:
-                pass
-            parts, bad = [], []
-            for piece in range(start, start + length, piece_size):
-                piece_length = min(piece_size, start + length - piece)
-                try:
-                    parts.append(self._read_attribute(handle, attr, piece, piece_length))
-                except ImageError:
-                    parts.append(bytes(piece_length))
-                    if bad and bad[-1][1] == piece:
-                        bad[-1] = (bad[-1][0], piece + piece_length)
-                    else:
-                        bad.append((piece, piece + piece_length))
-            yield start, b"".join(parts), bad
+                view[piece - chunk_start : piece_end - chunk_start] = bytes(piece_end - piece)
+                if bad and bad[-1][1] == piece:
+                    bad[-1] = (bad[-1][0], piece_end)
+                else:
+                    bad.append((piece, piece_end))
 
     def read_attribute(self, entry: int, attr_type: int, name: str = "") -> bytes:
         """The whole value of one attribute (resident or not) of an MFT entry."""

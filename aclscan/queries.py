@@ -23,14 +23,24 @@ def _glob_escape(text: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
-def _path_clause(prefix: str | None, column: str = "path") -> tuple[str, list]:
+def _path_clause(prefix: str | None, alias: str = "f") -> tuple[str, list]:
+    """Files at or under a path. Paths are stored per directory, so this looks the
+    directories up (indexed) and takes the files whose parent is one of them."""
     if not prefix:
         return "", []
     norm = normalise_path_prefix(prefix)
     if norm == "/":
         return "", []
-    # GLOB keeps the index on path usable, LIKE would not (it is case-insensitive).
-    return f"({column} = ? OR {column} GLOB ?)", [norm, _glob_escape(norm) + "/*"]
+    parent, _, name = norm.rpartition("/")
+    under = (
+        f"(({alias}.volume_id, {alias}.parent_entry, {alias}.parent_sequence) IN"
+        " (SELECT volume_id, entry, sequence FROM directories WHERE path = ? OR path GLOB ?))"
+    )
+    itself = (
+        f"(({alias}.volume_id, {alias}.parent_entry, {alias}.parent_sequence) IN"
+        f" (SELECT volume_id, entry, sequence FROM directories WHERE path = ?) AND {alias}.name = ?)"
+    )
+    return f"({under} OR {itself})", [norm, _glob_escape(norm) + "/*", parent or "/", name]
 
 
 def _descriptors_with_sid_clause(sid: str | None, column: str) -> tuple[str, list]:
@@ -59,7 +69,7 @@ def iter_files(
     limit: int | None = None,
 ) -> Iterator[dict]:
     where, params = _where(
-        _path_clause(path_prefix, "f.path"),
+        _path_clause(path_prefix, "f"),
         _descriptors_with_sid_clause(sid, "f.descriptor_key"),
         ("f.descriptor_key = ?", [descriptor_key]) if descriptor_key is not None else ("", []),
         ("f.is_dir = ?", [int(dirs_only)]) if dirs_only is not None else ("", []),
@@ -84,9 +94,9 @@ def iter_descriptors(
     path_prefix: str | None = None,
     limit: int | None = None,
 ) -> Iterator[dict]:
-    path_clause, path_params = _path_clause(path_prefix, "path")
+    path_clause, path_params = _path_clause(path_prefix, "f")
     in_path = (
-        (f"key IN (SELECT descriptor_key FROM files WHERE {path_clause})", path_params) if path_clause else ("", [])
+        (f"key IN (SELECT f.descriptor_key FROM files f WHERE {path_clause})", path_params) if path_clause else ("", [])
     )
     where, params = _where(_descriptors_with_sid_clause(sid, "key"), in_path)
     sql = f'SELECT key, volume_id, security_id, source, files, owner, "group", control, sddl, error FROM descriptors{where} ORDER BY key'

@@ -20,13 +20,14 @@ import numpy as np
 from aclscan import __version__
 from aclscan.errors import Error, ImageError, NotFound
 from aclscan.image import ATTR_TYPE_SECURITY_DESCRIPTOR, Image, Volume, VolumeLocation
-from aclscan.ntfs.mft import FILE_FILE_NAME_INDEX_PRESENT, NAMESPACE_DOS, BootSector, MftBatch, parse_mft_chunk
+from aclscan.ntfs.mft import FILE_FILE_NAME_INDEX_PRESENT, BootSector, MftBatch, parse_mft_chunk
+from aclscan.ntfs.names import NAMESPACE_DOS, DirectoryTree, join_path, primary_names
 from aclscan.ntfs.sds import parse_sds
 from aclscan import store
 from aclscan.descriptor_rows import DescriptorInfo, describe
 
-ROOT_ENTRY = 5
-ORPHAN_PREFIX = "/$OrphanFiles/"
+FILE_RECORD_COLUMNS = ("volume_id", "entry", "sequence", "parent_entry", "parent_sequence", "name", "is_dir",
+                       "links", "security_id", "descriptor_key")
 VOLUME_INFORMATION = 0x70
 VOLUME_NAME = 0x60
 MFT_ENTRY_VOLUME = 3
@@ -98,9 +99,13 @@ def scan_image(
         store.fast_load_pragmas(db)
         results = []
         try:
+            for volume_id, (location, volume) in enumerate(opened, start=1):
+                # One transaction per volume; its file rows come through their own
+                # connection first (the RowWriter), so this one holds no lock then.
+                db.conn.commit()
+                with db.conn:
+                    results.append(_VolumeScan(image, location, volume, db, volume_id, progress).run())
             with db.conn:
-                for volume_id, (location, volume) in enumerate(opened, start=1):
-                    results.append(_scan_volume(image, location, volume, db, volume_id, progress))
                 _store_problems(db, None, unopened)
             store.create_indexes(db)
         finally:
@@ -119,70 +124,299 @@ def _store_problems(db, volume_id: int | None, problems: list[ScanProblem]) -> N
     )
 
 
-@dataclass
-class _Columns:
-    """The MFT columns of a whole volume, concatenated from its batches."""
+class _VolumeScan:
+    """One volume: the MFT pass streams file rows to the database as it goes;
+    what needs the whole volume (directory paths, files whose names sit in
+    extension records, descriptor counts) is finished at the end."""
 
-    entry: np.ndarray
-    sequence: np.ndarray
-    flags: np.ndarray
-    base_entry: np.ndarray
-    security_id: np.ndarray
-    name_owner: np.ndarray
-    name_parent: np.ndarray
-    name_parent_sequence: np.ndarray
-    name_namespace: np.ndarray
-    name_start: np.ndarray
-    name_length: np.ndarray
-    names: str  # every name, decoded once; a name is names[start // 2:(start + length) // 2]
-    descriptors: list[tuple[int, bytes | None]]
-    problems: list[tuple[int, str]]
-    records_total: int
+    def __init__(self, image: Image, location: VolumeLocation, volume: Volume, db, volume_id: int,
+                 progress: Progress | None):
+        self.image, self.location, self.volume, self.db = image, location, volume, db
+        self.database_path = db.execute("PRAGMA database_list").fetchone()[2]
+        self.volume_id = volume_id
+        self.progress = progress
+        self.problems: list[ScanProblem] = []
+        self.infos: list[DescriptorInfo] = []
+        self.next_key = _next_descriptor_key(db)
+        self.key_of_security_id: dict[int, int] = {}
+        self.key_of_bytes: dict[bytes, int] = {}
+        self.files_per_key: dict[int, int] = {}
+        self.files = 0
+        # Every in-use record (for the extension record checks at the end).
+        self.record_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        # Directories (entry, sequence, parent, parent sequence, name), for paths.
+        self.directories: list[tuple[int, int, int, int, str | None]] = []
+        # Hard links: (entry, parent, parent sequence, name, name space).
+        self.links: list[tuple[int, int, int, str, int]] = []
+        # Files with an $ATTRIBUTE_LIST, finished once every extension record is read:
+        # (entry, sequence, is_dir, security_id, key via security id or -1).
+        self.deferred: list[tuple[int, int, bool, int, int]] = []
+        self.deferred_names: list[tuple[int, int, int, int, str]] = []
+        self.deferred_descriptor: dict[int, int] = {}
 
+    def run(self) -> VolumeResult:
+        started = time.perf_counter()
+        boot = BootSector.from_bytes(self.volume.boot_sector())
+        self._load_sds()
+        writer = store.RowWriter(self.database_path, "file_records", FILE_RECORD_COLUMNS)
+        try:
+            records_total = self._walk_mft(boot, writer)
+        finally:
+            writer.close()
+        self._finish_deferred()
+        self._store_directories_and_links()
+        self._check_extensions()
+        sid_count = _store_descriptors(self.db, self.volume_id, self.infos, self.files_per_key)
+        _store_problems(self.db, self.volume_id, self.problems)
+        version, label = _volume_information(self.volume)
+        self.db["volumes"].insert(
+            {
+                "id": self.volume_id,
+                "image": os.path.abspath(self.image.path),
+                "image_kind": self.image.kind,
+                "partition": self.location.partition,
+                "offset": self.location.offset,
+                "ntfs_version": version,
+                "serial": f"{boot.serial_number:016X}",
+                "label": label,
+                "cluster_size": boot.cluster_size,
+                "record_size": boot.mft_record_size,
+                "mft_records": records_total,
+                "records_in_use": sum(len(part[0]) for part in self.record_parts),
+                "files": self.files,
+                "sds_entries": len(self.key_of_security_id),
+                "scanned_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "aclscan_version": __version__,
+                "duration_seconds": round(time.perf_counter() - started, 3),
+            }
+        )
+        return VolumeResult(self.volume_id, self.location, self.files, len(self.infos), sid_count, self.problems)
 
-def _read_mft(volume: Volume, boot: BootSector, progress: Progress | None) -> _Columns:
-    record_size = boot.mft_record_size
-    total = volume.mft_size() // record_size
-    batches: list[MftBatch] = []
-    blob_parts: list[bytes] = []
-    blob_offset = 0
-    done = 0
-    unreadable: list[tuple[int, str]] = []
-    for start, data, bad_ranges in volume.iter_mft(CHUNK_RECORDS * record_size, piece_size=record_size):
-        for low, high in bad_ranges:
-            unreadable.append((low // record_size, f"MFT records {low // record_size}..{high // record_size - 1}"
-                               " unreadable (truncated image or read error)"))
-        batch = parse_mft_chunk(data, start // record_size, record_size)
-        batch.name_start = batch.name_start + blob_offset
-        blob_offset += len(batch.name_blob)
-        blob_parts.append(batch.name_blob)
-        batch.name_blob = b""
-        batches.append(batch)
-        done += batch.records_seen
-        if progress:
-            progress(done, total)
+    # --- descriptors: once per distinct item ------------------------------------------
 
-    def cat(attribute: str, dtype) -> np.ndarray:
-        parts = [getattr(b, attribute) for b in batches]
-        return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype=dtype)
+    def _load_sds(self) -> None:
+        try:
+            entries, sds_problems = parse_sds(self.volume.read_sds())
+        except NotFound:
+            entries, sds_problems = {}, []  # NTFS 1.x: no $Secure
+        except ImageError as exc:
+            entries, sds_problems = {}, []
+            self.problems.append(ScanProblem("sds", f"$Secure:$SDS unreadable: {exc}"))
+        self.problems += [ScanProblem("sds", p.reason, security_id=p.security_id) for p in sds_problems]
+        for security_id in sorted(entries):
+            entry = entries[security_id]
+            info = self._describe(entry.descriptor, security_id=security_id, source="sds", hash_ok=entry.hash_ok)
+            self.key_of_security_id[security_id] = info.key
+        ids = sorted(self.key_of_security_id)
+        self._sds_ids = np.array(ids, dtype=np.int64)
+        self._sds_keys = np.array([self.key_of_security_id[i] for i in ids], dtype=np.int64)
 
-    return _Columns(
-        entry=cat("entry", np.int64),
-        sequence=cat("sequence", np.uint16),
-        flags=cat("flags", np.uint16),
-        base_entry=cat("base_entry", np.int64),
-        security_id=cat("security_id", np.uint32),
-        name_owner=cat("name_owner", np.int64),
-        name_parent=cat("name_parent", np.int64),
-        name_parent_sequence=cat("name_parent_sequence", np.uint16),
-        name_namespace=cat("name_namespace", np.uint8),
-        name_start=cat("name_start", np.int64),
-        name_length=cat("name_length", np.int64),
-        names=b"".join(blob_parts).decode("utf-16-le", "surrogatepass"),
-        descriptors=[d for b in batches for d in b.descriptors],
-        problems=unreadable + [p for b in batches for p in b.problems],
-        records_total=total,
-    )
+    def _describe(self, raw: bytes, *, security_id: int | None, source: str, hash_ok: bool | None,
+                  entry: int | None = None) -> DescriptorInfo:
+        info = describe(self.next_key, raw, security_id=security_id, source=source, hash_ok=hash_ok)
+        self.next_key += 1
+        if info.error:
+            self.problems.append(ScanProblem("descriptor", info.error, entry=entry, security_id=security_id))
+        self.infos.append(info)
+        return info
+
+    def _own_descriptor_key(self, owner: int, raw: bytes | None) -> int | None:
+        """The key of a record's own $SECURITY_DESCRIPTOR, de-duplicated by bytes."""
+        if raw is None:  # non-resident: the careful path reads it through the image layer
+            try:
+                raw = self.volume.read_attribute(owner, ATTR_TYPE_SECURITY_DESCRIPTOR)
+            except Error as exc:
+                self.problems.append(ScanProblem("descriptor", f"$SECURITY_DESCRIPTOR unreadable: {exc}", entry=owner))
+                return None
+        key = self.key_of_bytes.get(raw)
+        if key is None:
+            key = self._describe(raw, security_id=None, source="attribute", hash_ok=None, entry=owner).key
+            self.key_of_bytes[raw] = key
+        return key
+
+    def _keys_of_security_ids(self, security_id: np.ndarray) -> np.ndarray:
+        """Descriptor key per security id (vectorised), -1 where $SDS lacks it."""
+        if not len(self._sds_ids):
+            return np.full(len(security_id), -1, dtype=np.int64)
+        where = np.minimum(np.searchsorted(self._sds_ids, security_id), len(self._sds_ids) - 1)
+        found = (self._sds_ids[where] == security_id) & (security_id != 0)
+        return np.where(found, self._sds_keys[where], -1)
+
+    # --- the MFT pass ---------------------------------------------------------------
+
+    def _walk_mft(self, boot: BootSector, writer: store.RowWriter) -> int:
+        record_size = boot.mft_record_size
+        total = self.volume.mft_size() // record_size
+        done = 0
+        for start, data, bad_ranges in self.volume.iter_mft(CHUNK_RECORDS * record_size, piece_size=record_size):
+            for low, high in bad_ranges:
+                self.problems.append(ScanProblem(
+                    "record",
+                    f"MFT records {low // record_size}..{high // record_size - 1} unreadable"
+                    " (truncated image or read error)",
+                    entry=low // record_size,
+                ))
+            batch = parse_mft_chunk(data, start // record_size, record_size)
+            del data
+            writer.put(self._take(batch))
+            done += batch.records_seen
+            if self.progress:
+                self.progress(done, total)
+        return total
+
+    def _take(self, batch: MftBatch) -> list[tuple]:
+        """File rows of one chunk's base records; the rest is kept for the end."""
+        self.problems += [ScanProblem("record", reason, entry=entry) for entry, reason in batch.problems]
+        count = len(batch.entry)
+        self.record_parts.append((batch.entry, batch.sequence, batch.base_entry, batch.base_sequence))
+        is_base = batch.base_entry < 0
+        simple = is_base & ~batch.has_attribute_list
+        is_dir = (batch.flags & FILE_FILE_NAME_INDEX_PRESENT) != 0
+
+        own_key = np.full(count, -1, dtype=np.int64)
+        for owner, raw in batch.descriptors:
+            key = self._own_descriptor_key(owner, raw)
+            if key is None:
+                continue
+            row = int(np.searchsorted(batch.entry, owner))
+            if row < count and batch.entry[row] == owner and simple[row]:
+                own_key[row] = key
+            else:
+                self.deferred_descriptor[owner] = key
+
+        security_id = batch.security_id.astype(np.int64)
+        sds_key = self._keys_of_security_ids(security_id)
+        for row in np.nonzero(is_base & (security_id != 0) & (sds_key < 0))[0].tolist():
+            self.problems.append(ScanProblem(
+                "record", f"security id {int(security_id[row])} not in $SDS",
+                entry=int(batch.entry[row]), security_id=int(security_id[row])))
+        # $Secure by security id (NTFS 3.x), else the record's own descriptor (NTFS 1.x,
+        # and the records Windows still writes that way). A record with neither keeps
+        # descriptor_key NULL: Windows writes a few system files so.
+        key = np.where(sds_key >= 0, sds_key, own_key)
+        shown_security_id = np.where((sds_key >= 0) | (own_key < 0), security_id, 0)
+
+        # Names of the simple records; names in extension records or of files with an
+        # attribute list wait for the end.
+        in_simple = simple[batch.name_record]
+        local = np.nonzero(in_simple)[0]
+        primary, links = primary_names(batch.name_record[local], batch.name_namespace[local], count)
+        primary = np.where(primary >= 0, local[np.maximum(primary, 0)], -1)
+        text = batch.name_blob.decode("utf-16-le", "surrogatepass")
+        starts = (batch.name_start // 2).tolist()
+        ends = ((batch.name_start + batch.name_length) // 2).tolist()
+
+        def name_of(index: int) -> str:
+            return text[starts[index] : ends[index]]
+
+        rows_index = np.nonzero(simple)[0]
+        chosen = primary[rows_index]
+        has_name = chosen >= 0
+        safe = np.maximum(chosen, 0)
+        parent = np.where(has_name, batch.name_parent[safe], -1).tolist()
+        parent_sequence = np.where(has_name, batch.name_parent_sequence[safe], 0).tolist()
+        names = [text[starts[i] : ends[i]] if i >= 0 else None for i in chosen.tolist()]
+        file_keys = key[rows_index]
+        rows = list(zip(
+            [self.volume_id] * len(rows_index),
+            batch.entry[rows_index].tolist(),
+            batch.sequence[rows_index].tolist(),
+            parent,
+            parent_sequence,
+            names,
+            is_dir[rows_index].astype(np.int8).tolist(),
+            links[rows_index].tolist(),
+            [v or None for v in shown_security_id[rows_index].tolist()],
+            [k if k >= 0 else None for k in file_keys.tolist()],
+        ))
+        self.files += len(rows_index)
+        counted = file_keys[file_keys >= 0]
+        if len(counted):
+            keys, counts = np.unique(counted, return_counts=True)
+            for k, c in zip(keys.tolist(), counts.tolist()):
+                self.files_per_key[k] = self.files_per_key.get(k, 0) + c
+
+        for row in np.nonzero(is_dir[rows_index])[0].tolist():
+            self.directories.append((rows[row][1], rows[row][2], parent[row], parent_sequence[row], names[row]))
+        linked = set(np.nonzero(simple & (links > 1))[0].tolist())
+        if linked:
+            for index in local.tolist():
+                record = int(batch.name_record[index])
+                if record in linked and batch.name_namespace[index] != NAMESPACE_DOS:
+                    self.links.append((int(batch.entry[record]), int(batch.name_parent[index]),
+                                       int(batch.name_parent_sequence[index]), name_of(index),
+                                       int(batch.name_namespace[index])))
+
+        for row in np.nonzero(is_base & batch.has_attribute_list)[0].tolist():
+            self.deferred.append((int(batch.entry[row]), int(batch.sequence[row]), bool(is_dir[row]),
+                                  int(shown_security_id[row]), int(sds_key[row])))
+        for index in np.nonzero(~in_simple)[0].tolist():
+            self.deferred_names.append((int(batch.name_owner[index]), int(batch.name_parent[index]),
+                                        int(batch.name_parent_sequence[index]), int(batch.name_namespace[index]),
+                                        name_of(index)))
+        return rows
+
+    # --- what needs the whole volume -----------------------------------------------
+
+    def _finish_deferred(self) -> None:
+        """Files whose attributes spread over extension records, now that all are read."""
+        if not self.deferred:
+            return
+        wanted = {entry for entry, *_ in self.deferred}
+        names_of: dict[int, list[tuple[int, int, int, str]]] = {}
+        for owner, parent, parent_sequence, namespace, name in self.deferred_names:
+            if owner in wanted:
+                names_of.setdefault(owner, []).append((namespace, parent, parent_sequence, name))
+        rows = []
+        for entry, sequence, is_dir, security_id, sds_key in self.deferred:
+            names = names_of.get(entry, [])
+            primary, links = primary_names(np.zeros(len(names), dtype=np.int64),
+                                           np.array([n[0] for n in names], dtype=np.uint8), 1)
+            own = self.deferred_descriptor.get(entry, -1)
+            key = sds_key if sds_key >= 0 else own
+            if own >= 0 and sds_key < 0:
+                security_id = 0
+            if primary[0] >= 0:
+                _namespace, parent, parent_sequence, name = names[int(primary[0])]
+            else:
+                parent, parent_sequence, name = -1, 0, None
+            rows.append((self.volume_id, entry, sequence, parent, parent_sequence, name, int(is_dir),
+                         int(links[0]), security_id or None, key if key >= 0 else None))
+            if key >= 0:
+                self.files_per_key[key] = self.files_per_key.get(key, 0) + 1
+            if is_dir:
+                self.directories.append((entry, sequence, parent, parent_sequence, name))
+            if links[0] > 1:
+                self.links += [(entry, p, ps, n, ns) for ns, p, ps, n in names if ns != NAMESPACE_DOS]
+        self.files += len(rows)
+        store.bulk_insert(self.db, "file_records", FILE_RECORD_COLUMNS, rows)
+
+    def _store_directories_and_links(self) -> None:
+        columns = list(zip(*self.directories)) if self.directories else [[]] * 5
+        tree = DirectoryTree(*columns)
+        store.bulk_insert(self.db, "directories", ("volume_id", "entry", "sequence", "path"),
+                          ((self.volume_id, entry, sequence, path) for entry, sequence, path in tree.items()))
+        store.bulk_insert(
+            self.db, "links", ("volume_id", "entry", "parent_entry", "name", "path", "namespace"),
+            ((self.volume_id, entry, parent, name, join_path(tree.parent_path(parent, parent_sequence), name, entry),
+              namespace) for entry, parent, parent_sequence, name, namespace in self.links),
+        )
+
+    def _check_extensions(self) -> None:
+        """Extension records must point at an in-use base record of the same sequence."""
+        entry = np.concatenate([p[0] for p in self.record_parts]) if self.record_parts else np.zeros(0, np.int64)
+        sequence = np.concatenate([p[1] for p in self.record_parts]) if self.record_parts else entry
+        base = np.concatenate([p[2] for p in self.record_parts]) if self.record_parts else entry
+        base_sequence = np.concatenate([p[3] for p in self.record_parts]) if self.record_parts else entry
+        extension = np.nonzero(base >= 0)[0]
+        if not len(extension):
+            return
+        where = np.minimum(np.searchsorted(entry, base[extension]), len(entry) - 1)
+        sound = (entry[where] == base[extension]) & (base[where] < 0) & (sequence[where] == base_sequence[extension])
+        for row in extension[~sound].tolist():
+            self.problems.append(ScanProblem(
+                "record", f"extension record of base {int(base[row])}, which is not an in-use base record"
+                          " of that sequence", entry=int(entry[row])))
 
 
 def _volume_information(volume: Volume) -> tuple[str | None, str | None]:
@@ -201,312 +435,15 @@ def _volume_information(volume: Volume) -> tuple[str | None, str | None]:
     return version, label
 
 
-# Preferred $FILE_NAME name space for a file's primary name: Win32 (and the
-# Win32+DOS pair), then POSIX, then the DOS 8.3 alias.
-_NAMESPACE_RANK = np.array([1, 0, 2, 0], dtype=np.int8)
-
-
-def _scan_volume(
-    image: Image, location: VolumeLocation, volume: Volume, db, volume_id: int, progress: Progress | None
-) -> VolumeResult:
-    started = time.perf_counter()
-    problems: list[ScanProblem] = []
-    boot = BootSector.from_bytes(volume.boot_sector())
-    columns = _read_mft(volume, boot, progress)
-    problems += [ScanProblem("record", reason, entry=entry) for entry, reason in columns.problems]
-
-    # --- security descriptors, once per distinct item -------------------------------
-    try:
-        sds_entries, sds_problems = parse_sds(volume.read_sds())
-    except NotFound:
-        sds_entries, sds_problems = {}, []  # NTFS 1.x: no $Secure
-    except ImageError as exc:
-        sds_entries, sds_problems = {}, []
-        problems.append(ScanProblem("sds", f"$Secure:$SDS unreadable: {exc}"))
-    problems += [ScanProblem("sds", p.reason, security_id=p.security_id) for p in sds_problems]
-
-    infos: list[DescriptorInfo] = []
-    key_of_security_id: dict[int, int] = {}
-    next_key = _next_descriptor_key(db)
-    for security_id in sorted(sds_entries):
-        entry = sds_entries[security_id]
-        info = describe(next_key, entry.descriptor, security_id=security_id, source="sds", hash_ok=entry.hash_ok)
-        if info.error:
-            problems.append(ScanProblem("descriptor", info.error, security_id=security_id))
-        infos.append(info)
-        key_of_security_id[security_id] = next_key
-        next_key += 1
-
-    key_of_bytes: dict[bytes, int] = {}
-    own_descriptor: dict[int, int] = {}
-    for owner, raw in columns.descriptors:
-        if raw is None:  # non-resident: the careful path reads it through the image layer
-            try:
-                raw = volume.read_attribute(owner, ATTR_TYPE_SECURITY_DESCRIPTOR)
-            except Error as exc:
-                problems.append(ScanProblem("descriptor", f"$SECURITY_DESCRIPTOR unreadable: {exc}", entry=owner))
-                continue
-        key = key_of_bytes.get(raw)
-        if key is None:
-            info = describe(next_key, raw, security_id=None, source="attribute", hash_ok=None)
-            if info.error:
-                problems.append(ScanProblem("descriptor", info.error, entry=owner))
-            infos.append(info)
-            key = key_of_bytes[raw] = next_key
-            next_key += 1
-        own_descriptor[owner] = key
-
-    # --- records: base records are files ---------------------------------------------
-    is_base = columns.base_entry < 0
-    entry = columns.entry[is_base]
-    sequence = columns.sequence[is_base]
-    is_dir = (columns.flags[is_base] & FILE_FILE_NAME_INDEX_PRESENT) != 0
-    security_id = columns.security_id[is_base]
-    _check_extensions(columns, problems)
-
-    # Descriptor key per file: $Secure by security id (NTFS 3.x), else the record's own
-    # $SECURITY_DESCRIPTOR (NTFS 1.x and the records Windows still writes that way).
-    known, descriptor_key = _lookup(key_of_security_id, security_id)
-    known &= security_id != 0
-    descriptor_key = np.where(known, descriptor_key, -1)
-    for row in np.nonzero((security_id != 0) & ~known)[0]:
-        problems.append(
-            ScanProblem("record", f"security id {int(security_id[row])} not in $SDS", entry=int(entry[row]),
-                        security_id=int(security_id[row]))
-        )
-    has_own, own_key = _lookup(own_descriptor, entry)
-    descriptor_key = np.where(has_own & ~known, own_key, descriptor_key)
-    # A record with neither a SecurityId nor its own descriptor (Windows writes a few
-    # system files that way) keeps descriptor_key NULL: an observation, not damage.
-
-    # --- names and paths ------------------------------------------------------------
-    names = _Names(columns, entry, sequence, is_dir)
-    files_per_key = np.bincount(descriptor_key[descriptor_key >= 0], minlength=next_key) if len(entry) else None
-
-    # --- store ------------------------------------------------------------------------
-    version, label = _volume_information(volume)
-    file_security_id = np.where(known, security_id, 0)
-    store.bulk_insert(
-        db,
-        "files",
-        ("volume_id", "entry", "sequence", "path", "name", "parent_entry", "is_dir", "links", "security_id",
-         "descriptor_key"),
-        zip(
-            [volume_id] * len(entry),
-            entry.tolist(),
-            sequence.tolist(),
-            names.paths,
-            names.primary,
-            names.parent.tolist(),
-            is_dir.astype(np.int8).tolist(),
-            names.link_count.tolist(),
-            [s or None for s in file_security_id.tolist()],
-            [k if k >= 0 else None for k in descriptor_key.tolist()],
-        ),
-    )
-    store.bulk_insert(db, "links", ("volume_id", "entry", "parent_entry", "name", "path", "namespace"),
-                      ((volume_id, *row) for row in names.links()))
-    sid_rows = _store_descriptors(db, volume_id, infos, files_per_key)
-    _store_problems(db, volume_id, problems)
-    db["volumes"].insert(
-        {
-            "id": volume_id,
-            "image": os.path.abspath(image.path),
-            "image_kind": image.kind,
-            "partition": location.partition,
-            "offset": location.offset,
-            "ntfs_version": version,
-            "serial": f"{boot.serial_number:016X}",
-            "label": label,
-            "cluster_size": boot.cluster_size,
-            "record_size": boot.mft_record_size,
-            "mft_records": columns.records_total,
-            "records_in_use": len(columns.entry),
-            "files": len(entry),
-            "sds_entries": len(sds_entries),
-            "scanned_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "aclscan_version": __version__,
-            "duration_seconds": round(time.perf_counter() - started, 3),
-        }
-    )
-    return VolumeResult(volume_id, location, len(entry), len(infos), sid_rows, problems)
-
-
-def _lookup(mapping: dict[int, int], queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Vectorised ``mapping.get``: (found mask, value where found else -1) per query."""
-    if not mapping or not len(queries):
-        return np.zeros(len(queries), dtype=bool), np.full(len(queries), -1, dtype=np.int64)
-    keys = np.fromiter(mapping.keys(), dtype=np.int64, count=len(mapping))
-    values = np.fromiter(mapping.values(), dtype=np.int64, count=len(mapping))
-    order = np.argsort(keys)
-    keys, values = keys[order], values[order]
-    where = np.minimum(np.searchsorted(keys, queries), len(keys) - 1)
-    found = keys[where] == queries
-    return found, np.where(found, values[where], -1)
-
-
 def _next_descriptor_key(db) -> int:
     row = db.execute("SELECT COALESCE(MAX(key), 0) + 1 FROM descriptors").fetchone()
     return int(row[0])
 
 
-def _check_extensions(columns: _Columns, problems: list[ScanProblem]) -> None:
-    """Extension records must point at an in-use base record of the same sequence."""
-    extension = np.nonzero(columns.base_entry >= 0)[0]
-    if not len(extension):
-        return
-    sequence_of = dict(zip(columns.entry.tolist(), columns.sequence.tolist()))
-    base_of = dict(zip(columns.entry.tolist(), columns.base_entry.tolist()))
-    for row in extension:
-        base = int(columns.base_entry[row])
-        if base not in sequence_of or base_of.get(base, 0) >= 0:
-            problems.append(
-                ScanProblem("record", f"extension record of base {base}, which is not an in-use base record",
-                            entry=int(columns.entry[row]))
-            )
-
-
-class _Names:
-    """Primary name, parent, path and hard links of every file of a volume."""
-
-    def __init__(self, columns: _Columns, entry: np.ndarray, sequence: np.ndarray, is_dir: np.ndarray):
-        self.columns = columns
-        count = len(entry)
-        size = int(max(entry.max() if count else 0, columns.name_parent.max() if len(columns.name_parent) else 0)) + 1
-        row_of_entry = np.full(size, -1, dtype=np.int64)
-        row_of_entry[entry] = np.arange(count)
-        self.row_of_entry = row_of_entry
-
-        # Names whose owner is a file (extension records already point at their base).
-        owner_row = row_of_entry[np.minimum(columns.name_owner, size - 1)] if len(columns.name_owner) else columns.name_owner
-        usable = owner_row >= 0
-        self.name_rows = np.nonzero(usable)[0]
-        owner_row = owner_row[usable]
-        rank = _NAMESPACE_RANK[columns.name_namespace[self.name_rows] & 3]
-        # The first name of each file after sorting by (file, rank) is its primary name.
-        order = np.lexsort((rank, owner_row))
-        sorted_owner = owner_row[order]
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = sorted_owner[1:] != sorted_owner[:-1]
-        primary_name = np.full(count, -1, dtype=np.int64)
-        primary_name[sorted_owner[first]] = self.name_rows[order[first]]
-        self.primary_name = primary_name
-
-        is_link = columns.name_namespace[self.name_rows] != NAMESPACE_DOS
-        self.link_count = np.bincount(owner_row[is_link], minlength=count).astype(np.int64)
-        self.link_rows = self.name_rows[is_link]
-        self.link_owner_rows = owner_row[is_link]
-
-        has_name = primary_name >= 0
-        named = primary_name[has_name]
-        parent = np.full(count, -1, dtype=np.int64)
-        parent[has_name] = columns.name_parent[named]
-        parent_sequence = np.zeros(count, dtype=np.int64)
-        parent_sequence[has_name] = columns.name_parent_sequence[named]
-        self.parent = parent
-
-        # A parent is sound when it is an in-use directory of the referenced sequence.
-        self.dir_of_entry = np.zeros(size, dtype=bool)
-        self.dir_of_entry[entry[is_dir]] = True
-        self.sequence_of_entry = np.zeros(size, dtype=np.int64)
-        self.sequence_of_entry[entry] = sequence
-        self.entry = entry
-        self.is_dir = is_dir
-        self.primary = self.names_at(primary_name)
-
-        # Every directory's '/a/b/' prefix once; then each file is one lookup and one
-        # concatenation. Broken parents (gone, reused, not a directory) are orphans.
-        self._prefix: dict[int, str] = {ROOT_ENTRY: "/"}
-        parent_ok = self._parents_ok(parent, parent_sequence)
-        parents = np.unique(parent[parent_ok]).tolist()
-        prefix_of = {p: self._dir_prefix(p) for p in parents}
-        prefixes = [prefix_of[p] if ok else ORPHAN_PREFIX for p, ok in zip(parent.tolist(), parent_ok.tolist())]
-        paths = [prefix + name if name is not None else None for prefix, name in zip(prefixes, self.primary)]
-        for row in np.nonzero(primary_name < 0)[0].tolist():
-            paths[row] = f"{ORPHAN_PREFIX}OrphanFile-{int(entry[row])}"
-        root = np.nonzero(entry == ROOT_ENTRY)[0]
-        if len(root):
-            paths[int(root[0])] = "/"
-        self.paths = paths
-
-    def names_at(self, indexes: np.ndarray) -> list[str | None]:
-        """The decoded names of many $FILE_NAME rows (None for index -1), in bulk."""
-        valid = indexes >= 0
-        safe = np.where(valid, indexes, 0)
-        starts = (self.columns.name_start[safe] // 2).tolist() if len(safe) else []
-        ends = ((self.columns.name_start[safe] + self.columns.name_length[safe]) // 2).tolist() if len(safe) else []
-        text = self.columns.names
-        names: list[str | None] = [text[a:b] for a, b in zip(starts, ends)]
-        for row in np.nonzero(~valid)[0].tolist():
-            names[row] = None
-        return names
-
-    def name(self, index: int) -> str:
-        start = int(self.columns.name_start[index]) // 2
-        return self.columns.names[start : start + int(self.columns.name_length[index]) // 2]
-
-    def _parents_ok(self, parent: np.ndarray, parent_sequence: np.ndarray) -> np.ndarray:
-        inside = (parent >= 0) & (parent < len(self.dir_of_entry))
-        clipped = np.where(inside, parent, 0)
-        return (
-            inside
-            & self.dir_of_entry[clipped]
-            & (self.sequence_of_entry[clipped] == parent_sequence)
-        )
-
-    def _dir_prefix(self, directory: int) -> str:
-        """'/a/b/' for a directory, resolved once and cached; orphans for broken chains."""
-        cached = self._prefix.get(directory)
-        if cached is not None:
-            return cached
-        chain = []
-        current = directory
-        seen = set()
-        while current not in self._prefix:
-            if current in seen:  # a loop of parent references: corrupt, treat as orphan
-                base = ORPHAN_PREFIX
-                break
-            seen.add(current)
-            chain.append(current)
-            row = self.row_of_entry[current]
-            name_index = self.primary_name[row] if row >= 0 else -1
-            if name_index < 0:
-                base = ORPHAN_PREFIX
-                break
-            parent = int(self.parent[row])
-            parent_sequence = int(self.columns.name_parent_sequence[name_index])
-            ok = self._parents_ok(np.array([parent]), np.array([parent_sequence]))[0]
-            if not ok:
-                base = ORPHAN_PREFIX
-                break
-            current = parent
-        else:
-            base = self._prefix[current]
-        for node in reversed(chain):
-            row = self.row_of_entry[node]
-            name_index = self.primary_name[row]
-            name = self.name(name_index) if name_index >= 0 else f"OrphanFile-{node}"
-            base = base + name + "/"
-            self._prefix[node] = base
-        return self._prefix[directory]
-
-    def links(self):
-        """(entry, parent entry, name, path, name space) of every name of files with several."""
-        several = self.link_count[self.link_owner_rows] > 1
-        for name_index, owner in zip(self.link_rows[several].tolist(), self.link_owner_rows[several].tolist()):
-            parent = int(self.columns.name_parent[name_index])
-            parent_sequence = int(self.columns.name_parent_sequence[name_index])
-            ok = self._parents_ok(np.array([parent]), np.array([parent_sequence]))[0]
-            name = self.name(name_index)
-            prefix = self._dir_prefix(parent) if ok else ORPHAN_PREFIX
-            yield (int(self.entry[owner]), parent, name, prefix + name,
-                   int(self.columns.name_namespace[name_index]))
-
-
-def _store_descriptors(db, volume_id: int, infos: list[DescriptorInfo], files_per_key) -> int:
+def _store_descriptors(db, volume_id: int, infos: list[DescriptorInfo], files_per_key: dict[int, int]) -> int:
     """Write descriptors, their ACEs and the per-SID counts; returns the number of SIDs."""
     def files_of(key: int) -> int:
-        return int(files_per_key[key]) if files_per_key is not None and key < len(files_per_key) else 0
+        return files_per_key.get(key, 0)
 
     store.bulk_insert(
         db,

@@ -46,19 +46,25 @@ TABLES: dict[str, dict] = {
         },
         "pk": "id",
     },
-    "files": {
+    # One row per file; (volume_id, entry) is unique. Paths live once per directory
+    # (see the files view): a volume has millions of files but few directories.
+    "file_records": {
         "columns": {
             "volume_id": int,
             "entry": int,
             "sequence": int,
-            "path": str,
-            "name": str,
             "parent_entry": int,
+            "parent_sequence": int,
+            "name": str,
             "is_dir": int,
             "links": int,
             "security_id": int,
             "descriptor_key": int,
         },
+        "pk": None,
+    },
+    "directories": {
+        "columns": {"volume_id": int, "entry": int, "sequence": int, "path": str},
         "pk": ("volume_id", "entry"),
     },
     "links": {
@@ -125,15 +131,37 @@ TABLES: dict[str, dict] = {
     },
 }
 
-INDEXES: list[tuple[str, tuple[str, ...]]] = [
-    ("files", ("descriptor_key",)),
-    ("files", ("path",)),
-    ("files", ("volume_id", "parent_entry")),
-    ("links", ("volume_id", "entry")),
-    ("aces", ("sid",)),
-    ("descriptors", ("volume_id", "security_id")),
-    ("descriptors", ("owner",)),
-    ("sids", ("sid",)),
+# The files view: each file's path from its parent directory's path and its name,
+# with the same rules as aclscan.ntfs.names.join_path.
+FILES_VIEW = """
+CREATE VIEW IF NOT EXISTS files AS
+SELECT r.volume_id, r.entry, r.sequence,
+       CASE WHEN r.entry = 5 THEN '/'
+            WHEN r.name IS NULL THEN '/$OrphanFiles/OrphanFile-' || r.entry
+            WHEN d.path IS NULL THEN '/$OrphanFiles/' || r.name
+            WHEN d.path = '/' THEN '/' || r.name
+            ELSE d.path || '/' || r.name END AS path,
+       r.name, r.parent_entry, r.parent_sequence, r.is_dir, r.links, r.security_id, r.descriptor_key
+FROM file_records r
+LEFT JOIN directories d
+  ON d.volume_id = r.volume_id AND d.entry = r.parent_entry AND d.sequence = r.parent_sequence
+"""
+
+# Indexes on the small tables are built by the scan; those on file_records (a
+# million rows cost seconds to index) by the first command that reads the
+# database, or by `aclscan index`.
+INDEXES: list[tuple[str, tuple[str, ...], bool]] = [
+    ("links", ("volume_id", "entry"), False),
+    ("directories", ("path",), False),
+    ("aces", ("sid",), False),
+    ("descriptors", ("volume_id", "security_id"), False),
+    ("descriptors", ("owner",), False),
+    ("sids", ("sid",), False),
+]
+FILE_INDEXES: list[tuple[str, tuple[str, ...], bool]] = [
+    ("file_records", ("volume_id", "entry"), True),
+    ("file_records", ("volume_id", "parent_entry"), False),
+    ("file_records", ("descriptor_key",), False),
 ]
 
 # Migrations: version N -> N+1, each a function of the open database.
@@ -143,13 +171,15 @@ MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {}
 def create_schema(db: sqlite_utils.Database) -> None:
     for name, spec in TABLES.items():
         db[name].create(spec["columns"], pk=spec["pk"], if_not_exists=True)
+    db.execute(FILES_VIEW)
     db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
-def create_indexes(db: sqlite_utils.Database) -> None:
-    for table, columns in INDEXES:
-        db[table].create_index(columns, if_not_exists=True)
+def create_indexes(db: sqlite_utils.Database, *, files: bool = False) -> None:
+    """The small tables' indexes; with ``files`` also those on file_records."""
+    for table, columns, unique in INDEXES + (FILE_INDEXES if files else []):
+        db[table].create_index(columns, unique=unique, if_not_exists=True)
 
 
 def new_database(path: str | os.PathLike) -> sqlite_utils.Database:
@@ -168,8 +198,9 @@ def new_database(path: str | os.PathLike) -> sqlite_utils.Database:
     return db
 
 
-def open_database(path: str | os.PathLike, *, migrate: bool = True) -> sqlite_utils.Database:
-    """Open an existing scan database, checking it is aclscan's and migrating it."""
+def open_database(path: str | os.PathLike, *, migrate: bool = True, index: bool = True) -> sqlite_utils.Database:
+    """Open an existing scan database, checking it is aclscan's, migrating it and
+    (unless ``index`` is false) building the file indexes a fresh scan leaves out."""
     target = Path(path)
     if not target.is_file():
         raise DatabaseError(f"no scan database at {target}")
@@ -191,6 +222,8 @@ def open_database(path: str | os.PathLike, *, migrate: bool = True) -> sqlite_ut
             MIGRATIONS[version](db)
             version += 1
             db.execute(f"PRAGMA user_version = {version}")
+    if index:
+        create_indexes(db, files=True)
     return db
 
 
@@ -199,6 +232,65 @@ def bulk_insert(db: sqlite_utils.Database, table: str, columns: Sequence[str], r
     names = ", ".join(f'"{c}"' for c in columns)
     marks = ", ".join("?" for _ in columns)
     db.conn.executemany(f'INSERT INTO "{table}" ({names}) VALUES ({marks})', rows)
+
+
+class RowWriter:
+    """Inserts batches of rows on a thread of its own while the caller goes on.
+
+    The bulk table of a scan (file_records: one row per file) goes through an
+    APSW connection of its own, which binds rows faster than the sqlite3 module
+    and releases the GIL while SQLite works, so the MFT pass and the inserts
+    overlap. Its transaction commits in :meth:`close`; until then the caller's
+    connection must not write (call it with no transaction open). An insert
+    error is raised again by :meth:`close`.
+    """
+
+    def __init__(self, path: str | os.PathLike, table: str, columns: Sequence[str], depth: int = 4):
+        import queue
+        import threading
+
+        import apsw
+
+        names = ", ".join(f'"{c}"' for c in columns)
+        marks = ", ".join("?" for _ in columns)
+        self._sql = f'INSERT INTO "{table}" ({names}) VALUES ({marks})'
+        try:
+            self._conn = apsw.Connection(os.fspath(path))
+            for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -131072"):
+                self._conn.execute(f"PRAGMA {pragma}")
+            self._conn.execute("BEGIN")
+        except apsw.Error as exc:
+            raise DatabaseError(f"cannot write {path}: {exc}") from None
+        self._queue: "queue.Queue[list[tuple] | None]" = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="aclscan-row-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            rows = self._queue.get()
+            if rows is None:
+                return
+            if self._error is None:
+                try:
+                    self._conn.executemany(self._sql, rows)
+                except BaseException as exc:  # handed to close()
+                    self._error = exc
+
+    def put(self, rows: list[tuple]) -> None:
+        if rows:
+            self._queue.put(rows)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        try:
+            if self._error is None:
+                self._conn.execute("COMMIT")
+        finally:
+            self._conn.close()
+        if self._error is not None:
+            raise DatabaseError(f"cannot store rows: {self._error}") from self._error
 
 
 def fast_load_pragmas(db: sqlite_utils.Database) -> None:

@@ -120,8 +120,10 @@ class MftBatch:
     base_sequence: np.ndarray  # uint16
     security_id: np.ndarray  # uint32, 0 where $STANDARD_INFORMATION has none
     has_standard_information: np.ndarray  # bool
+    has_attribute_list: np.ndarray  # bool: attributes may live in extension records
     # Per $FILE_NAME attribute.
-    name_owner: np.ndarray  # int64: the record that holds the attribute
+    name_record: np.ndarray  # int64: row (in the columns above) of the record holding it
+    name_owner: np.ndarray  # int64: the file it names (the base record's entry)
     name_parent: np.ndarray  # int64
     name_parent_sequence: np.ndarray  # uint16
     name_namespace: np.ndarray  # uint8
@@ -199,12 +201,16 @@ def _apply_fixups(records: np.ndarray, in_use: np.ndarray, record_size: int) -> 
     return ok
 
 
-def parse_mft_chunk(data: bytes, first_entry: int, record_size: int) -> MftBatch:
-    """Parse every in-use record of a run of whole records from `$MFT`."""
+def parse_mft_chunk(data: bytes | bytearray, first_entry: int, record_size: int) -> MftBatch:
+    """Parse every in-use record of a run of whole records from `$MFT`.
+
+    A ``bytearray`` is modified in place (fixups); pass bytes to keep the input.
+    """
     count = len(data) // record_size
-    # One writable copy of the chunk: fixups are applied in place.
-    buffer = bytearray(memoryview(data)[: count * record_size])
-    records = np.frombuffer(buffer, dtype=np.uint8).reshape(count, record_size)
+    # Fixups are applied in place: a bytearray from the image layer is used as it is
+    # (the caller hands it over), anything else is copied once.
+    buffer = data if isinstance(data, bytearray) else bytearray(memoryview(data)[: count * record_size])
+    records = np.frombuffer(buffer, dtype=np.uint8, count=count * record_size).reshape(count, record_size)
     problems: list[tuple[int, str]] = []
 
     signature = records[:, :4].view("<u4")[:, 0] if count else np.zeros(0, dtype=np.uint32)
@@ -233,6 +239,7 @@ def parse_mft_chunk(data: bytes, first_entry: int, record_size: int) -> MftBatch
     n = len(rows)
     security_id = np.zeros(n, dtype=np.uint32)
     has_si = np.zeros(n, dtype=bool)
+    has_attribute_list = np.zeros(n, dtype=bool)
     owner = np.where(base_ref != 0, base_ref, first_entry + rows)
     broken = np.zeros(n, dtype=bool)
 
@@ -252,7 +259,10 @@ def parse_mft_chunk(data: bytes, first_entry: int, record_size: int) -> MftBatch
         has_type = room >= 4
         attr_type = np.full(len(active), END_MARKER, dtype=np.int64)
         attr_type[has_type] = fields.u32(pos[has_type])
-        finished = attr_type == END_MARKER
+        # Attributes are stored in ascending type order: past $SECURITY_DESCRIPTOR
+        # nothing this pass reads can follow, so the record is done.
+        # (The end marker 0xFFFFFFFF is above every type too.)
+        finished = attr_type > SECURITY_DESCRIPTOR
         header_fits = room >= ATTRIBUTE_HEADER_MIN
         length = np.zeros(len(active), dtype=np.int64)
         length[header_fits] = fields.u32(pos[header_fits] + 4)
@@ -273,6 +283,8 @@ def parse_mft_chunk(data: bytes, first_entry: int, record_size: int) -> MftBatch
         has_si[live[pick]] = True
         v3 = value_length[pick] >= SI_V3_LENGTH
         security_id[live[pick][v3]] = fields.u32(value[v3] + SI_SECURITY_ID_OFFSET)
+
+        has_attribute_list[live[attr_type == ATTRIBUTE_LIST]] = True
 
         pick = (attr_type == FILE_NAME) & value_fits & (value_length >= FN_FILE_NAME)
         if pick.any():
@@ -328,16 +340,17 @@ def parse_mft_chunk(data: bytes, first_entry: int, record_size: int) -> MftBatch
                 descriptors.append((record_owner, flat[value : value + length].tobytes()))
 
     # A record with a broken attribute keeps what was read before the break.
-    keep = np.ones(n, dtype=bool)
     sequence = fields.u16(base + OFS_SEQUENCE_NUMBER).astype(np.uint16)
     return MftBatch(
-        entry=(first_entry + rows)[keep].astype(np.int64),
-        sequence=sequence[keep],
-        flags=fields.u16(base + OFS_FLAGS)[keep].astype(np.uint16),
-        base_entry=np.where(base_ref != 0, base_ref, -1)[keep].astype(np.int64),
-        base_sequence=base_ref_sequence[keep].astype(np.uint16),
-        security_id=security_id[keep],
-        has_standard_information=has_si[keep],
+        entry=(first_entry + rows).astype(np.int64),
+        sequence=sequence,
+        flags=fields.u16(base + OFS_FLAGS).astype(np.uint16),
+        base_entry=np.where(base_ref != 0, base_ref, -1).astype(np.int64),
+        base_sequence=base_ref_sequence.astype(np.uint16),
+        security_id=security_id,
+        has_standard_information=has_si,
+        has_attribute_list=has_attribute_list,
+        name_record=fn_rows.astype(np.int64),
         name_owner=owner[fn_rows].astype(np.int64),
         name_parent=fields.u48(fn_value + FN_PARENT_DIRECTORY),
         name_parent_sequence=fields.u16(fn_value + FN_PARENT_DIRECTORY + 6).astype(np.uint16),
