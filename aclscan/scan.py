@@ -28,6 +28,9 @@ from aclscan.descriptor_rows import DescriptorInfo, describe
 
 FILE_RECORD_COLUMNS = ("volume_id", "entry", "sequence", "parent_entry", "parent_sequence", "name", "is_dir",
                        "links", "security_id", "descriptor_key")
+# Rows carry -1 for "no parent"/"no descriptor" and 0 for "no security id"; SQL
+# stores those as NULL.
+FILE_RECORD_VALUES = ("?", "?", "?", "NULLIF(?, -1)", "?", "?", "?", "?", "NULLIF(?, 0)", "NULLIF(?, -1)")
 VOLUME_INFORMATION = 0x70
 VOLUME_NAME = 0x60
 MFT_ENTRY_VOLUME = 3
@@ -124,6 +127,49 @@ def _store_problems(db, volume_id: int | None, problems: list[ScanProblem]) -> N
     )
 
 
+@dataclass(frozen=True)
+class FileRows:
+    """One chunk's file rows as columns: cheap to hand to the row writer process,
+    which builds the tuples there (see store.RowWriter)."""
+
+    volume_id: int
+    entry: np.ndarray
+    sequence: np.ndarray
+    parent: np.ndarray  # -1: no name
+    parent_sequence: np.ndarray
+    name_start: np.ndarray  # UTF-16 code units into name_blob, -1: no name
+    name_end: np.ndarray
+    name_blob: bytes
+    is_dir: np.ndarray
+    links: np.ndarray
+    security_id: np.ndarray  # 0: none
+    descriptor_key: np.ndarray  # -1: none
+
+    def __len__(self) -> int:
+        return len(self.entry)
+
+    def names(self, rows: np.ndarray | None = None) -> list[str | None]:
+        text = self.name_blob.decode("utf-16-le", "surrogatepass")
+        starts = self.name_start if rows is None else self.name_start[rows]
+        ends = self.name_end if rows is None else self.name_end[rows]
+        return [text[a:b] if a >= 0 else None for a, b in zip(starts.tolist(), ends.tolist())]
+
+    def rows(self):
+        """Tuples in FILE_RECORD_COLUMNS order (FILE_RECORD_VALUES turns -1/0 into NULL)."""
+        return zip(
+            [self.volume_id] * len(self.entry),
+            self.entry.tolist(),
+            self.sequence.tolist(),
+            self.parent.tolist(),
+            self.parent_sequence.tolist(),
+            self.names(),
+            self.is_dir.tolist(),
+            self.links.tolist(),
+            self.security_id.tolist(),
+            self.descriptor_key.tolist(),
+        )
+
+
 class _VolumeScan:
     """One volume: the MFT pass streams file rows to the database as it goes;
     what needs the whole volume (directory paths, files whose names sit in
@@ -158,7 +204,7 @@ class _VolumeScan:
         started = time.perf_counter()
         boot = BootSector.from_bytes(self.volume.boot_sector())
         self._load_sds()
-        writer = store.RowWriter(self.database_path, "file_records", FILE_RECORD_COLUMNS)
+        writer = store.RowWriter(self.database_path, "file_records", FILE_RECORD_COLUMNS, FILE_RECORD_VALUES)
         try:
             records_total = self._walk_mft(boot, writer)
         finally:
@@ -264,7 +310,7 @@ class _VolumeScan:
                 self.progress(done, total)
         return total
 
-    def _take(self, batch: MftBatch) -> list[tuple]:
+    def _take(self, batch: MftBatch) -> "FileRows":
         """File rows of one chunk's base records; the rest is kept for the end."""
         self.problems += [ScanProblem("record", reason, entry=entry) for entry, reason in batch.problems]
         count = len(batch.entry)
@@ -302,33 +348,29 @@ class _VolumeScan:
         local = np.nonzero(in_simple)[0]
         primary, links = primary_names(batch.name_record[local], batch.name_namespace[local], count)
         primary = np.where(primary >= 0, local[np.maximum(primary, 0)], -1)
-        text = batch.name_blob.decode("utf-16-le", "surrogatepass")
-        starts = (batch.name_start // 2).tolist()
-        ends = ((batch.name_start + batch.name_length) // 2).tolist()
-
         def name_of(index: int) -> str:
-            return text[starts[index] : ends[index]]
+            start = int(batch.name_start[index])
+            return batch.name_blob[start : start + int(batch.name_length[index])].decode("utf-16-le", "surrogatepass")
 
         rows_index = np.nonzero(simple)[0]
         chosen = primary[rows_index]
         has_name = chosen >= 0
         safe = np.maximum(chosen, 0)
-        parent = np.where(has_name, batch.name_parent[safe], -1).tolist()
-        parent_sequence = np.where(has_name, batch.name_parent_sequence[safe], 0).tolist()
-        names = [text[starts[i] : ends[i]] if i >= 0 else None for i in chosen.tolist()]
         file_keys = key[rows_index]
-        rows = list(zip(
-            [self.volume_id] * len(rows_index),
-            batch.entry[rows_index].tolist(),
-            batch.sequence[rows_index].tolist(),
-            parent,
-            parent_sequence,
-            names,
-            is_dir[rows_index].astype(np.int8).tolist(),
-            links[rows_index].tolist(),
-            [v or None for v in shown_security_id[rows_index].tolist()],
-            [k if k >= 0 else None for k in file_keys.tolist()],
-        ))
+        rows = FileRows(
+            volume_id=self.volume_id,
+            entry=batch.entry[rows_index],
+            sequence=batch.sequence[rows_index],
+            parent=np.where(has_name, batch.name_parent[safe], -1),
+            parent_sequence=np.where(has_name, batch.name_parent_sequence[safe], 0),
+            name_start=np.where(has_name, batch.name_start[safe] // 2, -1),
+            name_end=np.where(has_name, (batch.name_start[safe] + batch.name_length[safe]) // 2, -1),
+            name_blob=batch.name_blob,
+            is_dir=is_dir[rows_index].astype(np.int8),
+            links=links[rows_index],
+            security_id=shown_security_id[rows_index],
+            descriptor_key=file_keys,
+        )
         self.files += len(rows_index)
         counted = file_keys[file_keys >= 0]
         if len(counted):
@@ -336,8 +378,11 @@ class _VolumeScan:
             for k, c in zip(keys.tolist(), counts.tolist()):
                 self.files_per_key[k] = self.files_per_key.get(k, 0) + c
 
-        for row in np.nonzero(is_dir[rows_index])[0].tolist():
-            self.directories.append((rows[row][1], rows[row][2], parent[row], parent_sequence[row], names[row]))
+        dirs = np.nonzero(rows.is_dir)[0]
+        if len(dirs):
+            dir_names = rows.names(dirs)
+            self.directories += zip(rows.entry[dirs].tolist(), rows.sequence[dirs].tolist(),
+                                    rows.parent[dirs].tolist(), rows.parent_sequence[dirs].tolist(), dir_names)
         linked = set(np.nonzero(simple & (links > 1))[0].tolist())
         if linked:
             for index in local.tolist():
@@ -381,7 +426,7 @@ class _VolumeScan:
             else:
                 parent, parent_sequence, name = -1, 0, None
             rows.append((self.volume_id, entry, sequence, parent, parent_sequence, name, int(is_dir),
-                         int(links[0]), security_id or None, key if key >= 0 else None))
+                         int(links[0]), security_id, key))
             if key >= 0:
                 self.files_per_key[key] = self.files_per_key.get(key, 0) + 1
             if is_dir:
@@ -389,7 +434,7 @@ class _VolumeScan:
             if links[0] > 1:
                 self.links += [(entry, p, ps, n, ns) for ns, p, ps, n in names if ns != NAMESPACE_DOS]
         self.files += len(rows)
-        store.bulk_insert(self.db, "file_records", FILE_RECORD_COLUMNS, rows)
+        store.bulk_insert(self.db, "file_records", FILE_RECORD_COLUMNS, rows, FILE_RECORD_VALUES)
 
     def _store_directories_and_links(self) -> None:
         columns = list(zip(*self.directories)) if self.directories else [[]] * 5

@@ -227,70 +227,93 @@ def open_database(path: str | os.PathLike, *, migrate: bool = True, index: bool 
     return db
 
 
-def bulk_insert(db: sqlite_utils.Database, table: str, columns: Sequence[str], rows: Iterable[tuple]) -> None:
-    """Insert many tuples fast (callers hold the transaction)."""
+def insert_sql(table: str, columns: Sequence[str], values: Sequence[str] | None = None) -> str:
+    """INSERT for tuples of ``columns``; ``values`` may wrap placeholders (``NULLIF(?, -1)``)."""
     names = ", ".join(f'"{c}"' for c in columns)
-    marks = ", ".join("?" for _ in columns)
-    db.conn.executemany(f'INSERT INTO "{table}" ({names}) VALUES ({marks})', rows)
+    marks = ", ".join(values or ["?"] * len(columns))
+    return f'INSERT INTO "{table}" ({names}) VALUES ({marks})'
+
+
+def bulk_insert(db: sqlite_utils.Database, table: str, columns: Sequence[str], rows: Iterable[tuple],
+                values: Sequence[str] | None = None) -> None:
+    """Insert many tuples fast (callers hold the transaction)."""
+    db.conn.executemany(insert_sql(table, columns, values), rows)
 
 
 class RowWriter:
-    """Inserts batches of rows on a thread of its own while the caller goes on.
+    """Stores batches of rows from a process of its own while the scan goes on.
 
-    The bulk table of a scan (file_records: one row per file) goes through an
-    APSW connection of its own, which binds rows faster than the sqlite3 module
-    and releases the GIL while SQLite works, so the MFT pass and the inserts
-    overlap. Its transaction commits in :meth:`close`; until then the caller's
-    connection must not write (call it with no transaction open). An insert
-    error is raised again by :meth:`close`.
+    A scan's bulk table (file_records: one row per file) is written by a forked
+    child with an APSW connection of its own: the child turns each batch into
+    rows (``batch.rows()``: batches travel as compact columns, so building and
+    binding a million tuples happens on the other core, free of the scan's GIL)
+    and binds them, faster than the sqlite3 module does. Its transaction commits
+    in :meth:`close`; until then the caller's connection must not write (call it
+    with no transaction open). A failure in the child is raised by :meth:`close`.
     """
 
-    def __init__(self, path: str | os.PathLike, table: str, columns: Sequence[str], depth: int = 4):
-        import queue
-        import threading
+    def __init__(self, path: str | os.PathLike, table: str, columns: Sequence[str],
+                 values: Sequence[str] | None = None):
+        import multiprocessing
 
-        import apsw
+        context = multiprocessing.get_context("fork")  # the child needs nothing re-imported
+        self._pipe, child_end = context.Pipe()
+        self._process = context.Process(
+            target=_row_writer_main, args=(os.fspath(path), insert_sql(table, columns, values), child_end),
+            name="aclscan-row-writer", daemon=True,
+        )
+        self._process.start()
+        child_end.close()
+        self._closed = False
 
-        names = ", ".join(f'"{c}"' for c in columns)
-        marks = ", ".join("?" for _ in columns)
-        self._sql = f'INSERT INTO "{table}" ({names}) VALUES ({marks})'
+    def put(self, batch) -> None:
+        """Hand over a batch: anything picklable with a ``rows()`` method."""
         try:
-            self._conn = apsw.Connection(os.fspath(path))
-            for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -131072"):
-                self._conn.execute(f"PRAGMA {pragma}")
-            self._conn.execute("BEGIN")
-        except apsw.Error as exc:
-            raise DatabaseError(f"cannot write {path}: {exc}") from None
-        self._queue: "queue.Queue[list[tuple] | None]" = queue.Queue(maxsize=depth)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="aclscan-row-writer", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            rows = self._queue.get()
-            if rows is None:
-                return
-            if self._error is None:
-                try:
-                    self._conn.executemany(self._sql, rows)
-                except BaseException as exc:  # handed to close()
-                    self._error = exc
-
-    def put(self, rows: list[tuple]) -> None:
-        if rows:
-            self._queue.put(rows)
+            self._pipe.send(batch)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the child stopped; close() reports why
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
+        if self._closed:
+            return
+        self._closed = True
         try:
-            if self._error is None:
-                self._conn.execute("COMMIT")
+            self._pipe.send(None)
+            status, detail = self._pipe.recv()
+        except (EOFError, BrokenPipeError, ConnectionResetError):
+            status, detail = "error", "the row writer process ended unexpectedly"
         finally:
-            self._conn.close()
-        if self._error is not None:
-            raise DatabaseError(f"cannot store rows: {self._error}") from self._error
+            self._process.join()
+            self._pipe.close()
+        if status != "ok":
+            raise DatabaseError(f"cannot store rows: {detail}")
+
+
+def _row_writer_main(path: str, sql: str, pipe) -> None:
+    """The row writer child: rows from the pipe into SQLite, one transaction."""
+    import apsw
+
+    try:
+        conn = apsw.Connection(path)
+        for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -131072"):
+            conn.execute(f"PRAGMA {pragma}")
+        conn.execute("BEGIN")
+        while True:
+            batch = pipe.recv()
+            if batch is None:
+                break
+            conn.executemany(sql, batch.rows())
+        conn.execute("COMMIT")
+        conn.close()
+        pipe.send(("ok", None))
+    except BaseException as exc:  # reported to the scan through the pipe
+        try:
+            pipe.send(("error", " ".join(str(exc).split()) or exc.__class__.__name__))
+        except OSError:
+            pass
+    finally:
+        pipe.close()
+        os._exit(0)  # leave without running the parent's atexit handlers or finalisers
 
 
 def fast_load_pragmas(db: sqlite_utils.Database) -> None:

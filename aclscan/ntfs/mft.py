@@ -149,6 +149,7 @@ class _Fields:
         self.flat = flat
         self.u16_view = flat[: len(flat) // 2 * 2].view("<u2")
         self.u32_view = flat[: len(flat) // 4 * 4].view("<u4")
+        self.i64_view = flat[: len(flat) // 8 * 8].view("<i8")
 
     def u8(self, pos: np.ndarray) -> np.ndarray:
         return self.flat[pos].astype(np.int64)
@@ -250,32 +251,38 @@ def parse_mft_chunk(data: bytes | bytearray, first_entry: int, record_size: int)
 
     cursor = base + first_attr
     end = base + bytes_in_use
-    active = np.nonzero(first_attr < bytes_in_use)[0]
+    # Attribute headers are 8-byte aligned, so each step reads whole 64-bit words:
+    # Type|Length, then FormCode (non-resident), then ValueLength|ValueOffset.
+    words = fields.i64_view
+    last_word = len(words) - 1
+    misaligned = (first_attr & 7) != 0
+    broken[misaligned & (first_attr < bytes_in_use)] = True
+    active = np.nonzero((first_attr < bytes_in_use) & ~misaligned)[0]
     for _step in range(record_size // ATTRIBUTE_HEADER_MIN + 1):
         if len(active) == 0:
             break
         pos = cursor[active]
         room = end[active] - pos
-        has_type = room >= 4
-        attr_type = np.full(len(active), END_MARKER, dtype=np.int64)
-        attr_type[has_type] = fields.u32(pos[has_type])
+        head = words[pos >> 3]
+        attr_type = head & 0xFFFFFFFF
+        length = (head >> 32) & 0xFFFFFFFF
         # Attributes are stored in ascending type order: past $SECURITY_DESCRIPTOR
-        # nothing this pass reads can follow, so the record is done.
-        # (The end marker 0xFFFFFFFF is above every type too.)
+        # nothing this pass reads can follow, so the record is done. (The end
+        # marker 0xFFFFFFFF is above every type too.)
         finished = attr_type > SECURITY_DESCRIPTOR
-        header_fits = room >= ATTRIBUTE_HEADER_MIN
-        length = np.zeros(len(active), dtype=np.int64)
-        length[header_fits] = fields.u32(pos[header_fits] + 4)
-        valid = ~finished & header_fits & (length >= ATTRIBUTE_HEADER_MIN) & (length <= room) & (length % 8 == 0)
+        valid = ~finished & (room >= ATTRIBUTE_HEADER_MIN) & (length >= ATTRIBUTE_HEADER_MIN) & (length <= room)
+        valid &= (length & 7) == 0
         broken[active[~finished & ~valid]] = True
 
         live = active[valid]
         pos = pos[valid]
         attr_type = attr_type[valid]
         length = length[valid]
-        non_resident = flat[pos + 8] != 0
-        value_length = fields.u32(pos + 16)
-        value_offset = fields.u16(pos + 20)
+        word_index = pos >> 3
+        non_resident = (words[np.minimum(word_index + 1, last_word)] & 0xFF) != 0
+        value_word = words[np.minimum(word_index + 2, last_word)]
+        value_length = value_word & 0xFFFFFFFF
+        value_offset = (value_word >> 32) & 0xFFFF
         value_fits = ~non_resident & (value_offset + value_length <= length)
 
         pick = (attr_type == STANDARD_INFORMATION) & value_fits
