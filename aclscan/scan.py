@@ -21,7 +21,7 @@ from aclscan import __version__
 from aclscan.errors import Error, ImageError, NotFound
 from aclscan.image import ATTR_TYPE_SECURITY_DESCRIPTOR, Image, Volume, VolumeLocation
 from aclscan.ntfs.mft import FILE_FILE_NAME_INDEX_PRESENT, BootSector, MftBatch, parse_mft_chunk
-from aclscan.ntfs.names import NAMESPACE_DOS, DirectoryTree, join_path, primary_names
+from aclscan.ntfs.names import NAMESPACE_DOS, DirectoryTree, decode_name, decode_names, join_path, primary_names
 from aclscan.ntfs.sds import parse_sds
 from aclscan import store
 from aclscan.descriptor_rows import DescriptorInfo, describe
@@ -149,10 +149,9 @@ class FileRows:
         return len(self.entry)
 
     def names(self, rows: np.ndarray | None = None) -> list[str | None]:
-        text = self.name_blob.decode("utf-16-le", "surrogatepass")
-        starts = self.name_start if rows is None else self.name_start[rows]
-        ends = self.name_end if rows is None else self.name_end[rows]
-        return [text[a:b] if a >= 0 else None for a, b in zip(starts.tolist(), ends.tolist())]
+        starts = (self.name_start if rows is None else self.name_start[rows]).tolist()
+        ends = (self.name_end if rows is None else self.name_end[rows]).tolist()
+        return decode_names(self.name_blob, starts, ends)
 
     def rows(self):
         """Tuples in FILE_RECORD_COLUMNS order (FILE_RECORD_VALUES turns -1/0 into NULL)."""
@@ -350,7 +349,7 @@ class _VolumeScan:
         primary = np.where(primary >= 0, local[np.maximum(primary, 0)], -1)
         def name_of(index: int) -> str:
             start = int(batch.name_start[index])
-            return batch.name_blob[start : start + int(batch.name_length[index])].decode("utf-16-le", "surrogatepass")
+            return decode_name(batch.name_blob[start : start + int(batch.name_length[index])])
 
         rows_index = np.nonzero(simple)[0]
         chosen = primary[rows_index]

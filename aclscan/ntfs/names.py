@@ -25,6 +25,26 @@ NAMESPACE_DOS = 2
 _NAMESPACE_RANK = np.array([1, 0, 2, 0], dtype=np.int8)
 
 
+def decode_name(utf16: bytes) -> str:
+    """One NTFS name. Names are UTF-16 code units with no validation: an unpaired
+    surrogate cannot be stored as UTF-8 and becomes U+FFFD."""
+    return utf16.decode("utf-16-le", "replace")
+
+
+def decode_names(blob: bytes, starts: list[int], ends: list[int]) -> list[str | None]:
+    """Names at code-unit offsets [start, end) of a UTF-16LE blob (None where start < 0).
+
+    Decoding the blob once and slicing is fast, but string indices follow code
+    points: once a surrogate pair has been seen they no longer match code units,
+    so a blob with any surrogate is decoded name by name.
+    """
+    units = np.frombuffer(blob, dtype="<u2", count=len(blob) // 2)
+    if not ((units >= 0xD800) & (units <= 0xDFFF)).any():
+        text = blob.decode("utf-16-le")
+        return [text[a:b] if a >= 0 else None for a, b in zip(starts, ends)]
+    return [decode_name(blob[2 * a : 2 * b]) if a >= 0 else None for a, b in zip(starts, ends)]
+
+
 def primary_names(owner: np.ndarray, namespace: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
     """For ``count`` files numbered 0..count-1 and their names (``owner[i]`` is the
     file of name i): the index of each file's primary name (-1 if it has none) and
