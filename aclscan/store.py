@@ -223,7 +223,12 @@ def open_database(path: str | os.PathLike, *, migrate: bool = True, index: bool 
             version += 1
             db.execute(f"PRAGMA user_version = {version}")
     if index:
-        create_indexes(db, files=True)
+        try:
+            create_indexes(db, files=True)
+        except sqlite3.OperationalError as exc:
+            if "readonly" not in str(exc):
+                raise DatabaseError(f"{target}: {exc}") from None
+            # A database on read-only media is still read, just without the indexes.
     return db
 
 

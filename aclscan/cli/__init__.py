@@ -7,12 +7,13 @@ code of their class (README, "Exit codes"); usage errors exit 2.
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 
 import click
 
 from aclscan import __version__
-from aclscan.errors import Error
+from aclscan.errors import DatabaseError, Error
 
 
 class AclscanGroup(click.Group):
@@ -22,6 +23,9 @@ class AclscanGroup(click.Group):
         except Error as exc:
             click.echo(f"Error: {_one_line(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
+        except sqlite3.Error as exc:  # a damaged or foreign database met mid-query
+            click.echo(f"Error: database error: {_one_line(str(exc))}", err=True)
+            ctx.exit(DatabaseError.exit_code)
         except BrokenPipeError:  # `aclscan files ... | head` closes the pipe early
             sys.stderr.close()
             ctx.exit(0)

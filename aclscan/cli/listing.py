@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from aclscan import queries
@@ -31,7 +33,7 @@ def files(database, path_prefix, sid, descriptor_key, dirs_only, limit, fmt):
     rows = queries.iter_files(
         db, path_prefix=path_prefix, sid=_sid_text(sid), descriptor_key=descriptor_key, dirs_only=dirs_only, limit=limit
     )
-    write_rows(rows, queries.FILE_COLUMNS, fmt, click.get_text_stream("stdout"))
+    write_rows(rows, queries.FILE_COLUMNS, fmt, sys.stdout)
 
 
 @cli.command()
@@ -44,4 +46,12 @@ def descriptors(database, sid, path_prefix, limit, fmt):
     """List the distinct security descriptors of a scan, in SDDL."""
     db = open_database(database)
     rows = queries.iter_descriptors(db, sid=_sid_text(sid), path_prefix=path_prefix, limit=limit)
-    write_rows(rows, queries.DESCRIPTOR_COLUMNS, fmt, click.get_text_stream("stdout"))
+    write_rows(rows, queries.DESCRIPTOR_COLUMNS, fmt, sys.stdout)
+
+
+@cli.command()
+@db_argument
+def index(database):
+    """Build the file indexes a scan leaves to its first reader (for Datasette and SQL users)."""
+    open_database(database, index=True)
+    click.echo(f"indexed {database}", err=True)
