@@ -144,3 +144,54 @@ def test_same_names_as_the_sleuth_kit(scanned):
     ours = {(r[0], r[1]) for r in db.execute("SELECT entry, path FROM files")}
     ours |= {(r[0], r[1]) for r in db.execute("SELECT entry, path FROM links")}
     assert not (expected - ours)
+
+
+@pytest.fixture(scope="module")
+def fragmented(ntfs3g, tmp_path_factory):
+    """4000 small files interleaved with 256 KiB blobs: $MFT outgrows its first run."""
+    spec = []
+    for i in range(40):
+        spec.append(volumes.File(f"big/blob{i:02d}.bin", b"\xAA" * (256 * 1024)))
+        spec += [volumes.File(f"d{i:02d}/f{j:03d}.txt", b"x") for j in range(100)]
+    return volumes.build_volume(tmp_path_factory.mktemp("fragmented") / "frag.img", spec, size=32 << 20)
+
+
+def test_fragmented_mft(fragmented, tmp_path):
+    from aclscan.image import Image
+
+    with Image(fragmented.image) as image:
+        volume = image.open_volume(image.volumes()[0])
+        _size, runs = volume.mft_runs()
+    assert len([r for r in runs if r[1] is not None]) >= 2, "the test volume's $MFT is not fragmented"
+    result = scan_image(fragmented.image, tmp_path / "frag.db")
+    assert result.problems == []
+    db = sqlite3.connect(tmp_path / "frag.db")
+    ours = {path: entry for path, entry in db.execute("SELECT path, entry FROM files")}
+    for path, made in fragmented.entries.items():
+        assert ours.get("/" + path if path else "/") == made.inode, path
+    # Records beyond the first run are really there.
+    first_run_records = runs[0][2] // 1024
+    assert max(ours.values()) >= first_run_records
+
+
+@pytest.mark.skipif(shutil.which("losetup") is None, reason="losetup not available")
+def test_block_device_is_scanned_read_only(feature_volume, tmp_path):
+    made = subprocess.run(["losetup", "--read-only", "--find", "--show", str(feature_volume.image)],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot attach a loop device here: {made.stderr.strip()}")
+    device = made.stdout.strip()
+    try:
+        result = scan_image(device, tmp_path / "dev.db")
+    finally:
+        subprocess.run(["losetup", "-d", device], check=False)
+    assert result.problems == []
+    from_device = {r for r in sqlite3.connect(tmp_path / "dev.db").execute("SELECT entry, path, descriptor_key FROM files")}
+    from_file = {r for r in sqlite3.connect(_scan_file(feature_volume.image, tmp_path)).execute(
+        "SELECT entry, path, descriptor_key FROM files")}
+    assert from_device == from_file and len(from_device) > 300
+
+
+def _scan_file(image, tmp_path):
+    scan_image(image, tmp_path / "file.db")
+    return tmp_path / "file.db"
