@@ -41,8 +41,52 @@ class Tool:
     failure: str | None = None
 
 
+def _tree_rss_kib(pid: int) -> int:
+    """Resident KiB of a process and all its descendants, now (from /proc)."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            with open(f"/proc/{current}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+                        break
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as fh:
+                    pending += [int(c) for c in fh.read().split()]
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+    return total
+
+
+class TreeSampler:
+    """Samples the summed RSS of a process tree every few milliseconds: wait4's
+    ru_maxrss is the largest single process, but aclscan's scan is two (the scan
+    and its row writer), so its true peak is their sum at the worst moment."""
+
+    def __init__(self, pid: int, interval: float = 0.003):
+        import threading
+
+        self.pid, self.interval, self.peak_kib = pid, interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_kib = max(self.peak_kib, _tree_rss_kib(self.pid))
+            self._stop.wait(self.interval)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_kib
+
+
 def run_once(argv: list[str], workdir: Path) -> tuple[float, int, int, str]:
-    """Spawn argv (stdout to /dev/null); return seconds, peak KiB, exit status, stderr tail."""
+    """Spawn argv (stdout to /dev/null); return seconds, peak KiB (largest of the
+    process's own ru_maxrss and its sampled process-tree sum), exit status, stderr tail."""
     err_path = workdir / "stderr.txt"
     actions = [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
@@ -51,14 +95,16 @@ def run_once(argv: list[str], workdir: Path) -> tuple[float, int, int, str]:
     ]
     start = time.perf_counter()
     pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=actions)
+    sampler = TreeSampler(pid)
     _, status, usage = os.wait4(pid, 0)
     seconds = time.perf_counter() - start
+    tree_peak = sampler.stop()
     code = os.waitstatus_to_exitcode(status)
     tail = ""
     if code != 0:
         lines = [line for line in err_path.read_text(errors="replace").splitlines() if line.strip()]
         tail = lines[-1].strip() if lines else ""
-    return seconds, usage.ru_maxrss, code, tail  # ru_maxrss is in KiB on Linux
+    return seconds, max(usage.ru_maxrss, tree_peak), code, tail  # KiB on Linux
 
 
 def count_entries(image: Path, offset: int) -> int:
