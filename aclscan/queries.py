@@ -79,12 +79,7 @@ def iter_files(
         " f.descriptor_key, d.sddl FROM files f LEFT JOIN descriptors d ON d.key = f.descriptor_key"
         f"{where} ORDER BY f.volume_id, f.path"
     )
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    cursor = db.execute(sql, params)
-    names = [c[0] for c in cursor.description]
-    for row in cursor:
-        yield dict(zip(names, row))
+    return _dict_rows(db, sql, params, limit)
 
 
 def iter_descriptors(
@@ -99,7 +94,15 @@ def iter_descriptors(
         (f"key IN (SELECT f.descriptor_key FROM files f WHERE {path_clause})", path_params) if path_clause else ("", [])
     )
     where, params = _where(_descriptors_with_sid_clause(sid, "key"), in_path)
-    sql = f'SELECT key, volume_id, security_id, source, files, owner, "group", control, sddl, error FROM descriptors{where} ORDER BY key'
+    sql = (
+        'SELECT key, volume_id, security_id, source, files, owner, "group", control, sddl, error'
+        f" FROM descriptors{where} ORDER BY key"
+    )
+    return _dict_rows(db, sql, params, limit)
+
+
+def _dict_rows(db: sqlite_utils.Database, sql: str, params: list, limit: int | None) -> Iterator[dict]:
+    """Run a query (with an optional LIMIT) and stream its rows as dicts."""
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     cursor = db.execute(sql, params)

@@ -59,7 +59,7 @@ def scan(ctx, image, db_path, partition, offset, quiet):
     if not quiet:
         descriptors = sum(v.descriptors for v in result.volumes)
         click.echo(
-            f"scanned {result.files} files, {descriptors} descriptors in {len(result.volumes)} volume(s)"
+            f"scanned {result.files:,} files, {descriptors:,} descriptors in {len(result.volumes)} volume(s)"
             f" in {result.seconds:.2f} s -> {result.database}",
             err=True,
         )
