@@ -7,6 +7,7 @@ code of their class (README, "Exit codes"); usage errors exit 2.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import sys
 
@@ -29,6 +30,14 @@ class AclscanGroup(click.Group):
         except BrokenPipeError:  # `aclscan files ... | head` closes the pipe early
             sys.stderr.close()
             ctx.exit(0)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # a bug: still one line, the traceback on request
+            if os.environ.get("ACLSCAN_DEBUG"):
+                raise
+            click.echo(f"Error: internal error: {exc.__class__.__name__}: {_one_line(str(exc))}"
+                       " (set ACLSCAN_DEBUG=1 for the traceback)", err=True)
+            ctx.exit(Error.exit_code)
 
 
 def _one_line(text: str) -> str:
@@ -58,4 +67,4 @@ def main(argv: list[str] | None = None) -> int:
     return code if isinstance(code, int) else 0
 
 
-from aclscan.cli import listing, scan, sddl  # noqa: E402,F401  (registers the commands)
+from aclscan.cli import listing, samples, scan, sddl  # noqa: E402,F401  (registers the commands)

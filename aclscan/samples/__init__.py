@@ -1,0 +1,1 @@
+"""Sample data the project builds for itself: registry hives Windows could have written."""
