@@ -78,3 +78,7 @@ class MountError(Error, OSError):
     """ntfs-3g could not mount an image, or mkntfs could not format one."""
 
     exit_code = 7
+
+
+class InvalidScenario(MalformedData):
+    """A sample scenario whose definition is incomplete or contradicts itself."""

@@ -21,8 +21,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from aclscan.errors import InvalidScenario
 from aclscan.fix import ntfs3g
-from aclscan.samples import hives
+from aclscan.samples import hives, regf
 from aclscan.samples.scenarios import PLACEHOLDER, RESOLVED, TRANSIENT, Node, Scenario
 from aclscan.sd import SID, SecurityDescriptor
 from aclscan.sd.inherit import child_descriptor
@@ -52,7 +53,7 @@ def final_descriptors(nodes: list[Node]) -> dict[str, SecurityDescriptor]:
             continue
         parent = node.path.rpartition("/")[0]
         if parent not in result:
-            raise ValueError(f"scenario node {node.path!r} comes before its parent {parent!r}")
+            raise InvalidScenario(f"scenario node {node.path!r} comes before its parent {parent!r}")
         result[node.path] = child_descriptor(result[parent], explicit, is_dir=node.is_dir)
     return result
 
@@ -62,11 +63,9 @@ def hive_files(scenario: Scenario) -> dict[str, bytes]:
     users = [hives.SamUser(a.rid, a.name, full_name=a.full_name) for a in scenario.accounts if a.kind == "user"]
     aliases = [hives.SamAlias(a.rid, a.name, list(a.members)) for a in scenario.accounts if a.kind == "alias"]
     builtin = [hives.SamAlias(a.rid, a.name, list(a.members)) for a in scenario.builtin_aliases]
-    lsa = {
-        sid: hives.LsaAccount(rights={r for r in names if r.endswith("Right")},
-                              privileges={p for p in names if p.endswith("Privilege")})
-        for sid, names in scenario.lsa_rights.items()
-    }
+    lsa = {sid: hives.LsaAccount(rights=frozenset(r for r in names if r.endswith("Right")),
+                                 privileges=frozenset(p for p in names if p.endswith("Privilege")))
+           for sid, names in lsa_rights(scenario).items()}
     domain_name, domain_sid = scenario.primary_domain or (None, None)
     trees = {
         "SAM": hives.sam_hive(scenario.machine_sid, users, aliases, builtin, computer_name=scenario.computer),
@@ -82,9 +81,24 @@ def hive_files(scenario: Scenario) -> dict[str, bytes]:
     out = {}
     for name, tree in trees.items():
         buffer = io.BytesIO()
-        hives.write_hive(tree, buffer, name=f"\\SystemRoot\\System32\\Config\\{name}")
+        regf.write_hive(tree, buffer, name=f"\\SystemRoot\\System32\\Config\\{name}")
         out[name] = buffer.getvalue()
     return out
+
+
+def lsa_rights(scenario: Scenario) -> dict[str, tuple[str, ...]]:
+    """Policy\\Accounts: a fresh Windows' entries plus the scenario's own, by SID."""
+    merged: dict[str, set[str]] = {}
+    for sid, account in hives.default_lsa_accounts(scenario.machine_sid).items():
+        merged.setdefault(sid, set()).update(account.rights, account.privileges)
+    for sid, names in scenario.lsa_rights.items():
+        merged.setdefault(sid, set()).update(names)
+    return {sid: tuple(sorted(names)) for sid, names in merged.items()}
+
+
+# The profiles Windows lists for its service accounts beside the users' (the
+# SOFTWARE hive writer adds them).
+SYSTEM_PROFILES = ("S-1-5-18", "S-1-5-19", "S-1-5-20")
 
 
 def all_nodes(scenario: Scenario, hive_bytes: dict[str, bytes]) -> list[Node]:
@@ -99,6 +113,7 @@ def build(scenario: Scenario, out_dir: str | os.PathLike) -> Built:
     hive_bytes = hive_files(scenario)
     nodes = all_nodes(scenario, hive_bytes)
     descriptors = final_descriptors(nodes)
+    manifest_of(scenario, nodes, descriptors, [])  # an incomplete definition fails before any work
     with tempfile.TemporaryDirectory(prefix="aclscan-sample-") as scratch:
         image = Path(scratch) / f"{scenario.name}.img"
         ntfs3g.make_image(image, scenario.size, label=scenario.computer)
@@ -114,7 +129,7 @@ def build(scenario: Scenario, out_dir: str | os.PathLike) -> Built:
         with open(image, "rb") as src, gzip.GzipFile(packed, "wb", compresslevel=9, mtime=0) as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
     if packed.stat().st_size > MAX_COMPRESSED:
-        raise ValueError(f"{packed} is {packed.stat().st_size} bytes, over {MAX_COMPRESSED}")
+        raise InvalidScenario(f"{packed} is {packed.stat().st_size} bytes, over {MAX_COMPRESSED}")
     extras = write_domain_exports(scenario, out)
     manifest = out / f"{scenario.name}.json"
     manifest.write_text(json.dumps(manifest_of(scenario, nodes, descriptors, extras), indent=2, ensure_ascii=False)
@@ -149,9 +164,9 @@ def hive_references(scenario: Scenario) -> dict[str, list[str]]:
     for account in scenario.accounts + scenario.builtin_aliases:
         for member in account.members:
             add(member, f"SAM alias {account.name}")
-    for sid in scenario.lsa_rights:
+    for sid in lsa_rights(scenario):
         add(sid, "SECURITY Policy\\Accounts")
-    for sid in scenario.profiles:
+    for sid in list(scenario.profiles) + [s for s in SYSTEM_PROFILES if s not in scenario.profiles]:
         add(sid, "SOFTWARE ProfileList")
     for account in scenario.accounts:
         if account.rid >= 1000 or account.rid in (500, 501):
@@ -176,7 +191,7 @@ def manifest_of(scenario: Scenario, nodes: list[Node], descriptors: dict[str, Se
         if truth is None:
             verdict = well_known_verdict(sid)
             if verdict is None:
-                raise ValueError(f"scenario {scenario.name}: no expected verdict for {sid}")
+                raise InvalidScenario(f"scenario {scenario.name}: no expected verdict for {sid}")
             entry = {"verdict": verdict}
         else:
             entry = {"verdict": truth.verdict, "account": truth.account, "mapped_sid": truth.mapped_sid}
@@ -204,7 +219,7 @@ def manifest_of(scenario: Scenario, nodes: list[Node], descriptors: dict[str, Se
         "builtin_aliases": [{"rid": a.rid, "name": a.name, "sid": f"S-1-5-32-{a.rid}", "members": list(a.members)}
                             for a in scenario.builtin_aliases],
         "services": [{"name": s.name, "object_name": s.object_name} for s in scenario.services],
-        "lsa_rights": {sid: list(names) for sid, names in scenario.lsa_rights.items()},
+        "lsa_rights": {sid: list(names) for sid, names in lsa_rights(scenario).items()},
         "profiles": scenario.profiles,
         "hives": [f"{HIVE_DIR}/{name}" for name in ("SAM", "SECURITY", "SYSTEM", "SOFTWARE")],
         "counted": "files and directories the scenario made (NTFS metadata files $MFT..$Extend excluded), "

@@ -325,9 +325,14 @@ def _check_tree(root: Key) -> None:
             raise InvalidHive(f"key name {key.name!r} contains a backslash")
         if len(_units(key.name)) > MAX_KEY_NAME:
             raise InvalidHive(f"key name {key.name[:40]!r}... is longer than {MAX_KEY_NAME} characters")
-        if key.class_name is not None and len(key.class_name.encode("utf-16-le", "surrogatepass")) > MAX_CLASS_NAME:
-            raise InvalidHive(f"class name of {where!r} is longer than {MAX_CLASS_NAME} bytes")
+        if key.class_name is not None:
+            if not isinstance(key.class_name, str):
+                raise InvalidHive(f"class name of {where!r} must be text, not {type(key.class_name).__name__}")
+            if len(key.class_name.encode("utf-16-le", "surrogatepass")) > MAX_CLASS_NAME:
+                raise InvalidHive(f"class name of {where!r} is longer than {MAX_CLASS_NAME} bytes")
         if key.security is not None:
+            if not isinstance(key.security, bytes):
+                raise InvalidHive(f"security descriptor of {where!r} must be bytes, not {type(key.security).__name__}")
             try:
                 SecurityDescriptor.from_bytes(key.security)
             except MalformedData as exc:
@@ -687,6 +692,8 @@ def hive_bytes(
     if not isinstance(name, str):
         raise InvalidHive(f"the hive name must be text, not {type(name).__name__}")
     stamp = filetime(timestamp)
+    if not isinstance(security, bytes):
+        raise InvalidHive(f"the default security descriptor must be bytes, not {type(security).__name__}")
     try:
         SecurityDescriptor.from_bytes(security)
     except MalformedData as exc:

@@ -394,8 +394,10 @@ def cloned_dc() -> Scenario:
         Node("Windows/NTDS", True, "O:BAG:SYD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"),
         Node("Windows/NTDS/ntds.dit", False, "O:BAG:SYD:", b"not a real directory database\n"),
     ]
-    accounts = (Account(500, "Administrator"),)
+    accounts = (Account(500, "Administrator"), Account(501, "Guest"))
     truth = {f"{d}-500": Expected(RESOLVED, "CLONEDOM\\Administrator"),
+             f"{d}-501": Expected(RESOLVED, "CLONEDOM\\Guest"),
+             f"{d}-512": Expected(RESOLVED, "CLONEDOM\\Domain Admins"),
              f"{d}-520": Expected(RESOLVED, "CLONEDOM\\Group Policy Creator Owners")}
     return Scenario(
         name="cloned-dc", title="A cloned domain controller",

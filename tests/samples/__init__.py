@@ -1,0 +1,1 @@
+"""Tests of aclscan.samples: hive writer, hive builders, scenario volumes."""
