@@ -81,7 +81,7 @@ def hive_files(scenario: Scenario) -> dict[str, bytes]:
     out = {}
     for name, tree in trees.items():
         buffer = io.BytesIO()
-        regf.write_hive(tree, buffer, name=f"\\SystemRoot\\System32\\Config\\{name}")
+        regf.write_hive(tree, buffer, name=hives.HIVE_NAMES[name])
         out[name] = buffer.getvalue()
     return out
 
