@@ -130,7 +130,7 @@ def build(scenario: Scenario, out_dir: str | os.PathLike) -> Built:
             shutil.copyfileobj(src, dst, 1 << 20)
     if packed.stat().st_size > MAX_COMPRESSED:
         raise InvalidScenario(f"{packed} is {packed.stat().st_size} bytes, over {MAX_COMPRESSED}")
-    extras = write_domain_exports(scenario, out)
+    extras = write_domain_exports(scenario, out) + write_master_sam(scenario, out)
     manifest = out / f"{scenario.name}.json"
     manifest.write_text(json.dumps(manifest_of(scenario, nodes, descriptors, extras), indent=2, ensure_ascii=False)
                         + "\n")
@@ -229,7 +229,8 @@ def manifest_of(scenario: Scenario, nodes: list[Node], descriptors: dict[str, Se
         "expected": expected,
         "readiness": scenario.readiness,
         "fleet": scenario.fleet,
-        "domain_exports": [p.name for p in extras],
+        "domain_exports": [p.name for p in extras if p.suffix in (".ldif", ".csv")],
+        "history": [p.name for p in extras if p.name.endswith(".master-SAM")],
         "deleted_domain_users": list(scenario.deleted_domain_users),
         "paths": {node.path or "/": to_sddl(descriptors[node.path]) for node in nodes
                   if node.is_dir or not _bulk(node)},
@@ -250,6 +251,18 @@ def _sid_key(sid: str):
 def _dn(name: str, export: dict, container: str = "CN=Users") -> str:
     dc = ",".join(f"DC={part}" for part in export["dns"].split("."))
     return f"CN={name},{container},{dc}"
+
+
+def write_master_sam(scenario: Scenario, out: Path) -> list[Path]:
+    """The master's SAM from before the SID change, where the scenario has one."""
+    if not scenario.master_accounts or not scenario.previous_machine_sids:
+        return []
+    master = scenario.previous_machine_sids[0]
+    users = [hives.SamUser(a.rid, a.name, full_name=a.full_name) for a in scenario.master_accounts if a.kind == "user"]
+    aliases = [hives.SamAlias(a.rid, a.name, list(a.members)) for a in scenario.master_accounts if a.kind == "alias"]
+    path = out / f"{scenario.name}.master-SAM"
+    regf.write_hive(hives.sam_hive(master, users, aliases), path, name=hives.HIVE_NAMES["SAM"])
+    return [path]
 
 
 def write_domain_exports(scenario: Scenario, out: Path) -> list[Path]:
