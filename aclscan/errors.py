@@ -82,3 +82,48 @@ class MountError(Error, OSError):
 
 class InvalidScenario(MalformedData):
     """A sample scenario whose definition is incomplete or contradicts itself."""
+
+
+class DirectoryError(Error):
+    """A domain's account list that cannot be had: an export that cannot be read, a
+    directory URL or CA file that cannot be used. The subclasses say which step failed."""
+
+    exit_code = 10
+
+
+class MalformedExport(DirectoryError, MalformedData):
+    """A domain export (LDIF, CSV) that does not follow its format; the message names the line."""
+
+    exit_code = 11
+
+
+class DirectoryUnreachable(DirectoryError, ConnectionError):
+    """The directory server does not answer: connection refused, timed out, name unknown, no TLS."""
+
+    exit_code = 12
+
+
+class DirectoryAuthFailed(DirectoryError, PermissionError):
+    """The directory refused the bind (invalidCredentials and the like)."""
+
+    exit_code = 13
+
+
+class UntrustedCertificate(DirectoryError):
+    """The directory's TLS certificate is not trusted or not issued to the host named."""
+
+    exit_code = 14
+
+
+class DirectorySearchFailed(DirectoryError):
+    """A directory search (root DSE, domain object, accounts) failed after the bind."""
+
+    exit_code = 15
+
+
+class HiveError(MalformedData):
+    """A registry hive that cannot be read: not a hive, truncated, or its cells out of bounds."""
+
+
+class WrongHive(HiveError):
+    """A readable hive of another kind than the one asked for (SYSTEM given as the SAM)."""

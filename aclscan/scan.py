@@ -59,11 +59,23 @@ class VolumeResult:
     problems: list[ScanProblem] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ResolveInputs:
+    """What to resolve SIDs against beyond the volume itself."""
+
+    hive_files: dict[str, str] = field(default_factory=dict)  # "SAM" -> path; the volume's own otherwise
+    domain_sources: tuple = ()  # AccountSource: domain exports, a live directory
+    history: tuple[str, ...] = ()  # the master's SAM or earlier scan databases
+
+
 @dataclass
 class ScanResult:
     database: str
     volumes: list[VolumeResult]
     seconds: float
+    findings: int = 0
+    problem_findings: int = 0
+    resolution_notes: tuple[str, ...] = ()
 
     @property
     def problems(self) -> list[ScanProblem]:
@@ -81,8 +93,10 @@ def scan_image(
     partition: int | None = None,
     offset: int | None = None,
     progress: Progress | None = None,
+    resolve: ResolveInputs | None = ResolveInputs(),
 ) -> ScanResult:
-    """Scan every selected NTFS volume of an image into a new database at ``db_path``."""
+    """Scan every selected NTFS volume of an image into a new database at ``db_path``,
+    then (unless ``resolve`` is None) give every distinct SID its verdict."""
     started = time.perf_counter()
     with Image(image_path) as image:
         locations = image.locate(partition=partition, offset=offset)
@@ -110,12 +124,39 @@ def scan_image(
                     results.append(_VolumeScan(image, location, volume, db, volume_id, progress).run())
             with db.conn:
                 _store_problems(db, None, unopened)
+            outcome = None
+            if resolve is not None:
+                with db.conn:
+                    outcome = _resolve(db, [v for _loc, v in opened], resolve)
             store.create_indexes(db)
         finally:
             db.conn.close()
     if unopened:
         results[0].problems[:0] = unopened
-    return ScanResult(os.fspath(db_path), results, time.perf_counter() - started)
+    result = ScanResult(os.fspath(db_path), results, time.perf_counter() - started)
+    if outcome is not None:
+        result.findings, result.problem_findings, result.resolution_notes = outcome
+    return result
+
+
+def _resolve(db, volumes: list[Volume], inputs: ResolveInputs) -> tuple[int, int, tuple[str, ...]]:
+    """Verdicts for every SID on the volumes and in the machine's hives."""
+    from aclscan.findings import file_sids, store_resolution
+    from aclscan.resolve import HistorySource, HiveSet, build_resolution, hives_from_files, hives_from_volume
+
+    raw = hives_from_files(inputs.hive_files)
+    for volume in volumes:  # the machine's hives: from the first volume that has them
+        if len(raw) == 4:
+            break
+        for name, found in hives_from_volume(volume).items():
+            raw.setdefault(name, found)
+    hives = HiveSet.parse(raw, strict=frozenset(n for n, p in inputs.hive_files.items() if p))
+    history = [HistorySource.from_file(path) for path in inputs.history]
+    resolution = build_resolution(hives, domain_sources=list(inputs.domain_sources), history=history)
+    sids = set(file_sids(db)) | {ref.sid for ref in resolution.references}
+    verdicts = resolution.classifier.classify_all(sorted(sids))
+    store_resolution(db, resolution, verdicts)
+    return len(verdicts), sum(v.is_problem for v in verdicts), tuple(resolution.notes)
 
 
 def _store_problems(db, volume_id: int | None, problems: list[ScanProblem]) -> None:

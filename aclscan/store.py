@@ -118,6 +118,41 @@ TABLES: dict[str, dict] = {
         },
         "pk": ("volume_id", "sid"),
     },
+    "findings": {
+        "columns": {
+            "sid": str,
+            "verdict": str,
+            "confidence": str,
+            "account": str,
+            "mapped_sid": str,
+            "files": int,
+            "descriptors": int,
+            "explicit_aces": int,
+            "inherited_aces": int,
+            "as_owner": int,
+            "as_group": int,
+            "hive_references": int,
+            "evidence": str,
+        },
+        "pk": "sid",
+    },
+    "accounts": {
+        "columns": {"sid": str, "name": str, "domain": str, "kind": str, "source": str, "sid_history": str,
+                    "members": str, "rights": str, "disabled": int},
+        "pk": None,
+    },
+    "authorities": {
+        "columns": {"sid": str, "name": str, "kind": str, "complete": int, "source": str},
+        "pk": None,
+    },
+    "hive_references": {
+        "columns": {"sid": str, "kind": str, "detail": str},
+        "pk": None,
+    },
+    "notes": {
+        "columns": {"kind": str, "text": str},
+        "pk": None,
+    },
     "scan_errors": {
         "columns": {
             "id": int,
@@ -157,6 +192,8 @@ INDEXES: list[tuple[str, tuple[str, ...], bool]] = [
     ("descriptors", ("volume_id", "security_id"), False),
     ("descriptors", ("owner",), False),
     ("sids", ("sid",), False),
+    ("accounts", ("sid",), False),
+    ("hive_references", ("sid",), False),
 ]
 FILE_INDEXES: list[tuple[str, tuple[str, ...], bool]] = [
     ("file_records", ("volume_id", "entry"), True),

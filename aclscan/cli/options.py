@@ -15,3 +15,56 @@ format_option = click.option(
     help="Output format: table for people; json, ndjson, csv for programs (streamed).",
 )
 db_argument = click.argument("database", type=click.Path(dir_okay=False))
+
+
+def resolve_options(command):
+    """The account sources of `scan` (and `accounts`): hives, domain, directory, history."""
+    options = [
+        click.option("--sam", type=click.Path(exists=True, dir_okay=False), help="SAM hive (default: the volume's)."),
+        click.option("--security", type=click.Path(exists=True, dir_okay=False), help="SECURITY hive."),
+        click.option("--system", type=click.Path(exists=True, dir_okay=False), help="SYSTEM hive."),
+        click.option("--software", type=click.Path(exists=True, dir_okay=False), help="SOFTWARE hive."),
+        click.option("--domain", "domain_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+                     help="A domain export: LDIF (ldifde) or CSV (Get-ADUser | Export-Csv). Repeatable."),
+        click.option("--ldap", "ldap_url", help="A live directory, ldaps://HOST[:PORT]; the password comes from "
+                                                "ACLSCAN_LDAP_PASSWORD or a prompt."),
+        click.option("--bind-dn", help="The DN (or user@domain) to bind as, with --ldap."),
+        click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), help="CA certificate for --ldap."),
+        click.option("--insecure", is_flag=True, help="With --ldap: do not verify the server's certificate."),
+        click.option("--history", multiple=True, type=click.Path(exists=True, dir_okay=False),
+                     help="The master's SAM or an earlier scan database: previous machine SIDs and their names. "
+                          "Repeatable."),
+        click.option("--no-resolve", is_flag=True, help="Store descriptors only; no verdicts."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def resolve_inputs(*, sam=None, security=None, system=None, software=None, domain_files=(), ldap_url=None,
+                   bind_dn=None, ca_file=None, insecure=False, history=(), no_resolve=False):
+    """The ResolveInputs the options describe (None with --no-resolve)."""
+    from aclscan.scan import ResolveInputs
+
+    if no_resolve:
+        return None
+    sources = []
+    if domain_files:
+        from aclscan.accounts.domain import DomainSource, read_csv, read_ldif
+
+        for path in domain_files:
+            export = read_csv(path) if path.lower().endswith(".csv") else read_ldif(path)
+            sources.append(DomainSource(export, name=f"domain export {path}"))
+    if ldap_url:
+        if not bind_dn:
+            raise click.UsageError("--ldap needs --bind-dn")
+        import os
+
+        from aclscan.accounts.ldap import LdapSource
+
+        password = os.environ.get("ACLSCAN_LDAP_PASSWORD")
+        if password is None:
+            password = click.prompt(f"Password for {bind_dn}", hide_input=True, err=True)
+        sources.append(LdapSource.connect(ldap_url, bind_dn, password, ca_file=ca_file, insecure=insecure))
+    hive_files = {"SAM": sam, "SECURITY": security, "SYSTEM": system, "SOFTWARE": software}
+    return ResolveInputs({k: v for k, v in hive_files.items() if v}, tuple(sources), tuple(history))

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import click
 
 from aclscan.cli import cli
+from aclscan.cli.options import resolve_inputs, resolve_options
 from aclscan.errors import PartialScan
 from aclscan.scan import scan_image
 
@@ -42,8 +43,9 @@ def _progress_bar(enabled: bool):
 @click.option("--partition", type=int, help="Scan only this partition (0-based, in partition table order).")
 @click.option("--offset", type=int, help="Scan only the NTFS volume at this byte offset.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
+@resolve_options
 @click.pass_context
-def scan(ctx, image, db_path, partition, offset, quiet):
+def scan(ctx, image, db_path, partition, offset, quiet, **resolve):
     """Read every security descriptor of IMAGE into SCAN.db (read-only).
 
     IMAGE is a raw/dd image, a split raw set (give the .001 file), an E01 set
@@ -52,9 +54,10 @@ def scan(ctx, image, db_path, partition, offset, quiet):
     """
     if partition is not None and offset is not None:
         raise click.UsageError("give --partition or --offset, not both")
+    inputs = resolve_inputs(**resolve)
     show = not quiet and sys.stderr.isatty()
     with _progress_bar(show) as progress:
-        result = scan_image(image, db_path, partition=partition, offset=offset, progress=progress)
+        result = scan_image(image, db_path, partition=partition, offset=offset, progress=progress, resolve=inputs)
     problems = result.problems
     if not quiet:
         descriptors = sum(v.descriptors for v in result.volumes)
@@ -63,6 +66,11 @@ def scan(ctx, image, db_path, partition, offset, quiet):
             f" in {result.seconds:.2f} s -> {result.database}",
             err=True,
         )
+        if inputs is not None:
+            click.echo(f"{result.findings} distinct SIDs, {result.problem_findings} with problems"
+                       " (aclscan findings lists them)", err=True)
+            for note in result.resolution_notes:
+                click.echo(f"note: {note}", err=True)
     if problems:
         first = problems[0]
         where = f" (record {first.entry})" if first.entry is not None else ""

@@ -1,0 +1,63 @@
+"""`aclscan findings` and `aclscan accounts`: what the scan concluded, and what it knew."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from aclscan.cli import cli
+from aclscan.cli.options import db_argument, format_option
+from aclscan.findings import FINDING_COLUMNS, has_problems, iter_findings
+from aclscan.formats.rows import write_rows
+from aclscan.store import open_database
+
+ACCOUNT_COLUMNS = ("sid", "name", "domain", "kind", "source", "sid_history", "members", "rights")
+
+
+@cli.command()
+@db_argument
+@click.option("--problems", is_flag=True, help="Only findings that need action.")
+@click.option("--verdict", help="Only this verdict (orphan, stale_prefix, rid_collision, ...).")
+@format_option
+@click.pass_context
+def findings(ctx, database, problems, verdict, fmt):
+    """The verdict on every distinct SID: exit 1 while problem findings remain, 0 when clean."""
+    db = open_database(database)
+    rows = iter_findings(db, problems_only=problems, verdict=verdict)
+    if fmt in ("table", "csv"):
+        rows = ({**r, "evidence": " | ".join(r["evidence"])} for r in rows)
+    write_rows(rows, FINDING_COLUMNS, fmt, sys.stdout)
+    ctx.exit(1 if has_problems(db) else 0)
+
+
+@cli.command()
+@click.argument("database", required=False, type=click.Path(dir_okay=False))
+@click.option("--sam", type=click.Path(exists=True, dir_okay=False), help="Read this SAM hive instead of a scan.")
+@click.option("--security", type=click.Path(exists=True, dir_okay=False), help="Read this SECURITY hive.")
+@click.option("--system", type=click.Path(exists=True, dir_okay=False), help="Read this SYSTEM hive.")
+@click.option("--software", type=click.Path(exists=True, dir_okay=False), help="Read this SOFTWARE hive.")
+@format_option
+def accounts(database, sam, security, system, software, fmt):
+    """What each account source knows: of a scan database, or of hive files directly."""
+    if database:
+        db = open_database(database)
+        cursor = db.execute(f"SELECT {', '.join(ACCOUNT_COLUMNS)} FROM accounts ORDER BY source, sid")
+        rows = (dict(zip(ACCOUNT_COLUMNS, r)) for r in cursor)
+    else:
+        from aclscan.resolve import HiveSet, build_resolution, hives_from_files
+
+        given = {"SAM": sam, "SECURITY": security, "SYSTEM": system, "SOFTWARE": software}
+        if not any(given.values()):
+            raise click.UsageError("give a scan database or at least one hive (--sam, --security, ...)")
+        hives = HiveSet.parse(hives_from_files(given), strict=frozenset(k for k, v in given.items() if v))
+        resolution = build_resolution(hives)
+        rows = (
+            {"sid": a.sid, "name": a.name, "domain": a.domain, "kind": a.kind, "source": a.source,
+             "sid_history": json.dumps(list(a.sid_history)), "members": json.dumps(list(a.members)),
+             "rights": json.dumps(list(a.rights))}
+            for source in resolution.sources if source.__class__.__name__ != "WellKnownSource"
+            for a in source.accounts()
+        )
+    write_rows(rows, ACCOUNT_COLUMNS, fmt, sys.stdout)

@@ -1,0 +1,92 @@
+"""Findings: the verdict on every distinct SID of a scan, with its counts and
+evidence, written to and read from the scan database."""
+
+from __future__ import annotations
+
+import json
+from typing import Iterator
+
+from aclscan import store
+from aclscan.classify import PROBLEMS, Verdict
+from aclscan.resolve import Resolution
+
+FINDING_COLUMNS = ("sid", "verdict", "confidence", "account", "mapped_sid", "files", "descriptors", "explicit_aces",
+                   "inherited_aces", "as_owner", "as_group", "hive_references", "evidence")
+
+# Per SID, over every volume of the scan: files and distinct descriptors naming it,
+# ACE uses by kind (an ACE in a descriptor counts once per file using it), owner and
+# group uses.
+_FILE_COUNTS = """
+SELECT sid, SUM(files), SUM(descriptors), SUM(as_owner), SUM(as_group) FROM sids GROUP BY sid
+"""
+_ACE_COUNTS = """
+SELECT a.sid, SUM(CASE WHEN a.inherited = 0 THEN d.files ELSE 0 END),
+       SUM(CASE WHEN a.inherited = 1 THEN d.files ELSE 0 END)
+FROM aces a JOIN descriptors d ON d.key = a.descriptor_key GROUP BY a.sid
+"""
+
+
+def file_sids(db) -> list[str]:
+    return [row[0] for row in db.execute("SELECT DISTINCT sid FROM sids ORDER BY sid")]
+
+
+def store_resolution(db, resolution: Resolution, verdicts: list[Verdict]) -> None:
+    """Findings, the accounts and authorities the sources knew, hive references, notes."""
+    counts = {sid: [f or 0, d or 0, o or 0, g or 0, 0, 0] for sid, f, d, o, g in db.execute(_FILE_COUNTS)}
+    for sid, explicit, inherited in db.execute(_ACE_COUNTS):
+        row = counts.setdefault(sid, [0, 0, 0, 0, 0, 0])
+        row[4], row[5] = explicit or 0, inherited or 0
+    references: dict[str, list[str]] = {}
+    for ref in resolution.references:
+        references.setdefault(ref.sid, []).append(f"{ref.kind}: {ref.detail}")
+    rows = []
+    for verdict in verdicts:
+        files, descriptors, owner, group, explicit, inherited = counts.get(verdict.sid, [0] * 6)
+        evidence = list(verdict.evidence) + [f"hive reference {r}" for r in references.get(verdict.sid, [])]
+        rows.append((verdict.sid, verdict.verdict, verdict.confidence, verdict.account, verdict.mapped_sid, files,
+                     descriptors, explicit, inherited, owner, group, len(references.get(verdict.sid, [])),
+                     json.dumps(evidence, ensure_ascii=False)))
+    store.bulk_insert(db, "findings", FINDING_COLUMNS, rows)
+    accounts = []
+    authorities = []
+    for source in resolution.sources:
+        if source.__class__.__name__ == "WellKnownSource":
+            continue  # the catalogue is the same for every machine: not worth a copy per scan
+        for account in source.accounts():
+            accounts.append((account.sid, account.name, account.domain, account.kind, account.source,
+                             json.dumps(list(account.sid_history)), json.dumps(list(account.members)),
+                             json.dumps(list(account.rights)), int(account.disabled)))
+        for authority in source.authorities():
+            authorities.append((authority.sid, authority.name, authority.kind, int(authority.complete),
+                                authority.source))
+    store.bulk_insert(db, "accounts", ("sid", "name", "domain", "kind", "source", "sid_history", "members",
+                                       "rights", "disabled"), accounts)
+    store.bulk_insert(db, "authorities", ("sid", "name", "kind", "complete", "source"), authorities)
+    store.bulk_insert(db, "hive_references", ("sid", "kind", "detail"),
+                      [(r.sid, r.kind, r.detail) for r in resolution.references])
+    store.bulk_insert(db, "notes", ("kind", "text"), [("resolution", n) for n in resolution.notes])
+
+
+def iter_findings(db, *, problems_only: bool = False, verdict: str | None = None) -> Iterator[dict]:
+    sql = f"SELECT {', '.join(FINDING_COLUMNS)} FROM findings"
+    clauses, params = [], []
+    if problems_only:
+        clauses.append(f"verdict IN ({', '.join('?' for _ in PROBLEMS)})")
+        params += sorted(PROBLEMS)
+    if verdict:
+        clauses.append("verdict = ?")
+        params.append(verdict)
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    sql += " ORDER BY CASE WHEN verdict IN ('resolved', 'placeholder', 'transient') THEN 1 ELSE 0 END, files DESC, sid"
+    cursor = db.execute(sql, params)
+    names = [c[0] for c in cursor.description]
+    for row in cursor:
+        item = dict(zip(names, row))
+        item["evidence"] = json.loads(item["evidence"] or "[]")
+        yield item
+
+
+def has_problems(db) -> bool:
+    marks = ", ".join("?" for _ in PROBLEMS)
+    return db.execute(f"SELECT 1 FROM findings WHERE verdict IN ({marks}) LIMIT 1", sorted(PROBLEMS)).fetchone() is not None

@@ -1,0 +1,95 @@
+"""The scenario volumes give exactly the verdicts of their manifests: every SID on
+the volume and in its hives, scanned with the inputs the manifest names
+(domain exports, the master's SAM)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from aclscan.cli import main
+
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_volumes"
+SCENARIOS = sorted(p.name[: -len(".img.gz")] for p in SAMPLES.glob("*.img.gz") if p.name != "quickstart.img.gz")
+
+
+def scan_args(name: str, manifest: dict, db: Path) -> list[str]:
+    args = ["scan", str(SAMPLES / f"{name}.img.gz"), "--db", str(db), "--quiet"]
+    for export in manifest.get("domain_exports", []):
+        if export.endswith(".ldif"):
+            args += ["--domain", str(SAMPLES / export)]
+    for history in manifest.get("history", []):
+        args += ["--history", str(SAMPLES / history)]
+    return args
+
+
+@pytest.fixture(scope="module")
+def findings(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("verdicts")
+    done = {}
+
+    def of(name):
+        if name not in done:
+            manifest = json.loads((SAMPLES / f"{name}.json").read_text())
+            db = directory / f"{name}.db"
+            assert main(scan_args(name, manifest, db)) == 0
+            rows = sqlite3.connect(db).execute(
+                "SELECT sid, verdict, account, mapped_sid, files, descriptors FROM findings").fetchall()
+            done[name] = (manifest, {r[0]: r for r in rows}, db)
+        return done[name]
+
+    return of
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_verdicts_match_the_manifest(findings, name):
+    manifest, found, _db = findings(name)
+    wrong = {}
+    for sid, expected in manifest["expected"].items():
+        row = found.get(sid)
+        if row is None:
+            wrong[sid] = ("missing", expected["verdict"])
+            continue
+        if row[1] != expected["verdict"] or row[3] != expected.get("mapped_sid"):
+            wrong[sid] = ((row[1], row[3]), (expected["verdict"], expected.get("mapped_sid")))
+    assert not wrong
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_accounts_are_named(findings, name):
+    manifest, found, _db = findings(name)
+    for sid, expected in manifest["expected"].items():
+        account = expected.get("account")
+        if account and expected["verdict"] in ("resolved", "sid_history"):
+            got = found[sid][2] or ""
+            assert got.split("\\")[-1].casefold() == account.split("\\")[-1].casefold(), (sid, got, account)
+
+
+def test_findings_command_exit_codes(findings, capsys):
+    _m, _f, clean_db = findings("clean")
+    assert main(["findings", str(clean_db), "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows and {"sid", "verdict", "confidence", "account", "mapped_sid", "files", "evidence"} <= set(rows[0])
+    _m, _f, after_db = findings("member-after")
+    assert main(["findings", str(after_db), "--problems", "--format", "ndjson"]) == 1
+    problems = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    ken = next(p for p in problems if p["sid"].endswith("-1542849698-1000"))
+    assert ken["verdict"] == "rid_collision" and ken["mapped_sid"] is None
+    assert any("Jon" in e for e in ken["evidence"]), ken["evidence"]
+
+
+def test_av_service_reads_as_one_story(findings):
+    manifest, found, db = findings("av-service")
+    old = "S-1-5-21-191058668-193157475-1542849698-1003"
+    evidence = json.loads(sqlite3.connect(db).execute("SELECT evidence FROM findings WHERE sid = ?",
+                                                      (old,)).fetchone()[0])
+    text = " ".join(evidence)
+    assert "SeServiceLogonRight" in text  # the LSA right names the old SID
+    assert "AV Admins" in text  # the alias membership names it
+    assert found[old][4] > 0  # and the ACEs on the AVScan folders
+    refs = sqlite3.connect(db).execute("SELECT kind, detail FROM hive_references WHERE kind = 'service_logon'"
+                                       " AND detail LIKE 'AVScan%'").fetchall()
+    assert refs == [("service_logon", "AVScan logs on as .\\AVService")]
