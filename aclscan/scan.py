@@ -139,6 +139,20 @@ def scan_image(
     return result
 
 
+def inconsistent_hives(hives, already: set[str]) -> list:
+    """SECURITY's account domain SID should be SAM's machine SID: where it is not, a finding."""
+    from aclscan.classify import HIGH, INCONSISTENT_HIVES, Verdict
+
+    sam_sid = getattr(hives.sam, "machine_sid", None)
+    lsa_sid = getattr(hives.security, "account_domain_sid", None)
+    if not sam_sid or not lsa_sid or sam_sid == lsa_sid:
+        return []
+    evidence = (f"SECURITY PolAcDmS ({hives.origins.get('SECURITY')}) is {lsa_sid}",
+                f"SAM ({hives.origins.get('SAM')}) has machine SID {sam_sid}: the hives are not of one machine, "
+                "or one was restored from before a SID change")
+    return [Verdict(lsa_sid, INCONSISTENT_HIVES, HIGH, evidence=evidence)] if lsa_sid not in already else []
+
+
 def _resolve(db, volumes: list[Volume], inputs: ResolveInputs) -> tuple[int, int, tuple[str, ...]]:
     """Verdicts for every SID on the volumes and in the machine's hives."""
     from aclscan.findings import file_sids, store_resolution
@@ -155,6 +169,7 @@ def _resolve(db, volumes: list[Volume], inputs: ResolveInputs) -> tuple[int, int
     resolution = build_resolution(hives, domain_sources=list(inputs.domain_sources), history=history)
     sids = set(file_sids(db)) | {ref.sid for ref in resolution.references}
     verdicts = resolution.classifier.classify_all(sorted(sids))
+    verdicts += inconsistent_hives(hives, {v.sid for v in verdicts})
     store_resolution(db, resolution, verdicts)
     return len(verdicts), sum(v.is_problem for v in verdicts), tuple(resolution.notes)
 

@@ -93,3 +93,27 @@ def test_av_service_reads_as_one_story(findings):
     refs = sqlite3.connect(db).execute("SELECT kind, detail FROM hive_references WHERE kind = 'service_logon'"
                                        " AND detail LIKE 'AVScan%'").fetchall()
     assert refs == [("service_logon", "AVScan logs on as .\\AVService")]
+
+
+def test_inconsistent_hives_are_a_finding(tmp_path, capsys):
+    from tests.shared_data import expand
+
+    sam = expand("hives", "regipy-SAM", tmp_path)
+    security = expand("hives", "regipy-SECURITY", tmp_path)  # another machine's SECURITY (dirty, still read)
+    db = tmp_path / "mixed.db"
+    assert main(["scan", str(SAMPLES / "clean.img.gz"), "--db", str(db), "--quiet",
+                 "--sam", str(sam), "--security", str(security)]) == 0
+    row = sqlite3.connect(db).execute(
+        "SELECT verdict, evidence FROM findings WHERE sid = 'S-1-5-21-1786693902-1815088602-2777321892'").fetchone()
+    assert row[0] == "inconsistent_hives" and "S-1-5-21-1760460187-1592185332-161725925" in row[1]
+    assert main(["findings", str(db), "--verdict", "inconsistent_hives", "--format", "ndjson"]) == 1
+    capsys.readouterr()
+
+
+def test_wrong_hive_is_one_line_and_exit_8(tmp_path, capsys):
+    from tests.shared_data import expand
+
+    system = expand("hives", "regipy-SYSTEM_WIN_10_1709", tmp_path)
+    code = main(["scan", str(SAMPLES / "clean.img.gz"), "--db", str(tmp_path / "x.db"), "--quiet", "--sam", str(system)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 8 and len(err) == 1 and "expected a SAM hive" in err[0]
