@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from aclscan.errors import MalformedData
+from aclscan.hives import security as _lsa_tables
 from aclscan.samples.regf import (
     DEFAULT_TIMESTAMP,
     REG_BINARY,
@@ -85,58 +86,10 @@ HIVE_NAMES = {
     "SOFTWARE": r"\SystemRoot\System32\Config\SOFTWARE",
 }
 
-# [MS-LSAD] 2.2.1.2 POLICY_SYSTEM_ACCESS_MODE: the bits of Policy\Accounts\<SID>\ActSysAc.
-ACCOUNT_RIGHTS = {
-    "SeInteractiveLogonRight": 0x0001,
-    "SeNetworkLogonRight": 0x0002,
-    "SeBatchLogonRight": 0x0004,
-    "SeServiceLogonRight": 0x0010,
-    "SeDenyInteractiveLogonRight": 0x0040,
-    "SeDenyNetworkLogonRight": 0x0080,
-    "SeDenyBatchLogonRight": 0x0100,
-    "SeDenyServiceLogonRight": 0x0200,
-    "SeRemoteInteractiveLogonRight": 0x0400,
-    "SeDenyRemoteInteractiveLogonRight": 0x0800,
-}
-
-# [MS-LSAD] 3.1.1.2.1 (winnt.h SE_*_PRIVILEGE): privilege name -> LUID low part (high part 0).
-PRIVILEGES = {
-    "SeCreateTokenPrivilege": 2,
-    "SeAssignPrimaryTokenPrivilege": 3,
-    "SeLockMemoryPrivilege": 4,
-    "SeIncreaseQuotaPrivilege": 5,
-    "SeMachineAccountPrivilege": 6,
-    "SeTcbPrivilege": 7,
-    "SeSecurityPrivilege": 8,
-    "SeTakeOwnershipPrivilege": 9,
-    "SeLoadDriverPrivilege": 10,
-    "SeSystemProfilePrivilege": 11,
-    "SeSystemtimePrivilege": 12,
-    "SeProfileSingleProcessPrivilege": 13,
-    "SeIncreaseBasePriorityPrivilege": 14,
-    "SeCreatePagefilePrivilege": 15,
-    "SeCreatePermanentPrivilege": 16,
-    "SeBackupPrivilege": 17,
-    "SeRestorePrivilege": 18,
-    "SeShutdownPrivilege": 19,
-    "SeDebugPrivilege": 20,
-    "SeAuditPrivilege": 21,
-    "SeSystemEnvironmentPrivilege": 22,
-    "SeChangeNotifyPrivilege": 23,
-    "SeRemoteShutdownPrivilege": 24,
-    "SeUndockPrivilege": 25,
-    "SeSyncAgentPrivilege": 26,
-    "SeEnableDelegationPrivilege": 27,
-    "SeManageVolumePrivilege": 28,
-    "SeImpersonatePrivilege": 29,
-    "SeCreateGlobalPrivilege": 30,
-    "SeTrustedCredManAccessPrivilege": 31,
-    "SeRelabelPrivilege": 32,
-    "SeIncreaseWorkingSetPrivilege": 33,
-    "SeTimeZonePrivilege": 34,
-    "SeCreateSymbolicLinkPrivilege": 35,
-    "SeDelegateSessionUserImpersonatePrivilege": 36,
-}
+# The rights and privilege tables are the hive reader's ([MS-LSAD] 2.2.1.2 and
+# 3.1.1.2.1): one table, read and written alike. Here privileges go name -> LUID.
+ACCOUNT_RIGHTS = _lsa_tables.ACCOUNT_RIGHTS
+PRIVILEGES = {name: luid for luid, name in _lsa_tables.PRIVILEGES.items()}
 
 # ControlSet001\Control\ProductOptions ProductType: workstation, member or stand-alone
 # server, domain controller.
