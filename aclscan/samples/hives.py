@@ -611,18 +611,26 @@ def _server_c(revision: int) -> bytes:
     return struct.pack("<IIII", 0x10000 | (revision + 5), 0, len(sd), 0x10000 | revision) + sd
 
 
+def _check_unique(items: Sequence, kind: type, what: str, plural: str) -> None:
+    """Each item of the right type, with a valid RID, and RIDs and names (case-blind) unique."""
+    rids: set[int] = set()
+    names: set[str] = set()
+    for item in items:
+        if not isinstance(item, kind):
+            raise InvalidHive(f"{what}: {item!r} is not a {kind.__name__}")
+        _rid(item.rid, f"{what} {item.name!r}")
+        if item.rid in rids:
+            raise InvalidHive(f"{what}: two {plural} have RID {item.rid}")
+        if upcase(item.name) in names:
+            raise InvalidHive(f"{what}: two {plural} are called {item.name!r}")
+        rids.add(item.rid)
+        names.add(upcase(item.name))
+
+
 def _check_aliases(aliases: Sequence[SamAlias], what: str) -> dict[int, list[SID]]:
     members: dict[int, list[SID]] = {}
-    names: set[str] = set()
+    _check_unique(aliases, SamAlias, what, "aliases")
     for alias in aliases:
-        if not isinstance(alias, SamAlias):
-            raise InvalidHive(f"{what}: {alias!r} is not a SamAlias")
-        _rid(alias.rid, f"{what} {alias.name!r}")
-        if alias.rid in members:
-            raise InvalidHive(f"{what}: two aliases have RID {alias.rid}")
-        if upcase(alias.name) in names:
-            raise InvalidHive(f"{what}: two aliases are called {alias.name!r}")
-        names.add(upcase(alias.name))
         sids = [_sid(m, f"{what} {alias.name!r} member") for m in alias.members]
         for sid in sids:
             if not sid.sub_authorities:
@@ -681,18 +689,8 @@ def sam_hive(
     if revision not in (2, 3):
         raise InvalidHive(f"SAM revision {revision!r} is not 2 (Windows 7) or 3 (Windows 10)")
     users = default_users() if users is None else list(users)
-    rids: set[int] = set()
-    user_names: set[str] = set()
-    for user in users:
-        if not isinstance(user, SamUser):
-            raise InvalidHive(f"{user!r} is not a SamUser")
-        _rid(user.rid, f"user {user.name!r}")
-        if user.rid in rids:
-            raise InvalidHive(f"two users have RID {user.rid}")
-        if upcase(user.name) in user_names:
-            raise InvalidHive(f"two users are called {user.name!r}")
-        rids.add(user.rid)
-        user_names.add(upcase(user.name))
+    _check_unique(users, SamUser, "SAM", "users")
+    rids = {user.rid for user in users}
     aliases = list(aliases)
     if builtin_aliases is None:
         builtin_aliases = default_builtin_aliases(machine_sid, users)
