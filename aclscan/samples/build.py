@@ -21,10 +21,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from aclscan.accounts import wellknown
 from aclscan.errors import InvalidScenario
 from aclscan.fix import ntfs3g
 from aclscan.samples import hives, regf
-from aclscan.samples.scenarios import PLACEHOLDER, RESOLVED, TRANSIENT, Node, Scenario
+from aclscan.classify import PLACEHOLDER, RESOLVED, TRANSIENT
+from aclscan.samples.scenarios import Node, Scenario
 from aclscan.sd import SID, SecurityDescriptor
 from aclscan.sd.inherit import child_descriptor
 from aclscan.sd.sddl import from_sddl, to_sddl
@@ -140,14 +142,16 @@ def build(scenario: Scenario, out_dir: str | os.PathLike) -> Built:
 # --- the manifest ---------------------------------------------------------------
 
 def well_known_verdict(sid: str) -> str | None:
-    """The verdict of SIDs that are never a machine's or domain's accounts."""
-    if sid in ("S-1-3-0", "S-1-3-1", "S-1-3-4") or sid.startswith(("S-1-16-", "S-1-15-")):
+    """The verdict of SIDs that are never a machine's or domain's accounts (None
+    for those the scenario's truth must state), by the catalogue's categories."""
+    category = wellknown.category(sid)
+    if category in ("placeholder", "capability", "app_container", "label"):
         return PLACEHOLDER
-    if sid.startswith("S-1-5-5-"):
+    if category == "logon":
         return TRANSIENT
-    if not sid.startswith("S-1-5-21-"):
-        return RESOLVED
-    return None
+    if category in ("domain_relative", "unknown"):
+        return None
+    return RESOLVED
 
 
 def sids_of(descriptor: SecurityDescriptor) -> set[str]:

@@ -22,17 +22,14 @@ MEMBER = "S-1-5-21-2532189437-3451786122-2209815730"  # the domain member's own 
 DC_DOMAIN = "S-1-5-21-4125263577-3120470036-2345670139"  # the cloned DC's domain (CLONEDOM)
 CLEAN = "S-1-5-21-1843332746-572796286-2118856591"  # re-SIDed before anything existed
 
-# Verdicts (DESIGN.md's vocabulary, plus "unresolved" where the authority is
-# known but its account list is not).
-RESOLVED = "resolved"
-ORPHAN = "orphan"
-STALE_PREFIX = "stale_prefix"
-RID_COLLISION = "rid_collision"
-SID_HISTORY = "sid_history"
-FOREIGN_MACHINE = "foreign_machine"
-UNKNOWN_AUTHORITY = "unknown_authority"
-PLACEHOLDER = "placeholder"
-TRANSIENT = "transient"
+# The verdicts are the classifier's vocabulary.
+from aclscan.classify import (  # noqa: E402
+    ORPHAN,
+    RESOLVED,
+    RID_COLLISION,
+    SID_HISTORY,
+    STALE_PREFIX,
+)
 
 
 @dataclass(frozen=True)
@@ -394,7 +391,7 @@ def domain_member() -> Scenario:
 def cloned_dc() -> Scenario:
     d = DC_DOMAIN
     nodes = _system_nodes() + [
-        Node("Windows/SYSVOL", True, f"O:BAG:SYD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1200a9;;;AU)(A;OICIIO;GA;;;CO)"),
+        Node("Windows/SYSVOL", True, "O:BAG:SYD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1200a9;;;AU)(A;OICIIO;GA;;;CO)"),
         Node("Windows/SYSVOL/domain", True, "O:BAG:SYD:"),
         Node("Windows/SYSVOL/domain/Policies", True, f"O:BAG:SYD:(A;OICI;0x1301bf;;;{d}-520)"),
         Node("Windows/NTDS", True, "O:BAG:SYD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"),
