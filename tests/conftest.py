@@ -34,3 +34,23 @@ def feature_volume(ntfs3g, tmp_path_factory) -> volumes.Manifest:
     """
     image = tmp_path_factory.mktemp("feature_volume") / "features.img"
     return volumes.build_feature_volume(image)
+
+
+@pytest.fixture(scope="session")
+def scenario_db(tmp_path_factory):
+    """scenario_db(NAME) -> the path of a scan database of sample volume NAME, scanned
+    once per session with its manifest's inputs. Treat it as read-only: tests share it."""
+    from aclscan.cli import main
+    from tests import scenarios
+
+    directory = tmp_path_factory.mktemp("scenario_dbs")
+    done: dict[str, object] = {}
+
+    def of(name: str):
+        if name not in done:
+            db = directory / f"{name}.db"
+            assert main(scenarios.scan_args(name, db)) == 0, f"scanning {name} failed"
+            done[name] = db
+        return done[name]
+
+    return of

@@ -12,18 +12,7 @@ import pytest
 
 from aclscan.cli import main
 
-SAMPLES = Path(__file__).resolve().parents[2] / "sample_volumes"
-SCENARIOS = sorted(p.name[: -len(".img.gz")] for p in SAMPLES.glob("*.img.gz") if p.name != "quickstart.img.gz")
-
-
-def scan_args(name: str, manifest: dict, db: Path) -> list[str]:
-    args = ["scan", str(SAMPLES / f"{name}.img.gz"), "--db", str(db), "--quiet"]
-    for export in manifest.get("domain_exports", []):
-        if export.endswith(".ldif"):
-            args += ["--domain", str(SAMPLES / export)]
-    for history in manifest.get("history", []):
-        args += ["--history", str(SAMPLES / history)]
-    return args
+from tests.scenarios import SAMPLES, SCENARIOS, scan_args
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +24,7 @@ def findings(tmp_path_factory):
         if name not in done:
             manifest = json.loads((SAMPLES / f"{name}.json").read_text())
             db = directory / f"{name}.db"
-            assert main(scan_args(name, manifest, db)) == 0
+            assert main(scan_args(name, db)) == 0
             rows = sqlite3.connect(db).execute(
                 "SELECT sid, verdict, account, mapped_sid, files, descriptors FROM findings").fetchall()
             done[name] = (manifest, {r[0]: r for r in rows}, db)

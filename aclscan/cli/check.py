@@ -1,0 +1,1 @@
+"""`aclscan check`: being written (issue 5)."""

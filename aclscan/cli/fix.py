@@ -1,0 +1,1 @@
+"""`aclscan fix`: being written (issue 5)."""

@@ -1,0 +1,1 @@
+"""`aclscan fleet`: being written (issue 5)."""

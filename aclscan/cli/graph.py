@@ -1,0 +1,1 @@
+"""`aclscan graph`: being written (issue 5)."""

@@ -1,0 +1,1 @@
+"""`aclscan plan`: being written (issue 5)."""
