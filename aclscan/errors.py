@@ -127,3 +127,10 @@ class HiveError(MalformedData):
 
 class WrongHive(HiveError):
     """A readable hive of another kind than the one asked for (SYSTEM given as the SAM)."""
+
+
+class TargetMismatch(Error):
+    """A fix or undo target that is not the scanned volume, has changed since the scan,
+    cannot be written, or is mounted."""
+
+    exit_code = 16

@@ -65,6 +65,46 @@ def store_resolution(db, resolution: Resolution, verdicts: list[Verdict]) -> Non
     store.bulk_insert(db, "hive_references", ("sid", "kind", "detail"),
                       [(r.sid, r.kind, r.detail) for r in resolution.references])
     store.bulk_insert(db, "notes", ("kind", "text"), [("resolution", n) for n in resolution.notes])
+    store.bulk_insert(db, "previous_names", ("sid", "name", "source"),
+                      [(p.sid, p.name, p.source) for p in resolution.classifier.previous_names])
+    store_machine(db, resolution.hives)
+
+
+MACHINE_COLUMNS = ("machine_sid", "computer_name", "product_type", "account_domain_sid", "primary_domain_name",
+                   "primary_domain_sid", "sysprep_generalization_state", "sysprep_cleanup_state", "image_state",
+                   "clone_tag", "hives_found")
+
+
+def store_machine(db, hives) -> None:
+    """The machine row: what the hives say about the machine itself (NULL where the hive
+    holding a fact was not found)."""
+    sam, security, system, software = hives.sam, hives.security, hives.system, hives.software
+    row = (
+        getattr(sam, "machine_sid", None),
+        getattr(system, "computer_name", None),
+        getattr(system, "product_type", None),
+        getattr(security, "account_domain_sid", None),
+        getattr(security, "primary_domain_name", None),
+        getattr(security, "primary_domain_sid", None),
+        getattr(system, "sysprep_generalization_state", None),
+        getattr(system, "sysprep_cleanup_state", None),
+        getattr(software, "image_state", None),
+        getattr(system, "clone_tag", None),
+        json.dumps(dict(sorted(hives.origins.items())), ensure_ascii=False),
+    )
+    store.bulk_insert(db, "machine", MACHINE_COLUMNS, [row])
+
+
+def machine_facts(db) -> dict | None:
+    """The machine row as a dict (hives_found decoded), or None where the scan has none:
+    a database from before schema 2, or a scan made with --no-resolve."""
+    cursor = db.execute(f"SELECT {', '.join(MACHINE_COLUMNS)} FROM machine LIMIT 1")
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    facts = dict(zip(MACHINE_COLUMNS, row))
+    facts["hives_found"] = json.loads(facts["hives_found"] or "{}")
+    return facts
 
 
 def iter_findings(db, *, problems_only: bool = False, verdict: str | None = None) -> Iterator[dict]:

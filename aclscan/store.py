@@ -20,7 +20,7 @@ import sqlite_utils
 
 from aclscan.errors import DatabaseError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION_ID = 0x41434C53  # "ACLS": marks the file as an aclscan database
 
 TABLES: dict[str, dict] = {
@@ -153,6 +153,31 @@ TABLES: dict[str, dict] = {
         "columns": {"kind": str, "text": str},
         "pk": None,
     },
+    # Schema 2. What the hives say about the machine itself, one row per scan (the
+    # row's columns are NULL where the hive that holds them was missing): what
+    # `aclscan check` and `aclscan fleet` judge a machine by.
+    "machine": {
+        "columns": {
+            "machine_sid": str,  # SAM's account domain SID
+            "computer_name": str,  # SYSTEM ComputerName
+            "product_type": str,  # SYSTEM ProductOptions: WinNT, ServerNT, LanmanNT
+            "account_domain_sid": str,  # SECURITY PolAcDmS (should equal machine_sid)
+            "primary_domain_name": str,  # SECURITY PolPrDmN
+            "primary_domain_sid": str,  # SECURITY PolPrDmS (NULL in a workgroup)
+            "sysprep_generalization_state": int,  # SYSTEM Setup\\Status\\SysprepStatus
+            "sysprep_cleanup_state": int,
+            "image_state": str,  # SOFTWARE ...\\Setup\\State ImageState
+            "clone_tag": str,  # SYSTEM Setup CloneTag
+            "hives_found": str,  # JSON object: hive name -> where it was read from
+        },
+        "pk": None,
+    },
+    # Schema 2. The names old SIDs had (history: the master's SAM, an earlier scan,
+    # ProfileList entries under another machine prefix), as the classifier used them.
+    "previous_names": {
+        "columns": {"sid": str, "name": str, "source": str},
+        "pk": None,
+    },
     "scan_errors": {
         "columns": {
             "id": int,
@@ -194,6 +219,7 @@ INDEXES: list[tuple[str, tuple[str, ...], bool]] = [
     ("sids", ("sid",), False),
     ("accounts", ("sid",), False),
     ("hive_references", ("sid",), False),
+    ("previous_names", ("sid",), False),
 ]
 FILE_INDEXES: list[tuple[str, tuple[str, ...], bool]] = [
     ("file_records", ("volume_id", "entry"), True),
@@ -201,8 +227,18 @@ FILE_INDEXES: list[tuple[str, tuple[str, ...], bool]] = [
     ("file_records", ("descriptor_key",), False),
 ]
 
+
+
+def _add_machine_facts(db: sqlite_utils.Database) -> None:
+    """1 -> 2: the machine and previous_names tables. They stay empty in a migrated
+    database (the hives are not at hand): `aclscan check` asks for a re-scan."""
+    for name in ("machine", "previous_names"):
+        spec = TABLES[name]
+        db[name].create(spec["columns"], pk=spec["pk"], if_not_exists=True)
+
+
 # Migrations: version N -> N+1, each a function of the open database.
-MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {}
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _add_machine_facts}
 
 
 def create_schema(db: sqlite_utils.Database) -> None:
@@ -255,10 +291,14 @@ def open_database(path: str | os.PathLike, *, migrate: bool = True, index: bool 
         )
     db = sqlite_utils.Database(conn)
     if migrate:
-        while version < SCHEMA_VERSION:
-            MIGRATIONS[version](db)
-            version += 1
-            db.execute(f"PRAGMA user_version = {version}")
+        try:
+            while version < SCHEMA_VERSION:
+                MIGRATIONS[version](db)
+                version += 1
+                db.execute(f"PRAGMA user_version = {version}")
+        except sqlite3.OperationalError as exc:
+            raise DatabaseError(f"{target} has schema version {version} and cannot be migrated to "
+                                f"{SCHEMA_VERSION} ({exc}): copy it somewhere writable") from None
     if index:
         try:
             create_indexes(db, files=True)

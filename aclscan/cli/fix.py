@@ -1,1 +1,107 @@
-"""`aclscan fix`: being written (issue 5)."""
+"""`aclscan fix` and `aclscan undo`: apply a plan offline through ntfs-3g, and take it back."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+
+import click
+
+from aclscan.cli import cli
+from aclscan.cli.options import db_argument
+from aclscan.formats.rows import terminal_safe
+from aclscan.plan import read_plan
+from aclscan.store import open_database
+
+report_format = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+                             show_default=True, help="text for people, json for programs.")
+
+
+@cli.command()
+@db_argument
+@click.option("--plan", "plan_path", required=True, type=click.Path(dir_okay=False),
+              help="The plan (aclscan plan SCAN.db --format json -o PLAN.json).")
+@click.option("--target", required=True, type=click.Path(dir_okay=False),
+              help="The raw image or block device to fix: the volume that was scanned.")
+@click.option("--apply", "do_apply", is_flag=True, help="Write. Without it, a dry run that changes nothing.")
+@click.option("--journal", "journal_path", type=click.Path(dir_okay=False),
+              help="Where the journal of original descriptors goes (default: beside the image).")
+@report_format
+@click.pass_context
+def fix(ctx, database, plan_path, target, do_apply, journal_path, fmt):
+    """Apply a plan's descriptor changes to TARGET offline (dry run unless --apply).
+
+    With --apply: mounts TARGET with ntfs-3g, journals each original descriptor
+    (fsynced) before replacing it, unmounts, re-scans and reports what remains.
+    Exit 0 when nothing the plan or the scan flagged remains on files, 1 otherwise.
+    """
+    from aclscan.fix import offline
+
+    db = open_database(database)
+    plan = read_plan(plan_path)
+    if do_apply:
+        volume = offline.locate_target(target, db, plan)
+        journal_path = journal_path or offline.default_journal_path(volume.target)
+        click.echo(f"journal: {journal_path}", err=True)
+    report = offline.fix(db, plan, target, apply=do_apply, journal_path=journal_path)
+    if fmt == "json":
+        click.echo(json.dumps({"fix_format": 1, **asdict(report), "clean": report.clean}, indent=2))
+    else:
+        _print_fix(plan, report)
+    if not do_apply:
+        ctx.exit(0)
+    ctx.exit(0 if report.clean else 1)
+
+
+def _print_fix(plan, report) -> None:
+    out = sys.stdout
+    verb = "rewrote" if report.applied else "would rewrite"
+    out.write(f"{terminal_safe(report.target)}: {verb} {report.written if report.applied else report.files_planned} "
+              f"files' descriptors ({report.descriptors_planned} distinct descriptors)\n")
+    if not report.applied:
+        for change in plan.descriptors:
+            actions = ", ".join(f"{a} {plan.action(a).kind}" for a in change.actions)
+            out.write(f"  descriptor {change.descriptor_key} on {change.files} files ({actions})\n"
+                      f"    before {terminal_safe(change.old_sddl)}\n    after  {terminal_safe(change.new_sddl)}\n")
+    for action in plan.refusals:
+        out.write(f"  refused {action.sid} ({terminal_safe(action.account or '?')}): {terminal_safe(action.reason)}\n")
+    registry = [a for a in plan.actions if not a.is_descriptor_action and a.kind != "refuse"]
+    if registry:
+        out.write(f"  {len(registry)} registry actions (LSA rights, groups, services) are not done offline: "
+                  "run the plan's PowerShell script on the live machine\n")
+    if not report.applied:
+        out.write("dry run: nothing was written (add --apply)\n")
+        return
+    out.write(f"  journal {terminal_safe(report.journal or '')}; re-scan {terminal_safe(report.rescan or '')}\n")
+    if report.already_fixed:
+        out.write(f"  {report.already_fixed} files already carried the new descriptor (an earlier run)\n")
+    for path in report.changed_since_scan[:20]:
+        out.write(f"  left alone, changed since the scan: {terminal_safe(path)}\n")
+    for error in report.errors[:20]:
+        out.write(f"  error: {terminal_safe(error)}\n")
+    for sid, files in report.remaining.items():
+        out.write(f"  {sid}: {files} files still carry it\n")
+    for sid, files in report.problems_left.items():
+        if sid not in report.remaining:
+            out.write(f"  {sid}: {files} files, not acted on (see the plan's refusals)\n")
+
+
+@cli.command()
+@click.argument("journal", type=click.Path(dir_okay=False))
+@report_format
+@click.pass_context
+def undo(ctx, journal, fmt):
+    """Restore every descriptor a fix changed, byte for byte, from its JOURNAL."""
+    from aclscan.fix import offline
+
+    report = offline.undo(journal)
+    if fmt == "json":
+        click.echo(json.dumps({"undo_format": 1, **asdict(report)}, indent=2))
+    else:
+        click.echo(f"{terminal_safe(report.target)}: restored {report.restored} descriptors, "
+                   f"{report.unchanged} already original, {len(report.errors)} errors "
+                   f"({report.entries} journaled)")
+        for error in report.errors[:20]:
+            click.echo(f"  error: {terminal_safe(error)}")
+    ctx.exit(0 if not report.errors else 1)

@@ -53,6 +53,7 @@ __all__ = [
     "make_image",
     "mounted",
     "ntfs3g_available",
+    "release_mount",
     "set_ntfs_acl",
 ]
 
@@ -315,6 +316,44 @@ def _stop(proc: subprocess.Popen[bytes], mount_point: str) -> None:
         raise MountError(f"ntfs-3g did not exit after unmounting {mount_point}") from None
     if not unmounted:
         _unmount(mount_point)  # a dead driver leaves a stale mount ("transport endpoint")
+
+
+def release_mount(mount_point: str, timeout: float = EXIT_TIMEOUT) -> bool:
+    """Take down a mount whose owner died (a fix killed with SIGKILL): unmount it and
+    wait for its ntfs-3g driver to flush and exit. True when it is gone."""
+    drivers = [pid for pid, argv in _processes() if argv and os.path.basename(argv[0]) == "ntfs-3g"
+               and mount_point in argv]
+    if not _unmount(mount_point):
+        return False
+    deadline = time.monotonic() + timeout
+    for pid in drivers:
+        while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+            try:  # our own child (same process tree) must be reaped, else it stays a zombie
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    break
+            except ChildProcessError:
+                pass
+            if _is_zombie(pid):
+                break
+            time.sleep(0.05)
+    return not os.path.ismount(mount_point)
+
+
+def _processes() -> Iterator[tuple[int, list[str]]]:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            yield int(entry.name), [os.fsdecode(a) for a in argv if a]
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
 
 
 # --- formatting -------------------------------------------------------------

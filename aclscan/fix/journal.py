@@ -1,0 +1,168 @@
+"""The fix journal: every original descriptor, safely on disk before it is replaced.
+
+A journal is a small SQLite file. Its ``meta`` table says what was fixed (target,
+volume serial and offset, plan, mount point, state) and ``entries`` holds one row
+per file: the MFT entry and path, the original descriptor bytes and the new ones,
+and whether the new ones were written. The fixer commits a batch of originals
+with ``synchronous=FULL`` (SQLite fsyncs the file and, on creation, its directory)
+*before* it writes any of them, so a fix killed at any point leaves a journal
+that holds the original of every descriptor it may have changed. Undo restores
+every journaled original, written or not: writing back an unchanged original is
+harmless, and it is the only safe answer for a write whose outcome is unknown.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from aclscan.errors import DatabaseError
+
+JOURNAL_FORMAT = 1
+APPLICATION_ID = 0x41434C4A  # "ACLJ": an aclscan fix journal
+
+# Journal states (meta "state"): a fix in progress or killed, finished, undone.
+RUNNING, APPLIED, UNDONE = "running", "applied", "undone"
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE entries (
+    seq INTEGER PRIMARY KEY,
+    volume_id INTEGER NOT NULL,
+    entry INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    original BLOB NOT NULL,
+    replacement BLOB NOT NULL,
+    descriptor_key INTEGER,
+    written INTEGER NOT NULL DEFAULT 0,  -- 1 once the new descriptor was set
+    restored INTEGER NOT NULL DEFAULT 0  -- 1 once undo wrote the original back
+);
+"""
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    seq: int
+    volume_id: int
+    entry: int
+    path: str
+    original: bytes
+    replacement: bytes
+    written: bool
+    restored: bool
+
+
+class Journal:
+    """An open journal. Create with :meth:`create`, reopen with :meth:`open`."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection):
+        self.path = path
+        self.conn = conn
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, meta: dict[str, object]) -> "Journal":
+        target = Path(path)
+        if target.exists():
+            raise DatabaseError(f"journal {target} already exists: undo it or choose another --journal")
+        try:
+            conn = sqlite3.connect(target, isolation_level=None)
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA journal_mode = DELETE")
+            conn.executescript(_SCHEMA)
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {JOURNAL_FORMAT}")
+            created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+            with conn:
+                conn.execute("BEGIN")
+                conn.executemany("INSERT INTO meta VALUES (?, ?)",
+                                 [(k, _text(v)) for k, v in {**meta, "created": created, "state": RUNNING}.items()])
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"cannot create journal {target}: {exc}") from None
+        _fsync_directory(target.parent)
+        return cls(target, conn)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> "Journal":
+        target = Path(path)
+        if not target.is_file():
+            raise DatabaseError(f"no journal at {target}")
+        try:
+            conn = sqlite3.connect(target, isolation_level=None)
+            application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise DatabaseError(f"{target} is not an SQLite database: {exc}") from None
+        if application_id != APPLICATION_ID:
+            raise DatabaseError(f"{target} is not an aclscan fix journal")
+        if version != JOURNAL_FORMAT:
+            raise DatabaseError(f"{target} has journal format {version}; this aclscan reads {JOURNAL_FORMAT}")
+        conn.execute("PRAGMA synchronous = FULL")
+        return cls(target, conn)
+
+    # ------------------------------------------------------------------ meta
+
+    @property
+    def meta(self) -> dict[str, str]:
+        return dict(self.conn.execute("SELECT key, value FROM meta"))
+
+    def set_meta(self, **values: object) -> None:
+        with self.conn:
+            self.conn.execute("BEGIN")
+            self.conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                  [(k, _text(v)) for k, v in values.items()])
+
+    # --------------------------------------------------------------- entries
+
+    def record(self, rows: Iterable[tuple[int, int, str, bytes, bytes, int | None]]) -> list[int]:
+        """Journal (volume_id, entry, path, original, replacement, descriptor_key) rows;
+        returns their sequence numbers once they are durably on disk."""
+        seqs = []
+        with self.conn:
+            self.conn.execute("BEGIN")
+            for row in rows:
+                cursor = self.conn.execute(
+                    "INSERT INTO entries (volume_id, entry, path, original, replacement, descriptor_key) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", row)
+                seqs.append(cursor.lastrowid)
+        return seqs  # committed with synchronous=FULL: fsynced before we return
+
+    def mark(self, column: str, seqs: Iterable[int]) -> None:
+        assert column in ("written", "restored")
+        with self.conn:
+            self.conn.execute("BEGIN")
+            self.conn.executemany(f"UPDATE entries SET {column} = 1 WHERE seq = ?", [(s,) for s in seqs])
+
+    def entries(self) -> Iterator[JournalEntry]:
+        cursor = self.conn.execute("SELECT seq, volume_id, entry, path, original, replacement, written, restored "
+                                   "FROM entries ORDER BY seq")
+        for seq, volume_id, entry, path, original, replacement, written, restored in cursor:
+            yield JournalEntry(seq, volume_id, entry, path, bytes(original), bytes(replacement), bool(written),
+                               bool(restored))
+
+    def counts(self) -> dict[str, int]:
+        total, written, restored = self.conn.execute(
+            "SELECT count(*), coalesce(sum(written), 0), coalesce(sum(restored), 0) FROM entries").fetchone()
+        return {"journaled": total, "written": written, "restored": restored}
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the journal's directory entry durable too (a new file's name lives there)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
