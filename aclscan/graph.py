@@ -48,13 +48,13 @@ import os
 import re
 import sqlite3
 from dataclasses import dataclass
-from typing import IO, Callable, Iterable
+from typing import IO, Callable
 
 import networkx as nx
 import sqlite_utils
 
 from aclscan import store
-from aclscan.classify import PROBLEMS, VERDICTS, split_domain_relative
+from aclscan.classify import PROBLEMS, split_domain_relative
 from aclscan.errors import NotFound
 
 GRAPH_FORMAT = 1  # the version of the JSON document's layout ("graph_format")
@@ -381,6 +381,7 @@ class Impact:
     explicit_descriptors: int  # descriptors with a non-inherited ACE or the SID as owner or group
     folders: tuple[str, ...]  # directories with an explicit ACE naming it: where a fix starts, sorted
     services: tuple[str, ...]  # services that log on as it
+    mapped_services: tuple[str, ...]  # services that log on as its mapped SID: they miss what it still holds
     lsa_rights: tuple[str, ...]
     groups: tuple[str, ...]  # SIDs of the groups it is a member of
     members: tuple[str, ...]  # SIDs of its members, where it is a group
@@ -427,9 +428,16 @@ def impact(graph: nx.MultiDiGraph, sid: str) -> Impact:
         files=files_of(descriptor_keys), descriptors=len(descriptor_keys),
         descriptor_keys=tuple(sorted(descriptor_keys)), owned_files=files_of(owners),
         explicit_descriptors=len(explicit), folders=tuple(sorted(folders)), services=tuple(sorted(services)),
-        lsa_rights=tuple(sorted(rights)), groups=tuple(sorted(groups)), members=tuple(sorted(members)),
+        mapped_services=_services_of(graph, data.get("mapped_sid")), lsa_rights=tuple(sorted(rights)), groups=tuple(sorted(groups)), members=tuple(sorted(members)),
         history_of=tuple(sorted(history_of)),
     )
+
+
+def _services_of(graph: nx.MultiDiGraph, sid: str | None) -> tuple[str, ...]:
+    node = sid_id(sid) if sid else None
+    if node not in graph:
+        return ()
+    return tuple(sorted({graph.nodes[s]["name"] for s, _, d in graph.in_edges(node, data=True) if d["kind"] == RUNS_AS}))
 
 
 # --------------------------------------------------------------------------- safe text
@@ -610,7 +618,7 @@ def render(graph: nx.MultiDiGraph, fmt: GraphFormat | str) -> bytes:
     return buffer.getvalue()
 
 
-def problem_sids(graph: nx.MultiDiGraph) -> Iterable[str]:
+def problem_sids(graph: nx.MultiDiGraph) -> list[str]:
     """The SIDs with a problem verdict, most files first."""
     nodes = [(d.get("files", 0), d["sid"]) for _, d in graph.nodes(data=True) if d["kind"] == SID and d.get("problem")]
     return [sid for _, sid in sorted(nodes, key=lambda item: (-item[0], item[1]))]

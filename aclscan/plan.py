@@ -363,7 +363,9 @@ def _intents_for(finding: dict) -> list[_Intent]:
 
 def _refusal(finding: dict) -> str:
     verdict = finding["verdict"]
-    evidence = "; ".join(finding["evidence"][-2:])
+    # The evidence that says who holds the RID now comes first; then the latest facts.
+    lines = finding["evidence"]
+    evidence = "; ".join([e for e in lines if "now belongs" in e][:1] or lines[-2:])
     if verdict == classify.RID_COLLISION:
         why = ("its RID now belongs to a different account and no account today has its old name: "
                "a prefix rewrite would hand that account the files")

@@ -1,1 +1,84 @@
-"""`aclscan check`: being written (issue 5)."""
+"""`aclscan check IMAGE|SCAN.db [--fleet FLEET.db]`: may this machine be deployed?"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from aclscan.cli import cli
+from aclscan.cli.options import resolve_inputs, resolve_options
+from aclscan.formats.rows import terminal_safe
+
+_MARKS = {"pass": "PASS", "fail": "FAIL", "skipped": "SKIP"}
+_OPTION_NAMES = {"domain_files": "--domain", "ldap_url": "--ldap"}
+
+
+def render_text(result, *, source: str) -> str:
+    """The check for people: every piece of text from the scan is terminal-safe."""
+    machine = result.machine
+    name = machine.get("computer_name") or "(no computer name)"
+    verdict = "READY" if result.ready else "NOT READY"
+    failed = len(result.failed)
+    lines = [terminal_safe(f"{verdict}: {name} {machine.get('machine_sid') or '(no machine SID)'} ({source})"),
+             f"{failed} of {len(result.rules)} rules failed" if failed else "no rule failed"]
+    width = max(len(r.name) for r in result.rules)
+    for rule in result.rules:
+        lines.append(terminal_safe(f"  {_MARKS[rule.status]}  {rule.name:<{width}}  {rule.summary}"))
+        for item in rule.evidence:
+            lines.append(terminal_safe(f"        - {item}"))
+    return "\n".join(lines) + "\n"
+
+
+@cli.command()
+@click.argument("target", metavar="IMAGE|SCAN.db", type=click.Path(exists=True, dir_okay=False))
+@click.option("--fleet", "fleet_path", type=click.Path(exists=True, dir_okay=False),
+              help="A fleet database (aclscan fleet): the machine SID must be unique in it.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people; json (versioned, check_format 1) for pipelines.")
+@resolve_options
+@click.pass_context
+def check(ctx, target, fleet_path, fmt, **resolve):
+    """Readiness gate: exit 0 when the machine is ready to deploy, 1 when not.
+
+    TARGET is a scan database, or an image (told apart by the SQLite header, not the
+    name) that is scanned first into a temporary database with the resolve options.
+    Rules: hives_present, unique_machine_sid (with --fleet), no_stale_prefix,
+    no_account_predates_sid_change, not_domain_controller, sysprep_state.
+    """
+    from aclscan.fleet import is_sqlite_file, open_fleet
+    from aclscan.readiness import check as judge, to_json
+    from aclscan.store import open_database
+
+    fleet = open_fleet(fleet_path, create=False) if fleet_path else None
+    image = None
+    with tempfile.TemporaryDirectory(prefix="aclscan-check-") as scratch:
+        if is_sqlite_file(target):
+            given = [_OPTION_NAMES.get(k, f"--{k.replace('_', '-')}") for k, v in resolve.items() if v]
+            if given:
+                raise click.UsageError(f"{', '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to an IMAGE "
+                                       "only; a scan database was scanned already")
+            database = str(Path(target).resolve())
+        else:
+            from aclscan.scan import scan_image
+
+            inputs = resolve_inputs(**resolve)
+            if inputs is None:
+                raise click.UsageError("--no-resolve leaves nothing to check")
+            image = str(Path(target).resolve())
+            database = str(Path(scratch) / "check.db")
+            scan_image(image, database, resolve=inputs)
+        db = open_database(database, index=False)
+        try:
+            result = judge(db, fleet, scan_path=None if image else database, fleet_path=fleet_path)
+        finally:
+            db.conn.close()
+    if fmt == "json":
+        document = to_json(result, database=None if image else database, image=image)
+        sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+    else:
+        sys.stdout.write(render_text(result, source=image or database))
+    ctx.exit(0 if result.ready else 1)

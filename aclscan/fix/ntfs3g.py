@@ -64,6 +64,7 @@ SECTOR = 512
 # Options every mount gets. noatime: reading a file to check it must not change it.
 BASE_OPTIONS = ("no_detach", "streams_interface=windows", "noatime")
 
+MOUNT_PREFIX = "aclscan-ntfs3g-"  # our temporary mount points: <tmp>/aclscan-ntfs3g-XXXX/mnt
 MOUNT_TIMEOUT = 20.0  # seconds for the mount point to appear
 EXIT_TIMEOUT = 600.0  # seconds for ntfs-3g to flush and exit after unmounting
 UNMOUNT_TRIES = 20
@@ -260,7 +261,7 @@ def mounted(
     if offset < 0:
         raise MountError(f"cannot mount {image}: negative offset {offset}")
     with contextlib.ExitStack() as stack:
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="aclscan-ntfs3g-")))
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=MOUNT_PREFIX)))
         mount_point = work / "mnt"
         mount_point.mkdir()
         mapping = None

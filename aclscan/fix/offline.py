@@ -111,7 +111,8 @@ def locate_target(target: str | os.PathLike, db, plan: Plan) -> TargetVolume:
         volume = image.open_volume(next(loc for loc in image.locate(offset=offset)))
         records = volume.mft_size() // boot.mft_record_size
     if records != mft_records:
-        raise TargetMismatch(f"{target} has changed since the scan: $MFT holds {records} records, "
+        # Clones share serial numbers: the MFT's size tells the scanned volume from its siblings.
+        raise TargetMismatch(f"{target} is not the scanned volume or has changed since: $MFT holds {records} records, "
                              f"the scan saw {mft_records}")
     mounts = mounted_at(path)
     if mounts:
@@ -235,6 +236,10 @@ def _apply(db, plan: Plan, volume: TargetVolume, mount_point: Path, journal: Jou
             report.errors.append(f"{planned.path}: cannot read its descriptor: {exc.strerror}")
             continue
         change = planned.change
+        if _inode(on_mount) != planned.entry:
+            # ntfs-3g gives the MFT entry as the inode number: another file now has this path.
+            report.changed_since_scan.append(planned.path)
+            continue
         if current == change.new_raw:
             report.already_fixed += 1
         elif hashlib.sha256(current).hexdigest() != change.old_sha256:
@@ -250,6 +255,13 @@ def _apply(db, plan: Plan, volume: TargetVolume, mount_point: Path, journal: Jou
         done += _write_batch(batch, journal, report)
     if progress:
         progress(done, report.files_planned)
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return os.lstat(path).st_ino
+    except OSError:
+        return None
 
 
 def _write_batch(batch: list[tuple], journal: Journal, report: FixReport) -> int:
@@ -303,11 +315,7 @@ def undo(journal_path: str | os.PathLike, *, progress: Callable[[int, int], None
         meta = journal.meta
         target, offset, serial = meta["target"], int(meta["offset"]), meta["serial"]
         report = UndoReport(target=target, journal=str(journal.path))
-        stale = meta.get("mount_point")
-        if stale and os.path.ismount(stale):
-            # The fix was killed while mounted; its ntfs-3g driver still serves the volume.
-            if not ntfs3g.release_mount(stale):
-                raise MountError(f"the interrupted fix's mount {stale} cannot be released: unmount it by hand")
+        _release_interrupted_mounts(target, meta)
         with Image(target) as image:
             found = f"{BootSector.from_bytes(image.read(offset, 512)).serial_number:016X}"
         if found != serial:
@@ -343,6 +351,18 @@ def undo(journal_path: str | os.PathLike, *, progress: Callable[[int, int], None
         return report
     finally:
         journal.close()
+
+
+def _release_interrupted_mounts(target: str, meta: dict[str, str]) -> None:
+    """A fix killed while mounted leaves its ntfs-3g driver serving the volume: the mount
+    the journal names, or (killed before it was noted) one of aclscan's own temporary
+    mount points of this target. Anyone else's mount is left for the user."""
+    ours = {meta["mount_point"]} if meta.get("mount_point") else set()
+    ours |= {m for m in mounted_at(target) if Path(m).name == "mnt"
+             and Path(m).parent.name.startswith(ntfs3g.MOUNT_PREFIX)}
+    for mount_point in sorted(ours):
+        if os.path.ismount(mount_point) and not ntfs3g.release_mount(mount_point):
+            raise MountError(f"the interrupted fix's mount {mount_point} cannot be released: unmount it by hand")
 
 
 def _now() -> str:

@@ -1,0 +1,240 @@
+"""The offline fix on the scenario volumes: each is fixed through ntfs-3g and scanned
+again; undo restores every descriptor byte for byte, also after the fix was killed
+with SIGKILL at random points; file contents never change."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from aclscan.cli import main
+from aclscan.fix import ntfs3g as _ntfs3g
+from aclscan.plan import build_plan, read_plan
+from aclscan.store import open_database
+from tests import scenarios
+
+FIXED_SCENARIOS = [name for name in scenarios.SCENARIOS]
+
+
+class Prepared:
+    """A writable copy of a scenario volume, its scan, its plan."""
+
+    def __init__(self, directory: Path, name: str):
+        self.name = name
+        self.image = directory / f"{name}.img"
+        with gzip.open(scenarios.SAMPLES / f"{name}.img.gz") as src, open(self.image, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        self.db = directory / f"{name}.db"
+        assert main(scenarios.scan_args(name, self.db, image=self.image)) == 0
+        self.plan_path = directory / f"{name}.plan.json"
+        self.plan = build_plan(open_database(self.db), database=str(self.db))
+        self.plan_path.write_text(self.plan.to_json())
+        self.journal = directory / f"{name}.journal.db"
+
+
+@pytest.fixture
+def prepared(ntfs3g, tmp_path):
+    return lambda name: Prepared(tmp_path, name)
+
+
+def descriptors_by_entry(db_path: Path) -> dict[int, bytes]:
+    """Each file's descriptor bytes (MFT entry -> raw), from a scan database."""
+    conn = sqlite3.connect(db_path)
+    rows = conn.execute("SELECT f.entry, d.raw FROM file_records f JOIN descriptors d ON d.key = f.descriptor_key "
+                        "WHERE f.volume_id = 1").fetchall()
+    return dict(rows)
+
+
+def rescan(image: Path, db: Path) -> dict[int, bytes]:
+    if db.exists():
+        db.unlink()
+    assert main(["scan", str(image), "--db", str(db), "--quiet", "--no-resolve"]) == 0
+    return descriptors_by_entry(db)
+
+
+def content_hashes(image: Path) -> dict[str, str]:
+    """sha256 of every file's data (and named streams' names), through a read-only mount."""
+    hashes = {}
+    with _ntfs3g.mounted(image, readonly=True) as root:
+        for directory, _dirs, files in os.walk(root):
+            for name in files:
+                path = Path(directory) / name
+                hashes[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashes
+
+
+def sids_of(raw: bytes) -> set[str]:
+    from aclscan.sd.descriptor import SecurityDescriptor
+
+    sd = SecurityDescriptor.from_bytes(raw)
+    return {str(s) for s in sd.sids}
+
+
+@pytest.mark.parametrize("name", FIXED_SCENARIOS)
+def test_fix_then_rescan_leaves_nothing_where_the_plan_acted(prepared, name, capsys):
+    case = prepared(name)
+    before = descriptors_by_entry(case.db)
+    contents = content_hashes(case.image)
+    code = main(["fix", str(case.db), "--plan", str(case.plan_path), "--target", str(case.image), "--apply",
+                 "--journal", str(case.journal)])
+    refused_problems = {a.sid for a in case.plan.refusals}
+    assert code == (1 if refused_problems & set(_problem_sids(case.db)) else 0)
+    after = rescan(case.image, case.image.with_suffix(".after.db"))
+    assert set(after) == set(before)
+    acted = {a.sid: a for a in case.plan.actions if a.is_descriptor_action}
+    for entry, raw in after.items():
+        carried = sids_of(raw)
+        assert not carried & set(acted), f"{name}: entry {entry} still carries an acted-on SID"
+        # Every replaced SID's new SID is there exactly where the old one was.
+        for sid, action in acted.items():
+            if action.kind in ("replace_sid", "translate_sid_history") and sid in sids_of(before[entry]):
+                assert action.new_sid in carried
+    changed = sum(1 for e in before if before[e] != after[e])
+    assert changed == sum(c.files for c in case.plan.descriptors)
+    assert content_hashes(case.image) == contents
+    if name == "member-after":
+        _nothing_grants_jon_kens_files(case, before, after)
+
+
+def _problem_sids(db: Path) -> list[str]:
+    from aclscan.classify import PROBLEMS
+
+    conn = sqlite3.connect(db)
+    marks = ", ".join("?" for _ in PROBLEMS)
+    return [r[0] for r in conn.execute(f"SELECT sid FROM findings WHERE verdict IN ({marks}) AND files > 0",
+                                       sorted(PROBLEMS))]
+
+
+def _nothing_grants_jon_kens_files(case: Prepared, before: dict[int, bytes], after: dict[int, bytes]) -> None:
+    from aclscan.sd.descriptor import SecurityDescriptor
+
+    facts = scenarios.manifest("member-after")
+    ken = next(s for s, e in facts["expected"].items() if e.get("account") == "Ken" and e["verdict"] == "rid_collision")
+    jon = next(a["sid"] for a in facts["accounts"] if a["name"] == "Jon")
+    kens = [e for e, raw in before.items() if ken in sids_of(raw)]
+    assert kens, "member-after has files naming Ken's old SID"
+    for entry in kens:
+        old, new = SecurityDescriptor.from_bytes(before[entry]), SecurityDescriptor.from_bytes(after[entry])
+        jon_before = [a for a in (old.dacl.aces if old.dacl else ()) if str(a.sid) == jon]
+        jon_after = [a for a in (new.dacl.aces if new.dacl else ()) if str(a.sid) == jon]
+        assert jon_after == jon_before, f"entry {entry}: the fix granted Jon something on Ken's file"
+        assert str(new.owner) != jon or str(old.owner) == jon
+
+
+def test_undo_restores_every_descriptor_byte_for_byte(prepared, capsys):
+    case = prepared("member-after")
+    before = descriptors_by_entry(case.db)
+    assert main(["fix", str(case.db), "--plan", str(case.plan_path), "--target", str(case.image), "--apply",
+                 "--journal", str(case.journal)]) == 1  # Ken, Arianne, Ron are refused: problems remain
+    assert capsys.readouterr().err.startswith(f"journal: {case.journal}")
+    assert main(["undo", str(case.journal)]) == 0
+    out = capsys.readouterr().out
+    assert f"restored {sum(c.files for c in case.plan.descriptors)} descriptors" in out
+    assert rescan(case.image, case.image.with_suffix(".undone.db")) == before
+    # A second undo finds everything original already.
+    assert main(["undo", str(case.journal)]) == 0
+    assert "restored 0 descriptors" in capsys.readouterr().out
+
+
+def test_kill_9_at_random_points_then_undo(prepared, capsys):
+    case = prepared("member-after")
+    before = descriptors_by_entry(case.db)
+    contents = content_hashes(case.image)
+    rng = random.Random(20261125)
+    delays = sorted(rng.uniform(0.2, 2.0) for _ in range(4))
+    interrupted = []  # (journaled, written) of each killed fix that had started writing
+    for round_number, delay in enumerate(delays):
+        journal = case.journal.with_name(f"kill-{round_number}.journal.db")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aclscan", "fix", str(case.db), "--plan", str(case.plan_path), "--target",
+             str(case.image), "--apply", "--journal", str(journal)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        time.sleep(delay)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if journal.exists():
+            written = sqlite3.connect(journal).execute("SELECT count(*), sum(written) FROM entries").fetchone()
+            interrupted.append(written)
+            assert main(["undo", str(journal)]) == 0, capsys.readouterr()
+        else:
+            # Killed before the journal existed: nothing can have been written.
+            _release_our_mounts(case.image)
+        assert rescan(case.image, case.image.with_suffix(f".k{round_number}.db")) == before, f"after {delay:.2f} s"
+    assert content_hashes(case.image) == contents
+    print("journaled/written per killed fix:", interrupted)
+    assert any(0 < (w or 0) < sum(c.files for c in case.plan.descriptors) for _j, w in interrupted) or \
+        len(interrupted) < len(delays), "no fix was killed mid-write: choose other delays"
+
+
+def _release_our_mounts(image: Path) -> None:
+    from aclscan.fix.offline import mounted_at
+
+    for mount_point in mounted_at(str(image)):
+        assert _ntfs3g.release_mount(mount_point)
+
+
+def test_dry_run_writes_nothing(prepared, capsys):
+    case = prepared("av-service")
+    digest = hashlib.sha256(case.image.read_bytes()).hexdigest()
+    assert main(["fix", str(case.db), "--plan", str(case.plan_path), "--target", str(case.image)]) == 0
+    out = capsys.readouterr().out
+    assert "would rewrite 36 files' descriptors (7 distinct descriptors)" in out
+    assert "dry run: nothing was written" in out
+    assert hashlib.sha256(case.image.read_bytes()).hexdigest() == digest
+
+
+def test_refuses_another_volume_a_compressed_image_and_a_mounted_target(prepared, tmp_path, capsys):
+    case = prepared("av-service")
+    other = prepared("clean")
+    args = ["fix", str(case.db), "--plan", str(case.plan_path), "--apply", "--target"]
+    assert main(args + [str(other.image)]) == 16
+    assert "is not the scanned volume" in capsys.readouterr().err  # same serial (clones), another $MFT
+    assert main(args + [str(scenarios.SAMPLES / "av-service.img.gz")]) == 16
+    assert "gzip image" in capsys.readouterr().err
+    with _ntfs3g.mounted(case.image, readonly=True) as mount_point:
+        assert main(args + [str(case.image)]) == 16
+        assert f"is mounted at {mount_point}" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.aclscan-journal-*"))
+
+
+def test_a_file_changed_since_the_scan_is_left_alone(prepared, capsys):
+    case = prepared("av-service")
+    planned = read_plan(case.plan_path)
+    victim = "/Program Files/AVScan"
+    with _ntfs3g.mounted(case.image) as root:
+        path = root / victim.lstrip("/")
+        original = _ntfs3g.get_ntfs_acl(path)
+        from aclscan.sd.sddl import from_sddl
+
+        _ntfs3g.set_ntfs_acl(path, from_sddl("O:BAG:SYD:(A;;FA;;;BA)").to_bytes())
+    assert main(["fix", str(case.db), "--plan", str(case.plan_path), "--target", str(case.image), "--apply",
+                 "--journal", str(case.journal)]) == 1
+    out = capsys.readouterr().out
+    assert f"left alone, changed since the scan: {victim}" in out
+    assert f"rewrote {sum(c.files for c in planned.descriptors) - 1} files" in out
+    assert original  # the original was read; the file keeps the user's later descriptor
+    with _ntfs3g.mounted(case.image, readonly=True) as root:
+        assert _ntfs3g.get_ntfs_acl(root / victim.lstrip("/")) == from_sddl("O:BAG:SYD:(A;;FA;;;BA)").to_bytes()
+
+
+def test_bad_plan_and_journal_are_one_line_errors(prepared, tmp_path, capsys):
+    case = prepared("clean")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"plan_format": 99}')
+    assert main(["fix", str(case.db), "--plan", str(bad), "--target", str(case.image)]) == 8
+    assert capsys.readouterr().err.count("\n") == 1
+    assert main(["undo", str(tmp_path / "missing.db")]) == 5
+    assert main(["undo", str(case.db)]) == 5
+    assert "not an aclscan fix journal" in capsys.readouterr().err
