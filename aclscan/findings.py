@@ -130,3 +130,40 @@ def iter_findings(db, *, problems_only: bool = False, verdict: str | None = None
 def has_problems(db) -> bool:
     marks = ", ".join("?" for _ in PROBLEMS)
     return db.execute(f"SELECT 1 FROM findings WHERE verdict IN ({marks}) LIMIT 1", sorted(PROBLEMS)).fetchone() is not None
+
+
+EVIDENCE_COLUMNS = ("sid", "verdict", "confidence", "account", "mapped_sid", "role", "position", "ace", "inherited",
+                    "descriptor_key", "files", "example_path", "sddl")
+
+
+def iter_evidence(db, *, problems_only: bool = True) -> Iterator[dict]:
+    """Where each (problem) SID sits, one row per distinct descriptor and place in it:
+    owner, group, or an ACE (DACL/SACL position and SDDL), with the number of files
+    and one example path. An auditor's view, distinct before many: never one row per file."""
+    where = ""
+    params: list = []
+    if problems_only:
+        where = f" WHERE f.verdict IN ({', '.join('?' for _ in PROBLEMS)})"
+        params = sorted(PROBLEMS)
+    sql = f"""
+        SELECT f.sid, f.verdict, f.confidence, f.account, f.mapped_sid, p.role, p.position, p.ace, p.inherited,
+               d.key, d.files, d.sddl
+        FROM findings f
+        JOIN (SELECT sid, descriptor_key, acl AS role, position, sddl AS ace, inherited FROM aces
+              UNION ALL SELECT owner, key, 'owner', NULL, NULL, NULL FROM descriptors WHERE owner IS NOT NULL
+              UNION ALL SELECT "group", key, 'group', NULL, NULL, NULL FROM descriptors WHERE "group" IS NOT NULL)
+             p ON p.sid = f.sid
+        JOIN descriptors d ON d.key = p.descriptor_key{where}
+        ORDER BY f.files DESC, f.sid, d.key, p.role, p.position"""
+    cursor = db.execute(sql, params)
+    names = [c[0] for c in cursor.description]
+    example: dict[int, str | None] = {}
+    for row in cursor:
+        item = dict(zip(names, row))
+        key = item.pop("key")
+        if key not in example:
+            found = db.execute("SELECT path FROM files WHERE descriptor_key = ? ORDER BY path LIMIT 1", [key]).fetchone()
+            example[key] = found[0] if found else None
+        item["descriptor_key"] = key
+        item["example_path"] = example[key]
+        yield item

@@ -1,0 +1,267 @@
+"""`aclscan check`: the readiness rules on every sample scenario, their JSON, exit codes,
+checking an image directly, sysprep states from real hives, and old databases."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import shutil
+import sqlite3
+
+import pytest
+
+from aclscan import readiness
+from aclscan.cli import main
+from aclscan.errors import DatabaseError
+from aclscan.fleet import add_scan, open_fleet
+from aclscan.samples import hives as sample_hives
+from aclscan.samples.regf import REG_DWORD, REG_SZ, Value, hive_bytes
+from aclscan.store import SCHEMA_VERSION, open_database
+from tests.scenarios import SAMPLES, SCENARIOS, manifest
+
+# Which rule a manifest's readiness reason is about, by the words it uses.
+REASON_RULES = (
+    (("shared with", "machine SID is the image's"), "unique_machine_sid"),
+    (("predate", "exist before"), "no_account_predates_sid_change"),
+    (("LanmanNT",), "not_domain_controller"),
+    (("old SID", "previous machine SID", "lacks SeServiceLogonRight"), "no_stale_prefix"),
+)
+FLEET_SCENARIOS = ("ws1", "ws2", "member-before")
+
+
+@pytest.fixture(scope="module")
+def clone_fleet(scenario_db, tmp_path_factory):
+    """A fleet database of ws1, ws2 and member-before: one machine SID, three machines."""
+    path = tmp_path_factory.mktemp("fleet") / "fleet.db"
+    fleet = open_fleet(path)
+    for name in FLEET_SCENARIOS:
+        add_scan(fleet, scenario_db(name))
+    fleet.conn.close()
+    return path
+
+
+def judge(scenario_db, name, fleet_path=None):
+    db = open_database(scenario_db(name), index=False)
+    fleet = open_fleet(fleet_path, create=False) if fleet_path else None
+    try:
+        return readiness.check(db, fleet, scan_path=str(scenario_db(name)))
+    finally:
+        db.conn.close()
+
+
+def rules_of(result) -> dict[str, readiness.Rule]:
+    return {rule.name: rule for rule in result.rules}
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_readiness_agrees_with_the_manifest(scenario_db, clone_fleet, name):
+    expected = manifest(name)["readiness"]
+    result = judge(scenario_db, name, clone_fleet if name in FLEET_SCENARIOS else None)
+    assert result.ready == expected["ready"], [r for r in result.rules if r.status == "fail"]
+    failed = {rule.name for rule in result.failed}
+    for reason in expected["reasons"]:
+        about = {rule for words, rule in REASON_RULES if any(w in reason for w in words)}
+        assert about, f"no rule is about {reason!r}"
+        assert about & failed, f"{reason!r}: {sorted(about)} did not fail (failed: {sorted(failed)})"
+    assert [r.name for r in result.rules] == [name for name, _q, _f in readiness.RULES]
+    assert all(r.status in ("pass", "fail", "skipped") for r in result.rules)
+
+
+def test_member_before_names_the_accounts_and_the_clones(scenario_db, clone_fleet):
+    result = rules_of(judge(scenario_db, "member-before", clone_fleet))
+    predates = result["no_account_predates_sid_change"]
+    assert predates.status == "fail"
+    for account in ("Ken", "Arianne", "Ron"):
+        assert account in predates.summary
+    unique = result["unique_machine_sid"]
+    assert unique.status == "fail"
+    assert sorted(line.split(" ")[0] for line in unique.evidence) == ["WS1", "WS2"]
+    # Alone, the clone's shared SID cannot be seen.
+    alone = rules_of(judge(scenario_db, "member-before"))
+    assert alone["unique_machine_sid"].status == "skipped"
+    assert alone["no_account_predates_sid_change"].status == "pass"
+
+
+def test_clean_machine_in_a_fleet_without_its_sid_is_unique(scenario_db, clone_fleet):
+    assert rules_of(judge(scenario_db, "clean", clone_fleet))["unique_machine_sid"].status == "pass"
+
+
+def test_av_service_evidence_itemises_every_reference(scenario_db):
+    facts = manifest("av-service")
+    old = facts["previous_machine_sids"][0]
+    rule = rules_of(judge(scenario_db, "av-service"))["no_stale_prefix"]
+    text = "\n".join(rule.evidence)
+    assert f"lsa_right: {old}-1003 (AVService) holds SeServiceLogonRight" in text
+    assert f"alias_member: {old}-1003 (AVService) is a member of AV Admins" in text
+    assert "service_logon: AVScan logs on as .\\AVService" in text
+    assert "/Program Files/AVScan" in text
+    counted = {sid: row["files"] for sid, row in facts["expected"].items() if sid.startswith(old)}
+    for sid, files in counted.items():
+        assert f"{sid} " in text and f": {files} file(s)" in text
+    predates = rules_of(judge(scenario_db, "av-service"))["no_account_predates_sid_change"]
+    assert predates.summary == "local account(s) AVService, AV Admins predate the SID change"
+
+
+def test_member_after_profiles_are_stale(scenario_db):
+    rule = rules_of(judge(scenario_db, "member-after"))["no_stale_prefix"]
+    profiles = [line for line in rule.evidence if line.startswith("profile: ")]
+    old_profiles = {sid for sid in manifest("member-after")["profiles"] if sid.startswith(
+        manifest("member-after")["previous_machine_sids"][0])}
+    assert {line.split(" ")[1] for line in profiles} == old_profiles
+
+
+def run(argv, capsys):
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_json_document(scenario_db, capsys):
+    code, out, _err = run(["check", str(scenario_db("cloned-dc")), "--format", "json"], capsys)
+    assert code == 1
+    document = json.loads(out)
+    assert document["check_format"] == 1 and document["ready"] is False
+    assert document["failed"] == ["not_domain_controller"]
+    assert document["machine"]["product_type"] == "LanmanNT"
+    assert document["machine"]["computer_name"] == manifest("cloned-dc")["computer"]
+    for rule in document["rules"]:
+        assert set(rule) == {"name", "checks", "status", "summary", "evidence"}
+        assert isinstance(rule["evidence"], list) and all(isinstance(e, str) for e in rule["evidence"])
+
+
+def test_exit_codes(scenario_db, tmp_path, capsys):
+    assert run(["check", str(scenario_db("clean"))], capsys)[0] == 0
+    code, out, _ = run(["check", str(scenario_db("cloned-dc"))], capsys)
+    assert code == 1 and out.startswith("NOT READY: DC01")
+    # A scan database given as the fleet: a database error.
+    code, _, err = run(["check", str(scenario_db("clean")), "--fleet", str(scenario_db("ws1"))], capsys)
+    assert code == 5 and "is a scan database, not a fleet database" in err
+    # Resolve options belong to an image.
+    code, _, err = run(["check", str(scenario_db("clean")), "--history", str(scenario_db("ws1"))], capsys)
+    assert code == 2 and "--history" in err
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not an image and not a database" * 100)
+    code, _, err = run(["check", str(junk)], capsys)
+    assert code == 4 and err.startswith("Error: ")
+
+
+def test_check_image_scans_read_only(scenario_db, capsys):
+    image = SAMPLES / "cloned-dc.img.gz"
+    before = hashlib.sha256(image.read_bytes()).hexdigest()
+    code, out, _ = run(["check", str(image), "--format", "json"], capsys)
+    assert hashlib.sha256(image.read_bytes()).hexdigest() == before
+    assert code == 1
+    document = json.loads(out)
+    assert document["image"] == str(image) and document["database"] is None
+    from_db = readiness.to_json(judge(scenario_db, "cloned-dc"))
+    assert [(r["name"], r["status"]) for r in document["rules"]] == [
+        (r["name"], r["status"]) for r in from_db["rules"]]
+
+
+def test_check_image_with_history_option(capsys):
+    image = SAMPLES / "av-service.img.gz"
+    code, out, _ = run(["check", str(image), "--history", str(SAMPLES / "av-service.master-SAM"), "--format",
+                        "json"], capsys)
+    assert code == 1
+    failed = json.loads(out)["failed"]
+    assert failed == ["no_stale_prefix", "no_account_predates_sid_change"]
+
+
+def _setup_hives(tmp_path, *, image_state=None, generalization=None):
+    """SYSTEM and SOFTWARE hives of the clean scenario's machine with a sysprep state."""
+    facts = manifest("clean")
+    system = sample_hives.system_hive(facts["computer"], product_type=facts["product_type"])
+    if generalization is not None:
+        system.ensure("Setup\\Status\\SysprepStatus").values += [
+            Value("GeneralizationState", REG_DWORD, generalization), Value("CleanupState", REG_DWORD, 2)]
+    software = sample_hives.software_hive([sample_hives.Profile(sid, path) for sid, path in facts["profiles"].items()])
+    if image_state is not None:
+        software.ensure("Microsoft\\Windows\\CurrentVersion\\Setup\\State").values.append(
+            Value("ImageState", REG_SZ, image_state))
+    paths = {}
+    for kind, tree in (("SYSTEM", system), ("SOFTWARE", software)):
+        paths[kind] = tmp_path / kind
+        paths[kind].write_bytes(hive_bytes(tree, name=sample_hives.HIVE_NAMES[kind]))
+    return paths
+
+
+@pytest.mark.parametrize("image_state, generalization, status", [
+    ("IMAGE_STATE_UNDEPLOYABLE", 7, "fail"),
+    ("IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE", 7, "pass"),
+    ("IMAGE_STATE_COMPLETE", None, "pass"),
+    (None, 4, "fail"),
+    ("IMAGE_STATE_SOMETHING_NEW", None, "fail"),
+])
+def test_sysprep_state_from_the_hives(tmp_path, capsys, image_state, generalization, status):
+    hives = _setup_hives(tmp_path, image_state=image_state, generalization=generalization)
+    code, out, _ = run(["check", str(SAMPLES / "clean.img.gz"), "--system", str(hives["SYSTEM"]), "--software",
+                        str(hives["SOFTWARE"]), "--format", "json"], capsys)
+    document = json.loads(out)
+    rule = next(r for r in document["rules"] if r["name"] == "sysprep_state")
+    assert rule["status"] == status
+    assert document["machine"]["image_state"] == image_state
+    assert document["machine"]["sysprep_generalization_state"] == generalization
+    if image_state:
+        assert any(image_state in line for line in rule["evidence"])
+    assert code == (0 if status == "pass" else 1)
+
+
+def _as_schema_1(source, target):
+    """A copy of a scan database as aclscan wrote it before machine facts."""
+    shutil.copy(source, target)
+    conn = sqlite3.connect(target)
+    conn.execute("DROP TABLE machine")
+    conn.execute("DROP TABLE previous_names")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+
+
+def test_schema_1_database_migrates_and_asks_for_a_rescan(scenario_db, tmp_path, capsys):
+    old = tmp_path / "old.db"
+    _as_schema_1(scenario_db("ws1"), old)
+    db = open_database(old, index=False)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert db.execute("SELECT COUNT(*) FROM machine").fetchone()[0] == 0
+    with pytest.raises(DatabaseError, match="predates machine facts"):
+        readiness.check(db)
+    db.conn.close()
+    code, _, err = run(["check", str(old)], capsys)
+    assert code == 5 and "re-scan" in err
+    # The fleet still takes it: its machine SID comes from the authorities.
+    fleet = open_fleet(tmp_path / "fleet.db")
+    add_scan(fleet, old)
+    assert fleet.execute("SELECT machine_sid, name FROM machines").fetchall() == [
+        (manifest("ws1")["machine_sid"], "old")]
+
+
+def test_scan_stores_machine_facts(scenario_db):
+    for name in SCENARIOS:
+        facts = manifest(name)
+        db = open_database(scenario_db(name), index=False)
+        row = db.execute("SELECT machine_sid, computer_name, product_type, primary_domain_sid, hives_found"
+                         " FROM machine").fetchall()
+        db.conn.close()
+        assert len(row) == 1
+        machine_sid, computer, product, domain_sid, hives = row[0]
+        assert (machine_sid, computer, product) == (facts["machine_sid"], facts["computer"], facts["product_type"])
+        assert domain_sid == (facts["primary_domain"] or {}).get("sid")
+        assert sorted(json.loads(hives)) == ["SAM", "SECURITY", "SOFTWARE", "SYSTEM"]
+
+
+def test_hostile_computer_name_is_terminal_safe(scenario_db, tmp_path, capsys):
+    hostile = tmp_path / "hostile.db"
+    shutil.copy(scenario_db("av-service"), hostile)
+    conn = sqlite3.connect(hostile)
+    conn.execute("UPDATE machine SET computer_name = ?", ("EVIL\x1b]0;owned\x07\x1b[2J",))
+    conn.execute("UPDATE hive_references SET detail = ? WHERE kind = 'lsa_right'", ("Se\x1b[31mRight",))
+    conn.commit()
+    conn.close()
+    code, out, _ = run(["check", str(hostile)], capsys)
+    assert code == 1
+    assert "\x1b" not in out and "\x07" not in out
+    assert "EVIL\\x1b]0;owned\\x07" in out and "Se\\x1b[31mRight" in out
+    code, out, _ = run(["check", str(hostile), "--format", "json"], capsys)
+    assert json.loads(out)["machine"]["computer_name"] == "EVIL\x1b]0;owned\x07\x1b[2J"
+    assert "\x1b" not in out  # JSON escapes control characters itself
