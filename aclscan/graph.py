@@ -462,7 +462,7 @@ def label_safe(text: str) -> str:
 
 def xml_safe(text: str) -> str:
     """Text XML can hold: characters XML 1.0 forbids shown as \\xNN / \\uNNNN."""
-    return text
+    return _UNSAFE_IN_XML.sub(_escape, text)
 
 
 def _xml_safe_graph(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:

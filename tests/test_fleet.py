@@ -115,7 +115,7 @@ def test_images_scanned_in_parallel(tmp_path, capsys):
     assert document["fleet_format"] == 1
     assert sorted(m["scan_db"] for m in document["machines"]) == [str(tmp_path / "ws1.db"), str(tmp_path / "ws2.db")]
     assert document["identity_collisions"] == [
-        manifest("ws1")["fleet"]["identity_collisions"][0] | {},
+        manifest("ws1")["fleet"]["identity_collisions"][0],
         manifest("ws2")["fleet"]["identity_collisions"][0],
     ]
     for name in ("ws1", "ws2"):

@@ -39,6 +39,7 @@ from aclscan.image import Image
 from aclscan.ntfs.mft import BootSector
 from aclscan.plan import Plan, iter_plan_files
 
+ORPHAN_FILES = "/$OrphanFiles/"  # records whose parent is gone: no path reaches them through ntfs-3g
 BATCH = 256  # files per journal commit: one fsync per batch, not per file
 
 
@@ -229,6 +230,9 @@ def _apply(db, plan: Plan, volume: TargetVolume, mount_point: Path, journal: Jou
     batch: list[tuple] = []
     done = 0
     for planned in iter_plan_files(db, plan, volume_id=volume.volume_id):
+        if planned.path.startswith(ORPHAN_FILES):
+            report.errors.append(f"{planned.path}: an orphaned record has no path on the volume: not fixed")
+            continue
         on_mount = _mounted_path(mount_point, planned.path)
         try:
             current = ntfs3g.get_ntfs_acl(on_mount)
