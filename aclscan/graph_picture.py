@@ -24,8 +24,9 @@ from aclscan import graph as g
 from aclscan.classify import VERDICTS, split_domain_relative
 
 FULL_LIMIT = 60  # up to this many nodes (accounts aside) the picture shows all of them
-MAX_FOCUS = 25  # SIDs a condensed picture centres on
+MAX_FOCUS = 20  # SIDs a condensed picture centres on
 MAX_NEIGHBOURS = 5  # per SID and edge kind; the rest become one "+N more" node
+MAX_FOLDERS = 3  # explicit-ACE folders per SID, those nearest the root first
 LABEL_WIDTH = 40  # characters per label line
 
 _COLUMNS = {g.FOLDER: 0, g.DESCRIPTOR: 1, g.SERVICE: 4, g.RIGHT: 4, g.AUTHORITY: 5}
@@ -143,27 +144,31 @@ class _View:
         for _, target, data in self.graph.out_edges(node, data=True):
             outgoing.setdefault(data["kind"], []).append(target)
         for kind, sources in incoming.items():
-            shown, more = self.cut(sorted(set(sources)))
+            shown, more = self.cut(sources, kind)
             for source in shown:
                 self.link(self.add(source), node, kind)
             if more:
-                extra = self.add_synthetic(f"more-{kind}-to:{sid}", self.graph.nodes[sources[0]]["kind"],
-                                           f"+{more} more ({kind.replace('_', ' ')})")
+                kind_of = self.graph.nodes[sources[0]]["kind"]
+                extra = self.add_synthetic(f"more-{kind}-to:{sid}", kind_of, f"+{more} more {kind_of}s")
                 self.link(extra, node, kind)
         for kind, targets in outgoing.items():
-            shown, more = self.cut(sorted(set(targets)))
+            shown, more = self.cut(targets, kind)
             for target in shown:
                 self.link(node, self.add(target), kind)
             if more:
-                extra = self.add_synthetic(f"more-{kind}-from:{sid}", self.graph.nodes[targets[0]]["kind"],
-                                           f"+{more} more ({kind.replace('_', ' ')})")
+                kind_of = self.graph.nodes[targets[0]]["kind"]
+                extra = self.add_synthetic(f"more-{kind}-from:{sid}", kind_of, f"+{more} more {kind_of}s")
                 self.link(node, extra, kind)
 
     @staticmethod
-    def cut(nodes: list[str]) -> tuple[list[str], int]:
-        if len(nodes) <= MAX_NEIGHBOURS:
+    def cut(nodes: list[str], kind: str) -> tuple[list[str], int]:
+        """The neighbours to draw and how many are left out. Folders nearest the
+        root come first: an explicit ACE there is inherited by the deeper ones."""
+        nodes = sorted(set(nodes), key=lambda n: (n.count("/"), n) if kind == g.EXPLICIT_IN else (0, n))
+        limit = MAX_FOLDERS if kind == g.EXPLICIT_IN else MAX_NEIGHBOURS
+        if len(nodes) <= limit:
             return nodes, 0
-        return nodes[: MAX_NEIGHBOURS - 1], len(nodes) - (MAX_NEIGHBOURS - 1)
+        return nodes[: limit - 1], len(nodes) - (limit - 1)
 
 
 def picture_view(graph: nx.MultiDiGraph) -> tuple[nx.DiGraph, str]:

@@ -33,6 +33,7 @@ from typing import Iterator
 
 from aclscan import classify
 from aclscan.errors import MalformedData
+from aclscan.graph import build_graph, impact, sid_id
 from aclscan.sd.acl import ACL
 from aclscan.sd.descriptor import SecurityDescriptor
 from aclscan.sd.sddl import to_sddl
@@ -313,7 +314,9 @@ def build_plan(db, *, owner: str = ADMINISTRATORS, group: str | None = None, dat
                                                  f"give the files' {role}ship to {target}", target)))
     refused = {i.finding["sid"] for _, i in numbered if i.kind == REFUSE}
     changes, skipped, counts, left = _descriptor_changes(db, rewrite, action_of, reassign_ids, refused)
-    folders = _explicit_folders(db, set(action_of) | refused)
+    graph = build_graph(db)
+    impacts = {f["sid"]: impact(graph, f["sid"]) for f in findings if sid_id(f["sid"]) in graph}
+    folders = {sid: i.folders for sid, i in impacts.items()}
     for action_id, intent in numbered:
         finding = intent.finding
         # A refusal counts what it leaves as it is; the others what they change.
@@ -326,7 +329,7 @@ def build_plan(db, *, owner: str = ADMINISTRATORS, group: str | None = None, dat
             folders=tuple(folders.get(finding["sid"], ())) if intent.kind not in (REASSIGN_OWNER, REASSIGN_GROUP)
             else (),
         ))
-    actions.extend(_registry_actions(db, findings, start=next_id))
+    actions.extend(_registry_actions(db, findings, impacts, start=next_id))
     return Plan(scan=_scan_identity(db, database), owner=owner, group=group, actions=tuple(actions),
                 descriptors=tuple(changes), skipped=tuple(skipped))
 
@@ -470,69 +473,47 @@ def _sids_in(sd: SecurityDescriptor, wanted: set[str]) -> tuple[set[str], set[st
     return touched, explicit
 
 
-def _explicit_folders(db, sids: set[str], limit: int = 50) -> dict[str, list[str]]:
-    """The directories where each SID's explicit (non-inherited) ACEs sit: the sources
-    inheritance carries the change down from (at most ``limit`` per SID)."""
-    folders = {}
-    for sid in sids:
-        folders[sid] = [path for (path,) in db.execute(
-            "SELECT path FROM files WHERE is_dir = 1 AND descriptor_key IN "
-            "(SELECT descriptor_key FROM aces WHERE sid = ? AND inherited = 0) ORDER BY path LIMIT ?",
-            [sid, limit])]
-    return folders
-
-
-def _registry_actions(db, findings: list[dict], start: int) -> list[Action]:
-    """LSA rights, alias memberships and service logons that name a mapped SID."""
+def _registry_actions(db, findings: list[dict], impacts: dict, start: int) -> list[Action]:
+    """LSA rights, alias memberships and service logons that name a mapped SID (from the
+    graph's impact of each finding)."""
     actions = []
     number = start
     for finding in findings:
         new_sid = finding["mapped_sid"]
-        if not new_sid or finding["verdict"] not in (classify.STALE_PREFIX, classify.RID_COLLISION,
-                                                     classify.SID_HISTORY):
+        found = impacts.get(finding["sid"])
+        if not new_sid or found is None or finding["verdict"] not in (
+                classify.STALE_PREFIX, classify.RID_COLLISION, classify.SID_HISTORY):
             continue
-        references = db.execute("SELECT kind, detail FROM hive_references WHERE sid = ? ORDER BY kind, detail",
-                                [finding["sid"]]).fetchall()
-        rights = sorted({r.strip() for kind, detail in references if kind == "lsa_right" for r in detail.split(",")
-                         if r.strip()})
-        groups = sorted({detail for kind, detail in references if kind == "alias_member"})
-        services = sorted({detail.split(" logs on as ")[0] for kind, detail in references
-                           if kind == "service_logon"})
+        # Alias names as this machine's SAM spells them (hive_references), not the graph's SIDs.
+        groups = sorted({detail for (detail,) in db.execute(
+            "SELECT detail FROM hive_references WHERE sid = ? AND kind = 'alias_member'", [finding["sid"]])})
         who = finding["account"] or finding["sid"]
-        if rights:
-            needing = sorted({detail.split(" logs on as ")[0] for (detail,) in db.execute(
-                "SELECT detail FROM hive_references WHERE sid = ? AND kind = 'service_logon'", [new_sid])})
+        common = {"sid": finding["sid"], "verdict": finding["verdict"], "account": finding["account"],
+                  "new_sid": new_sid}
+        if found.lsa_rights:
             reason = f"the old SID of {who} holds these rights; today's {new_sid} needs them"
-            if needing:
-                reason += f" (services logging on as it: {', '.join(needing)})"
-            actions.append(Action(id=f"A{number}", kind=GRANT_LSA_RIGHTS, sid=finding["sid"],
-                                  verdict=finding["verdict"], reason=reason, account=finding["account"],
-                                  new_sid=new_sid, rights=tuple(rights), services=tuple(needing)))
+            if found.mapped_services:
+                reason += f" (services logging on as it: {', '.join(found.mapped_services)})"
+            actions.append(Action(id=f"A{number}", kind=GRANT_LSA_RIGHTS, reason=reason, rights=found.lsa_rights,
+                                  services=found.mapped_services, **common))
             number += 1
         if groups:
-            actions.append(Action(id=f"A{number}", kind=REPLACE_ALIAS_MEMBER, sid=finding["sid"],
-                                  verdict=finding["verdict"], account=finding["account"], new_sid=new_sid,
-                                  reason=f"these groups list the old SID of {who}", groups=tuple(groups)))
+            actions.append(Action(id=f"A{number}", kind=REPLACE_ALIAS_MEMBER, groups=tuple(groups),
+                                  reason=f"these groups list the old SID of {who}", **common))
             number += 1
-        if services:
-            actions.append(Action(id=f"A{number}", kind=REPOINT_SERVICE, sid=finding["sid"],
-                                  verdict=finding["verdict"], account=finding["account"], new_sid=new_sid,
-                                  reason=f"these services log on as the old SID of {who}", services=tuple(services)))
+        if found.services:
+            actions.append(Action(id=f"A{number}", kind=REPOINT_SERVICE, services=found.services,
+                                  reason=f"these services log on as the old SID of {who}", **common))
             number += 1
     return actions
 
 
 def _domain_controller(db) -> str | None:
-    """Why no plan can be made (a domain controller), or None."""
-    try:
-        row = db.execute("SELECT product_type FROM machine LIMIT 1").fetchone()
-    except Exception:  # a scan from before the machine table: fall back to the authorities
-        row = None
-    if row is not None:
-        if row[0] == "LanmanNT":
-            return ("ProductType LanmanNT: a domain controller; cloning one is unsupported and its SIDs are the "
-                    "domain's: restore it from backup or demote it, do not rewrite its ACLs")
-        return None
+    """Why no plan can be made (the machine is a domain controller), or None."""
+    row = db.execute("SELECT product_type FROM machine LIMIT 1").fetchone()
+    if row is not None and row[0] == "LanmanNT":
+        return ("ProductType LanmanNT: a domain controller; cloning one is unsupported and its SIDs are the "
+                "domain's: restore it from backup or demote it, do not rewrite its ACLs")
     return None
 
 

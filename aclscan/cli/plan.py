@@ -1,1 +1,84 @@
-"""`aclscan plan`: being written (issue 5)."""
+"""`aclscan plan`: what to change, as JSON, text, a PowerShell script, an icacls or a SetACL file."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from aclscan.cli import cli
+from aclscan.cli.options import db_argument
+from aclscan.formats.plans import PlanContext, PlanFormat, PlanOutput, render
+from aclscan.plan import ADMINISTRATORS, InvalidPlan, build_plan, read_plan
+from aclscan.sd.sddl import sid_from_sddl
+from aclscan.store import open_database
+
+BINARY_FORMATS = (PlanFormat.ICACLS, PlanFormat.SETACL)
+
+
+def _sid_option(value: str | None) -> str | None:
+    return str(sid_from_sddl(value)) if value else None
+
+
+def _same_scan(plan, db) -> None:
+    """A saved plan must come from this scan: its volumes' serials and sizes."""
+    ours = {(v["serial"], v["mft_records"]) for v in db.query("SELECT serial, mft_records FROM volumes")}
+    theirs = {(v.get("serial"), v.get("mft_records")) for v in plan.scan.get("volumes", ())}
+    if ours != theirs:
+        raise InvalidPlan("the plan was made from another scan (its volumes' serials differ from this database's)")
+
+
+@cli.command()
+@db_argument
+@click.option("--format", "fmt", type=click.Choice([f.value for f in PlanFormat]), default=PlanFormat.TEXT.value,
+              show_default=True,
+              help="text for people; json (the documented plan); powershell (a script for the live machine); "
+                   "icacls (a file for icacls C:\\ /restore); setacl (a file for SetACL -actn restore).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+              help="Write here (created only when there is something to write); default: stdout.")
+@click.option("--owner", default=ADMINISTRATORS, show_default=True,
+              help="Who gets orphans' ownership: a SID or an SDDL alias (BA, SY).")
+@click.option("--group", help="Who replaces an orphan primary group (default: the --owner account).")
+@click.option("--plan", "plan_file", type=click.Path(dir_okay=False),
+              help="Render this saved JSON plan (made from this scan) instead of planning again.")
+@click.option("--volume", "volume_id", type=int, help="Only this volume's files (a scan of several volumes).")
+@click.option("--drive", default="C:", show_default=True, help="The volume's drive on the live machine (setacl).")
+@click.pass_context
+def plan(ctx, database, fmt, output, owner, group, plan_file, volume_id, drive):
+    """The remediation plan of a scan: exit 0 when it acts on every problem, 1 when refusals remain."""
+    db = open_database(database)
+    fmt = PlanFormat(fmt)
+    if plan_file:
+        result = read_plan(plan_file)
+        _same_scan(result, db)
+    else:
+        result = build_plan(db, owner=_sid_option(owner), group=_sid_option(group), database=str(database))
+    volumes = [row[0] for row in db.execute("SELECT id FROM volumes ORDER BY id")]
+    if volume_id is None and len(volumes) > 1 and fmt in (PlanFormat.ICACLS, PlanFormat.SETACL, PlanFormat.POWERSHELL):
+        raise click.UsageError(f"the scan has {len(volumes)} volumes: choose one with --volume")
+    if volume_id is not None and volume_id not in volumes:
+        raise click.UsageError(f"no volume {volume_id} in this scan (it has {', '.join(map(str, volumes))})")
+    notes: list[str] = []
+    context = PlanContext(db=db, volume_id=volume_id, drive=drive, note=notes.append)
+    if output:
+        out = PlanOutput(lambda: open(output, "wb"))
+    else:
+        if fmt in BINARY_FORMATS and sys.stdout.isatty():
+            raise click.UsageError(f"{fmt.value} writes UTF-16: give -o FILE or redirect stdout")
+        sys.stdout.flush()
+        out = PlanOutput(lambda: sys.stdout.buffer)
+    try:
+        render(result, fmt, context, out)
+    finally:
+        if output:
+            out.close()
+        else:
+            sys.stdout.buffer.flush()
+    for note in notes:
+        click.echo(note, err=True)
+    files = sum(c.files for c in result.descriptors)
+    click.echo(f"plan: {len(result.actions)} action(s), {len(result.refusals)} refusal(s), "
+               f"{len(result.skipped)} skipped descriptor(s), {len(result.descriptors)} descriptor(s), "
+               f"{files} file(s)" + (f"; {context.omitted} path(s) left out of the {fmt.value} output"
+                                     if context.omitted else ""), err=True)
+    ctx.exit(1 if result.refusals or result.skipped else 0)

@@ -1,0 +1,236 @@
+"""aclscan.plan on real scans of the sample volumes: what each scenario's plan does and refuses."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+
+import pytest
+
+from aclscan import plan as planning
+from aclscan.cli import main
+from aclscan.plan import InvalidPlan, build_plan, plan_from_json, read_plan
+from aclscan.sd.descriptor import SecurityDescriptor
+from aclscan.sd.sddl import from_sddl
+from aclscan.store import open_database
+from tests import scenarios
+
+jsonschema = pytest.importorskip("jsonschema")
+
+
+def _plan(scenario_db, name: str, **options) -> planning.Plan:
+    path = scenario_db(name)
+    return build_plan(open_database(path), database=str(path), **options)
+
+
+def _by_kind(plan, kind):
+    return [a for a in plan.actions if a.kind == kind]
+
+
+def _sids_of(sd: SecurityDescriptor) -> set[str]:
+    sids = {str(s) for s in (sd.owner, sd.group) if s is not None}
+    for acl in (sd.dacl, sd.sacl):
+        for ace in acl.aces if acl is not None else ():
+            sids.update(str(s) for s in ace.sids)
+    return sids
+
+
+# ------------------------------------------------------------------ member-after
+
+
+def test_member_after_refuses_every_rid_collision(scenario_db):
+    facts = scenarios.manifest("member-after")
+    plan = _plan(scenario_db, "member-after")
+    refused = {a.account: a for a in plan.refusals}
+    assert set(refused) == {"Ken", "Arianne", "Ron"}
+    for action in refused.values():
+        assert action.verdict == "rid_collision" and action.new_sid is None
+        assert action.files > 0, "a refusal says how many files it leaves as they are"
+    # Nothing in the plan mentions a collided SID as a target.
+    assert not any(a.new_sid in refused for a in plan.actions)
+    assert facts["machine_sid"] == plan.scan["machine_sid"]
+
+
+def test_member_after_never_hands_a_collided_rid_to_its_new_owner(scenario_db):
+    plan = _plan(scenario_db, "member-after")
+    machine = plan.scan["machine_sid"]
+    pairs = [(a.sid, f"{machine}-{a.sid.rsplit('-', 1)[1]}") for a in plan.refusals]
+    assert len(pairs) == 3
+    checked = 0
+    for change in plan.descriptors:
+        old = _sids_of(from_sddl(change.old_sddl))
+        new = _sids_of(SecurityDescriptor.from_bytes(change.new_raw))
+        for collided, heir in pairs:
+            if collided in old and heir not in old:
+                checked += 1
+                assert heir not in new, f"descriptor {change.descriptor_key} would grant {heir} {collided}'s access"
+                assert collided in new, "a refused SID stays where it was"
+    assert checked > 0, "some rewritten descriptor names Ken, Arianne or Ron"
+
+
+def test_member_after_maps_builtin_rids_rid_to_rid(scenario_db):
+    plan = _plan(scenario_db, "member-after")
+    machine = plan.scan["machine_sid"]
+    replaced = {a.sid.rsplit("-", 1)[1]: a for a in _by_kind(plan, planning.REPLACE_SID)}
+    assert set(replaced) == {"500", "513"}
+    for rid, action in replaced.items():
+        assert action.new_sid == f"{machine}-{rid}"
+        assert not action.sid.startswith(machine + "-")
+
+
+# -------------------------------------------------------------------- av-service
+
+
+def test_av_service_plan(scenario_db):
+    plan = _plan(scenario_db, "av-service")
+    assert not plan.refusals
+    replaced = {a.account: a for a in _by_kind(plan, planning.REPLACE_SID)}
+    assert set(replaced) == {"AVService", "AV Admins"}
+    for action in replaced.values():
+        assert action.new_sid.startswith(plan.scan["machine_sid"] + "-") and action.files > 0
+    (rights,) = _by_kind(plan, planning.GRANT_LSA_RIGHTS)
+    assert rights.rights == ("SeServiceLogonRight",)
+    assert rights.services == ("AVScan",)
+    assert rights.sid == replaced["AVService"].sid and rights.new_sid == replaced["AVService"].new_sid
+    (member,) = _by_kind(plan, planning.REPLACE_ALIAS_MEMBER)
+    assert member.groups == ("AV Admins",) and member.new_sid == replaced["AVService"].new_sid
+
+
+# ----------------------------------------------------------------- domain-member
+
+
+def test_domain_member_plan(scenario_db):
+    facts = scenarios.manifest("domain-member")
+    (carol,) = facts["deleted_domain_users"]
+    plan = _plan(scenario_db, "domain-member")
+    (history,) = _by_kind(plan, planning.TRANSLATE_SID_HISTORY)
+    assert history.account.endswith("dave")
+    assert history.new_sid.startswith(facts["primary_domain"]["sid"] + "-")
+    (removal,) = _by_kind(plan, planning.REMOVE_ACES)
+    (owner,) = _by_kind(plan, planning.REASSIGN_OWNER)
+    assert removal.sid == owner.sid == carol
+    assert owner.new_sid == planning.ADMINISTRATORS
+    for change in plan.descriptors:
+        assert carol not in _sids_of(SecurityDescriptor.from_bytes(change.new_raw))
+
+
+def test_owner_option_takes_sddl_aliases(scenario_db, tmp_path):
+    out = tmp_path / "plan.json"
+    assert main(["plan", str(scenario_db("domain-member")), "--format", "json", "--owner", "SY", "-o", str(out)]) == 0
+    plan = read_plan(out)
+    (owner,) = _by_kind(plan, planning.REASSIGN_OWNER)
+    assert owner.new_sid == "S-1-5-18" and plan.owner == "S-1-5-18"
+
+
+# ------------------------------------------------------------------- cloned-dc
+
+
+def test_cloned_dc_is_refused(scenario_db):
+    path = scenario_db("cloned-dc")
+    with sqlite3.connect(path) as conn:
+        has_machine = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'machine'").fetchone()
+    if not has_machine:
+        pytest.xfail("the scan database has no machine table yet (ProductType is not stored)")
+    plan = build_plan(open_database(path))
+    assert [(a.kind, a.verdict) for a in plan.actions] == [(planning.REFUSE, "domain_controller")]
+    assert not plan.descriptors
+
+
+# ------------------------------------------------------------ every scenario
+
+
+def _independent_counts(db, sid: str) -> tuple[int, int, int]:
+    """(files, descriptors, explicit files) carrying ``sid``, straight from aces and descriptors."""
+    carrying = ("SELECT descriptor_key FROM aces WHERE sid = ? "
+                "UNION SELECT key FROM descriptors WHERE owner = ? OR \"group\" = ?")
+    explicit = ("SELECT descriptor_key FROM aces WHERE sid = ? AND inherited = 0 "
+                "UNION SELECT key FROM descriptors WHERE owner = ? OR \"group\" = ?")
+    files, descriptors = db.execute(
+        f"SELECT COALESCE(SUM(files), 0), COUNT(*) FROM descriptors WHERE raw IS NOT NULL AND key IN ({carrying})",
+        [sid] * 3).fetchone()
+    (explicit_files,) = db.execute(
+        f"SELECT COALESCE(SUM(files), 0) FROM descriptors WHERE raw IS NOT NULL AND key IN ({explicit})",
+        [sid] * 3).fetchone()
+    return files, descriptors, explicit_files
+
+
+@pytest.mark.parametrize("name", scenarios.SCENARIOS)
+def test_counts_match_an_independent_query(scenario_db, name):
+    db = open_database(scenario_db(name))
+    plan = build_plan(db)
+    skipped_actions = {s.action for s in plan.skipped}
+    for action in plan.actions:
+        assert action.explicit_files + action.inherited_files == action.files
+        if action.kind in (planning.REPLACE_SID, planning.TRANSLATE_SID_HISTORY, planning.REMOVE_ACES,
+                           planning.REFUSE) and action.id not in skipped_actions and action.sid:
+            assert (action.files, action.descriptors, action.explicit_files) == _independent_counts(db, action.sid), \
+                action
+    # The files the plan lists are the files its changes count.
+    assert sum(1 for _ in planning.iter_plan_files(db, plan)) == sum(c.files for c in plan.descriptors)
+
+
+@pytest.mark.parametrize("name", scenarios.SCENARIOS)
+def test_json_round_trips_and_validates(scenario_db, name):
+    plan = _plan(scenario_db, name)
+    assert plan_from_json(plan.to_json()) == plan
+    schema = json.loads(planning.SCHEMA_PATH.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.Draft202012Validator(schema).validate(json.loads(plan.to_json()))
+
+
+def test_schema_rejects_what_is_not_a_plan(scenario_db):
+    schema = json.loads(planning.SCHEMA_PATH.read_text())
+    document = json.loads(_plan(scenario_db, "av-service").to_json())
+    document["actions"][0]["kind"] = "rewrite_everything"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(document, schema, cls=jsonschema.Draft202012Validator)
+
+
+# ----------------------------------------------------------------- the command
+
+
+@pytest.mark.parametrize(("name", "code"), [("av-service", 0), ("domain-member", 0), ("member-after", 1)])
+def test_exit_code_says_whether_refusals_remain(scenario_db, name, code, capsys):
+    assert main(["plan", str(scenario_db(name)), "--format", "json"]) == code
+    captured = capsys.readouterr()
+    assert plan_from_json(captured.out).scan["volumes"]
+    assert captured.err.startswith("plan: ") and "refusal" in captured.err
+
+
+@pytest.mark.parametrize("content", [b"{not json", b'{"plan_format": 99}', b"\xff\xfe\x00garbage",
+                                     b'{"plan_format": 1, "actions": 3}'])
+def test_a_corrupt_plan_file_is_a_one_line_error(scenario_db, tmp_path, capsys, content):
+    bad = tmp_path / "plan.json"
+    bad.write_bytes(content)
+    assert main(["plan", str(scenario_db("av-service")), "--plan", str(bad)]) == InvalidPlan.exit_code == 8
+    err = capsys.readouterr().err
+    assert err.startswith("Error: ") and err.count("\n") == 1
+
+
+def test_a_plan_from_another_scan_is_refused(scenario_db, tmp_path, capsys):
+    other = tmp_path / "plan.json"
+    assert main(["plan", str(scenario_db("domain-member")), "--format", "json", "-o", str(other)]) == 0
+    capsys.readouterr()
+    assert main(["plan", str(scenario_db("av-service")), "--plan", str(other)]) == 8
+    assert "another scan" in capsys.readouterr().err
+    # Its own scan renders it again, byte for byte the same JSON.
+    again = tmp_path / "again.json"
+    assert main(["plan", str(scenario_db("domain-member")), "--plan", str(other), "--format", "json",
+                 "-o", str(again)]) == 0
+    assert again.read_bytes() == other.read_bytes()
+
+
+def test_database_errors_exit_5(tmp_path, capsys):
+    assert main(["plan", str(tmp_path / "missing.db")]) == 5
+    not_a_db = tmp_path / "x.db"
+    not_a_db.write_text("hello")
+    assert main(["plan", str(not_a_db)]) == 5
+
+
+def test_output_file_only_when_there_is_something_to_write(scenario_db, tmp_path):
+    clean = tmp_path / "clean.db"
+    shutil.copy(scenario_db("clean"), clean)
+    target = tmp_path / "restore.icacls"
+    assert main(["plan", str(clean), "--format", "icacls", "-o", str(target)]) == 0
+    assert not target.exists()
