@@ -278,9 +278,15 @@ def sysprep_state(ctx: _Context) -> tuple[str, str, list[str]]:
     if generalization is not None:
         cleanup = ctx.machine.get("sysprep_cleanup_state")
         extra = f", CleanupState = {cleanup}" if cleanup is not None else ""
+        generalized = image_state is not None and "GENERALIZE_RESEAL" in image_state.replace(" ", "")
         if generalization == GENERALIZATION_DONE:
             notes.append(f"SYSTEM Setup\\Status\\SysprepStatus GeneralizationState = {generalization}{extra}: "
                          "no sysprep run pending or failed")
+        elif generalized:
+            # A sealed, generalized image: the value is undocumented, and ImageState (which
+            # Microsoft documents) already says sysprep /generalize completed.
+            notes.append(f"SYSTEM Setup\\Status\\SysprepStatus GeneralizationState = {generalization}{extra}: "
+                         f"not {GENERALIZATION_DONE}, but ImageState says the image was generalized and sealed")
         else:
             failures.append(f"SYSTEM Setup\\Status\\SysprepStatus GeneralizationState = {generalization}{extra}: "
                             f"a sysprep run did not finish (Windows keeps {GENERALIZATION_DONE} otherwise)")

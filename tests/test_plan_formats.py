@@ -15,7 +15,7 @@ import io
 import json
 import re
 import shutil
-import sqlite3
+from dataclasses import replace
 
 import pytest
 
@@ -237,10 +237,10 @@ def test_powershell_script_keeps_every_name_inside_its_literal(hostile_db, tmp_p
     for path in not_windows:
         assert "left out" in err and MARK in path
     assert f"{len(not_windows)} path(s) left out" in err
-    # The registry lines carry the hostile group, service and SIDs as literals only.
+    # The registry lines carry the hostile group as a literal; names in comments are escaped.
     strings = [t for k, t in tokens if k == "string"]
-    assert HOSTILE_GROUP in strings and HOSTILE_SERVICE in strings
-    assert "SeServiceLogonRight" in strings
+    assert HOSTILE_GROUP in strings and "SeServiceLogonRight" in strings
+    assert any("AVzqx'$(calc)\\x0asvc" in t for k, t in tokens if k == "comment")
     assert "param([string]$Root = $env:SystemDrive + " in script
 
 
@@ -255,6 +255,22 @@ def test_powershell_compares_and_sets_per_descriptor(hostile_db, capsysbinary):
     assert len(path_arrays(tokens)) == len(plan.descriptors)
     assert script.count("Set-PlannedDescriptor ($base + $relative)") == len(plan.descriptors)
     assert "Get-Acl -LiteralPath $Path" in script and "Set-Acl -LiteralPath $Path" in script
+
+
+def test_powershell_service_lines_quote_the_service(hostile_db):
+    db = open_database(hostile_db)
+    plan = build_plan(db)
+    template = next(a for a in plan.actions if a.kind == "grant_lsa_rights")
+    service = replace(template, id="A99", kind="repoint_service", rights=(), services=(HOSTILE_SERVICE, "Plain"))
+    out = io.BytesIO()
+    plans.render(replace(plan, actions=plan.actions + (service,)), PlanFormat.POWERSHELL, PlanContext(db=db),
+                 PlanOutput(lambda: out))
+    script = out.getvalue()[3:].decode("utf-8")
+    tokens = tokenize(script)
+    assert not any(MARK in t for k, t in tokens if k == "code")
+    assert f"sc.exe qc {ps_literal(HOSTILE_SERVICE)}\r\n" in script
+    assert "sc.exe qc 'Plain'\r\n" in script
+    assert "# sc.exe config 'Plain' obj= " in script, "setting the logon needs a password: left as a comment"
 
 
 # --------------------------------------------------------------------- icacls

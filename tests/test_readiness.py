@@ -191,6 +191,8 @@ def _setup_hives(tmp_path, *, image_state=None, generalization=None):
     ("IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE", 7, "pass"),
     ("IMAGE_STATE_COMPLETE", None, "pass"),
     (None, 4, "fail"),
+    ("IMAGE_STATE_COMPLETE", 4, "fail"),
+    ("IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE", 4, "pass"),  # generalized and sealed: ImageState is documented
     ("IMAGE_STATE_SOMETHING_NEW", None, "fail"),
 ])
 def test_sysprep_state_from_the_hives(tmp_path, capsys, image_state, generalization, status):

@@ -44,7 +44,6 @@ from aclscan.formats.plans import PlanContext, PlanOutput, sections_changed, win
 from aclscan.formats.rows import terminal_safe
 from aclscan.plan import (
     GRANT_LSA_RIGHTS,
-    REFUSE,
     REPLACE_ALIAS_MEMBER,
     REPOINT_SERVICE,
     Action,
