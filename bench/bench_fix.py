@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Time planning, the offline fix and undo on a volume made by make_volume.py.
 
-    python bench/bench_fix.py /tmp/100k.img [--work DIR]
+    python bench/bench_fix.py /tmp/100k.img [--work DIR] [--domain-too]
 
 make_volume.py's volumes name a previous machine SID (OLD_MACHINE) next to today's
 (MACHINE) but carry no hives, so the scan has no verdicts. This benchmark copies the
@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.make_volume import MACHINE, OLD_MACHINE  # noqa: E402
+from bench.make_volume import DOMAIN, MACHINE, OLD_MACHINE  # noqa: E402
 
 
 def run(argv: list[str]) -> float:
@@ -48,8 +48,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("image")
     parser.add_argument("--work", help="directory for the copy, databases and journal (default: a temporary one)")
+    parser.add_argument("--domain-too", action="store_true",
+                        help="also treat the volume's domain SIDs as stale (most files then change: a worst case)")
     args = parser.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="aclscan-bench-fix-"))
+    work.mkdir(parents=True, exist_ok=True)
     image = work / "target.img"
     subprocess.run(["cp", "--sparse=always", args.image, image], check=True)
     db, plan, journal = work / "scan.db", work / "plan.json", work / "journal.db"
@@ -57,7 +60,9 @@ def main() -> None:
         stale.unlink(missing_ok=True)
     figures = {"scan": run(["scan", str(image), "--db", str(db), "--quiet", "--no-resolve"])}
     conn = sqlite3.connect(db)
-    stale = [sid for (sid,) in conn.execute("SELECT DISTINCT sid FROM sids WHERE sid LIKE ?", [OLD_MACHINE + "-%"])]
+    prefixes = [OLD_MACHINE] + ([DOMAIN] if args.domain_too else [])
+    stale = [sid for prefix in prefixes
+             for (sid,) in conn.execute("SELECT DISTINCT sid FROM sids WHERE sid LIKE ?", [prefix + "-%"])]
     with conn:
         conn.executemany(
             "INSERT INTO findings (sid, verdict, confidence, account, mapped_sid, files, evidence) "
