@@ -33,6 +33,7 @@ import sqlite_utils
 
 from aclscan.classify import split_domain_relative
 from aclscan.errors import DatabaseError, Error
+from aclscan.store import connect_and_identify
 
 FLEET_SCHEMA_VERSION = 1
 FLEET_APPLICATION_ID = 0x41434C46  # "ACLF": an aclscan fleet database (scan databases are "ACLS")
@@ -133,12 +134,7 @@ def open_fleet(path: str | os.PathLike, *, create: bool = True) -> sqlite_utils.
         raise DatabaseError(f"no fleet database at {target}")
     if exists and not is_sqlite_file(target):
         raise DatabaseError(f"{target} is not an SQLite database")
-    try:
-        conn = sqlite3.connect(target)
-        application_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-    except sqlite3.Error as exc:
-        raise DatabaseError(f"cannot open fleet database {target}: {exc}") from None
+    conn, application_id, version = connect_and_identify(target)
     if exists:
         from aclscan.store import APPLICATION_ID
 

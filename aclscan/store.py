@@ -271,18 +271,26 @@ def new_database(path: str | os.PathLike) -> sqlite_utils.Database:
     return db
 
 
+def connect_and_identify(target: Path, **connect_options) -> tuple[sqlite3.Connection, int, int]:
+    """Connect to an SQLite file and read what it says it is: (connection,
+    application_id, user_version). DatabaseError when it is not SQLite at all.
+    Scan databases, fleet databases and fix journals tell themselves apart this way."""
+    try:
+        conn = sqlite3.connect(target, **connect_options)
+        application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseError(f"{target} is not an SQLite database: {exc}") from None
+    return conn, application_id, version
+
+
 def open_database(path: str | os.PathLike, *, migrate: bool = True, index: bool = True) -> sqlite_utils.Database:
     """Open an existing scan database, checking it is aclscan's, migrating it and
     (unless ``index`` is false) building the file indexes a fresh scan leaves out."""
     target = Path(path)
     if not target.is_file():
         raise DatabaseError(f"no scan database at {target}")
-    try:
-        conn = sqlite3.connect(target)
-        application_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-    except sqlite3.DatabaseError as exc:
-        raise DatabaseError(f"{target} is not an SQLite database: {exc}") from None
+    conn, application_id, version = connect_and_identify(target)
     if application_id != APPLICATION_ID:
         raise DatabaseError(f"{target} is not an aclscan scan database")
     if version > SCHEMA_VERSION:

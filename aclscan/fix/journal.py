@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from aclscan.errors import DatabaseError
+from aclscan.store import connect_and_identify
 
 JOURNAL_FORMAT = 1
 APPLICATION_ID = 0x41434C4A  # "ACLJ": an aclscan fix journal
@@ -90,12 +91,7 @@ class Journal:
         target = Path(path)
         if not target.is_file():
             raise DatabaseError(f"no journal at {target}")
-        try:
-            conn = sqlite3.connect(target, isolation_level=None)
-            application_id = conn.execute("PRAGMA application_id").fetchone()[0]
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-        except sqlite3.DatabaseError as exc:
-            raise DatabaseError(f"{target} is not an SQLite database: {exc}") from None
+        conn, application_id, version = connect_and_identify(target, isolation_level=None)
         if application_id != APPLICATION_ID:
             raise DatabaseError(f"{target} is not an aclscan fix journal")
         if version != JOURNAL_FORMAT:
