@@ -1,0 +1,204 @@
+﻿# aclscan plan for ./sample_volumes/cloned-dc.img.gz (machine SID S-1-5-21-4125263577-3120470036-2345670139)
+# 1 action(s), 1 refusal(s), 0 descriptor(s), 0 file(s).
+# Run elevated, on the machine itself: .\fix.ps1 [-Root D:\] [-WhatIf]
+#Requires -RunAsAdministrator
+param([string]$Root = $env:SystemDrive + '\', [switch]$WhatIf)
+Set-StrictMode -Version 2
+$ErrorActionPreference = 'Stop'
+$base = $Root.TrimEnd('\')
+$script:changed = 0; $script:already = 0; $script:drifted = 0; $script:failed = 0
+
+if (-not ('AclscanPlanNative' -as [type])) {
+    Add-Type -TypeDefinition @'
+using System;
+using System.ComponentModel;
+using System.Runtime.InteropServices;
+using System.Security.Principal;
+
+public static class AclscanPlanNative
+{
+    [StructLayout(LayoutKind.Sequential)]
+    private struct LsaObjectAttributes
+    {
+        public int Length;
+        public IntPtr RootDirectory;
+        public IntPtr ObjectName;
+        public uint Attributes;
+        public IntPtr SecurityDescriptor;
+        public IntPtr SecurityQualityOfService;
+    }
+
+    [StructLayout(LayoutKind.Sequential, CharSet = CharSet.Unicode)]
+    private struct LsaUnicodeString
+    {
+        public ushort Length;          // bytes, without the terminating NUL
+        public ushort MaximumLength;
+        [MarshalAs(UnmanagedType.LPWStr)] public string Buffer;
+    }
+
+    [StructLayout(LayoutKind.Sequential, Pack = 4)]
+    private struct TokenPrivileges     // TOKEN_PRIVILEGES with one LUID_AND_ATTRIBUTES
+    {
+        public uint Count;
+        public long Luid;
+        public uint Attributes;
+    }
+
+    private const uint PolicyAllAccess = 0x000F0FFF;
+    private const uint StatusObjectNameNotFound = 0xC0000034;
+
+    [DllImport("advapi32.dll")]
+    private static extern uint LsaOpenPolicy(IntPtr systemName, ref LsaObjectAttributes attributes, uint access, out IntPtr policy);
+    [DllImport("advapi32.dll")]
+    private static extern uint LsaAddAccountRights(IntPtr policy, byte[] sid, LsaUnicodeString[] rights, uint count);
+    [DllImport("advapi32.dll")]
+    private static extern uint LsaRemoveAccountRights(IntPtr policy, byte[] sid, [MarshalAs(UnmanagedType.U1)] bool allRights, LsaUnicodeString[] rights, uint count);
+    [DllImport("advapi32.dll")]
+    private static extern int LsaNtStatusToWinError(uint status);
+    [DllImport("advapi32.dll")]
+    private static extern uint LsaClose(IntPtr policy);
+    [DllImport("advapi32.dll", SetLastError = true)]
+    private static extern bool OpenProcessToken(IntPtr process, uint access, out IntPtr token);
+    [DllImport("advapi32.dll", SetLastError = true, CharSet = CharSet.Unicode)]
+    private static extern bool LookupPrivilegeValue(string systemName, string name, out long luid);
+    [DllImport("advapi32.dll", SetLastError = true)]
+    private static extern bool AdjustTokenPrivileges(IntPtr token, bool disableAll, ref TokenPrivileges state, uint length, IntPtr previous, IntPtr returned);
+    [DllImport("kernel32.dll")]
+    private static extern IntPtr GetCurrentProcess();
+    [DllImport("kernel32.dll")]
+    private static extern bool CloseHandle(IntPtr handle);
+
+    private static void Check(uint status)
+    {
+        if (status != 0) { throw new Win32Exception(LsaNtStatusToWinError(status)); }
+    }
+
+    private static byte[] SidBytes(string sid)
+    {
+        SecurityIdentifier identifier = new SecurityIdentifier(sid);
+        byte[] bytes = new byte[identifier.BinaryLength];
+        identifier.GetBinaryForm(bytes, 0);
+        return bytes;
+    }
+
+    private static LsaUnicodeString[] Rights(string[] names)
+    {
+        LsaUnicodeString[] rights = new LsaUnicodeString[names.Length];
+        for (int i = 0; i < names.Length; i++)
+        {
+            rights[i].Buffer = names[i];
+            rights[i].Length = (ushort)(names[i].Length * 2);
+            rights[i].MaximumLength = (ushort)(names[i].Length * 2 + 2);
+        }
+        return rights;
+    }
+
+    private static IntPtr OpenPolicy()
+    {
+        LsaObjectAttributes attributes = new LsaObjectAttributes();
+        attributes.Length = Marshal.SizeOf(typeof(LsaObjectAttributes));
+        IntPtr policy;
+        Check(LsaOpenPolicy(IntPtr.Zero, ref attributes, PolicyAllAccess, out policy));
+        return policy;
+    }
+
+    public static void AddRights(string sid, string[] names)
+    {
+        IntPtr policy = OpenPolicy();
+        try { Check(LsaAddAccountRights(policy, SidBytes(sid), Rights(names), (uint)names.Length)); }
+        finally { LsaClose(policy); }
+    }
+
+    public static void RemoveRights(string sid, string[] names)
+    {
+        IntPtr policy = OpenPolicy();
+        try
+        {
+            uint status = LsaRemoveAccountRights(policy, SidBytes(sid), false, Rights(names), (uint)names.Length);
+            // The SID holding no rights any more is what removal wants.
+            if (status != StatusObjectNameNotFound) { Check(status); }
+        }
+        finally { LsaClose(policy); }
+    }
+
+    public static bool EnablePrivilege(string name)
+    {
+        IntPtr token;
+        if (!OpenProcessToken(GetCurrentProcess(), 0x0028, out token)) { return false; }  // ADJUST_PRIVILEGES | QUERY
+        try
+        {
+            TokenPrivileges state = new TokenPrivileges();
+            state.Count = 1;
+            state.Attributes = 2;  // SE_PRIVILEGE_ENABLED
+            if (!LookupPrivilegeValue(null, name, out state.Luid)) { return false; }
+            if (!AdjustTokenPrivileges(token, false, ref state, 0, IntPtr.Zero, IntPtr.Zero)) { return false; }
+            return Marshal.GetLastWin32Error() == 0;  // 1300: the token does not hold it
+        }
+        finally { CloseHandle(token); }
+    }
+}
+'@
+}
+
+function Format-PlanText([string]$Text) {
+    # Paths may hold control characters: never echo them raw to the console.
+    return ($Text -replace '[\x00-\x1f\x7f-\x9f]', '?')
+}
+
+function ConvertTo-WindowsSddl([string]$Sddl, [string]$Sections) {
+    $descriptor = New-Object System.Security.AccessControl.RawSecurityDescriptor -ArgumentList $Sddl
+    return $descriptor.GetSddlForm([System.Security.AccessControl.AccessControlSections]$Sections)
+}
+
+function Set-PlannedDescriptor([string]$Path, [string]$Old, [string]$New, [string]$Sections) {
+    try {
+        if ($Sections -like '*Audit*') { $acl = Get-Acl -LiteralPath $Path -Audit }
+        else { $acl = Get-Acl -LiteralPath $Path }
+        $current = $acl.GetSecurityDescriptorSddlForm([System.Security.AccessControl.AccessControlSections]$Sections)
+        if ($current -eq $New) { $script:already++; return }
+        if ($current -ne $Old) {
+            Write-Warning ('changed since the scan, left as it is: ' + (Format-PlanText $Path))
+            $script:drifted++
+            return
+        }
+        if ($WhatIf) { Write-Host ('would rewrite: ' + (Format-PlanText $Path)); $script:changed++; return }
+        $acl.SetSecurityDescriptorSddlForm($New, [System.Security.AccessControl.AccessControlSections]$Sections)
+        Set-Acl -LiteralPath $Path -AclObject $acl
+        $script:changed++
+    } catch {
+        Write-Warning ('failed: ' + (Format-PlanText $Path) + ': ' + (Format-PlanText $_.Exception.Message))
+        $script:failed++
+    }
+}
+
+function Grant-PlannedRights([string]$NewSid, [string]$OldSid, [string[]]$Rights) {
+    if ($WhatIf) { Write-Host ('would grant ' + ($Rights -join ', ') + ' to ' + $NewSid + ', taking them from ' + $OldSid); return }
+    try {
+        [AclscanPlanNative]::AddRights($NewSid, $Rights)
+        [AclscanPlanNative]::RemoveRights($OldSid, $Rights)
+    } catch { Write-Warning ('LSA rights for ' + $NewSid + ': ' + $_.Exception.Message); $script:failed++ }
+}
+
+function Set-PlannedMember([string]$Group, [string]$NewSid, [string]$OldSid) {
+    if ($WhatIf) { Write-Host ('would put ' + $NewSid + ' in place of ' + $OldSid + ' in ' + (Format-PlanText $Group)); return }
+    try {
+        try { Add-LocalGroupMember -Group $Group -Member $NewSid -ErrorAction Stop }
+        catch { if ($_.FullyQualifiedErrorId -notlike 'MemberExists*') { throw } }
+        try { Remove-LocalGroupMember -Group $Group -Member $OldSid -ErrorAction Stop }
+        catch {
+            # The LocalAccounts cmdlets cannot name a SID that resolves to no account; ADSI can.
+            ([ADSI]('WinNT://./' + $Group + ',group')).Remove('WinNT://' + $OldSid)
+        }
+    } catch { Write-Warning ('group ' + (Format-PlanText $Group) + ': ' + $_.Exception.Message); $script:failed++ }
+}
+
+foreach ($privilege in @('SeRestorePrivilege', 'SeTakeOwnershipPrivilege', 'SeSecurityPrivilege')) {
+    if (-not [AclscanPlanNative]::EnablePrivilege($privilege)) { Write-Warning ('could not enable ' + $privilege) }
+}
+
+# ---- Refused: no safe action; nothing below touches these
+# REFUSED A1 domain_controller  S-1-5-21-4125263577-3120470036-2345670139: ProductType LanmanNT: a domain controller; cloning one is unsupported and its SIDs are the domain's: restore it from backup or demote it, do not rewrite its ACLs
+
+Write-Host ('files rewritten: ' + $script:changed + ', already right: ' + $script:already +
+            ', changed since the scan: ' + $script:drifted + ', failed: ' + $script:failed)
+if ($script:drifted -or $script:failed) { exit 1 }
