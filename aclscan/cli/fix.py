@@ -51,7 +51,8 @@ def fix(ctx, database, plan_path, target, do_apply, journal_path, fmt):
         _print_fix(plan, report)
     if not do_apply:
         ctx.exit(0)
-    ctx.exit(0 if report.clean else 1)
+    # Only what is left unfixed counts: leftovers on files, and the plan's refusals.
+    ctx.exit(0 if report.clean and not plan.refusals else 1)
 
 
 def _print_fix(plan, report) -> None:

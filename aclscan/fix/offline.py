@@ -122,10 +122,11 @@ def locate_target(target: str | os.PathLike, db, plan: Plan) -> TargetVolume:
 
 
 def _check_plan_matches_scan(db, plan: Plan) -> None:
-    scanned = {(v, s) for v, s in db.execute("SELECT id, serial FROM volumes")}
-    planned = {(v["id"], v["serial"]) for v in plan.scan.get("volumes", ())}
+    # Clones share serial numbers; the scan's time tells two scans of them apart.
+    scanned = {(v, s, t) for v, s, t in db.execute("SELECT id, serial, scanned_at FROM volumes")}
+    planned = {(v["id"], v["serial"], v.get("scanned_at")) for v in plan.scan.get("volumes", ())}
     if planned and not planned <= scanned:
-        raise TargetMismatch("the plan was made from another scan (volume serials differ)")
+        raise TargetMismatch("the plan was made from another scan (volume serial or scan time differs)")
 
 
 def _check_writable(path: str) -> None:
