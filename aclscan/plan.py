@@ -350,7 +350,8 @@ def _problem_findings(db) -> list[dict]:
 
 def _intents_for(finding: dict) -> list[_Intent]:
     verdict, mapped = finding["verdict"], finding["mapped_sid"]
-    who = finding["account"] or "the old account"
+    # Quoted: account names can be ordinary words ("None" is the name of RID 513's group).
+    who = f'"{finding["account"]}"' if finding["account"] else "the old account"
     if verdict == classify.STALE_PREFIX and mapped:
         return [_Intent(REPLACE_SID, finding, f"previous machine SID of {who}: today's account of that name "
                                               f"is {mapped}", mapped)]
@@ -370,8 +371,8 @@ def _refusal(finding: dict) -> str:
     lines = finding["evidence"]
     evidence = "; ".join([e for e in lines if "now belongs" in e][:1] or lines[-2:])
     if verdict == classify.RID_COLLISION:
-        why = ("its RID now belongs to a different account and no account today has its old name: "
-               "a prefix rewrite would hand that account the files")
+        who = f'"{finding["account"]}"' if finding["account"] else "its old account"
+        why = f"no account today is named {who}, and its RID belongs to another account now"
     elif verdict == classify.STALE_PREFIX:
         why = "a previous machine SID with no name mapping: give the master's SAM or an earlier scan (--history)"
     elif verdict == classify.SID_HISTORY:

@@ -197,9 +197,9 @@ foreach ($privilege in @('SeRestorePrivilege', 'SeTakeOwnershipPrivilege', 'SeSe
 }
 
 # ---- Refused: no safe action; nothing below touches these
-# REFUSED A2 rid_collision Ken S-1-5-21-191058668-193157475-1542849698-1000: its RID now belongs to a different account and no account today has its old name: a prefix rewrite would hand that account the files (RID 1000 now belongs to MEMBER\Jon: a prefix rewrite would give it Ken's access)
-# REFUSED A3 rid_collision Arianne S-1-5-21-191058668-193157475-1542849698-1001: its RID now belongs to a different account and no account today has its old name: a prefix rewrite would hand that account the files (RID 1001 now belongs to MEMBER\Sam: a prefix rewrite would give it Arianne's access)
-# REFUSED A4 rid_collision Ron S-1-5-21-191058668-193157475-1542849698-1002: its RID now belongs to a different account and no account today has its old name: a prefix rewrite would hand that account the files (RID 1002 now belongs to MEMBER\Stephanie: a prefix rewrite would give it Ron's access)
+# REFUSED A2 rid_collision Ken S-1-5-21-191058668-193157475-1542849698-1000: no account today is named "Ken", and its RID belongs to another account now (RID 1000 now belongs to MEMBER\Jon: a prefix rewrite would give it Ken's access)
+# REFUSED A3 rid_collision Arianne S-1-5-21-191058668-193157475-1542849698-1001: no account today is named "Arianne", and its RID belongs to another account now (RID 1001 now belongs to MEMBER\Sam: a prefix rewrite would give it Arianne's access)
+# REFUSED A4 rid_collision Ron S-1-5-21-191058668-193157475-1542849698-1002: no account today is named "Ron", and its RID belongs to another account now (RID 1002 now belongs to MEMBER\Stephanie: a prefix rewrite would give it Ron's access)
 
 # ---- Descriptors
 # Descriptor 1 of 19: key 8, security id 263, 1 file(s); A5 replace_sid, A1 replace_sid; changes dacl, group, owner
