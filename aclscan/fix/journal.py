@@ -132,6 +132,22 @@ class Journal:
             self.conn.execute("BEGIN")
             self.conn.executemany(f"UPDATE entries SET {column} = 1 WHERE seq = ?", [(s,) for s in seqs])
 
+    def chunks_newest_first(self, size: int) -> Iterator[list[JournalEntry]]:
+        """Every entry, the last journaled first, ``size`` at a time (a journal of millions
+        of files is never held in memory; each chunk is read before the next is marked)."""
+        below = None
+        while True:
+            rows = self.conn.execute(
+                "SELECT seq, volume_id, entry, path, original, replacement, written, restored FROM entries "
+                + ("WHERE seq < ? " if below is not None else "") + "ORDER BY seq DESC LIMIT ?",
+                ([below] if below is not None else []) + [size]).fetchall()
+            if not rows:
+                return
+            below = rows[-1][0]
+            yield [JournalEntry(seq, volume_id, entry, path, bytes(original), bytes(replacement), bool(written),
+                                bool(restored))
+                   for seq, volume_id, entry, path, original, replacement, written, restored in rows]
+
     def entries(self) -> Iterator[JournalEntry]:
         cursor = self.conn.execute("SELECT seq, volume_id, entry, path, original, replacement, written, restored "
                                    "FROM entries ORDER BY seq")

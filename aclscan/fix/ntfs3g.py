@@ -39,6 +39,7 @@ import stat
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,23 +122,40 @@ _libc.getxattr.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p, ct
 _libc.getxattr.restype = ctypes.c_ssize_t
 
 
+# One reusable buffer per thread, larger than any descriptor (two ACLs of at most
+# 64 KiB each, plus the header and SIDs): one getxattr call per file instead of two.
+_XATTR_BUFFER_SIZE = 1 << 18
+_buffers = threading.local()
+
+
 def _getxattr(path: str | os.PathLike[str], name: str) -> bytes:
-    """getxattr(2) sized by a first call with no buffer.
+    """getxattr(2) into a buffer big enough for any descriptor.
 
     ``os.getxattr`` first tries a 128-byte buffer and expects ERANGE when that is
     too small; ntfs-3g answers EIO instead, so larger values cannot be read that way.
+    Should the value not fit (ERANGE or ntfs-3g's EIO), it is sized by a call with
+    no buffer first.
     """
     cpath = os.fsencode(path)
     cname = name.encode()
+    buf = getattr(_buffers, "buffer", None)
+    if buf is None:
+        buf = _buffers.buffer = ctypes.create_string_buffer(_XATTR_BUFFER_SIZE)
+    got = _libc.getxattr(cpath, cname, buf, _XATTR_BUFFER_SIZE)
+    if got >= 0:
+        return buf.raw[:got]
+    err = ctypes.get_errno()
+    if err not in (errno.ERANGE, errno.EIO):
+        raise OSError(err, os.strerror(err), os.fspath(path))
     for _ in range(3):  # the value may grow between the two calls
         size = _libc.getxattr(cpath, cname, None, 0)
         if size < 0:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err), os.fspath(path))
-        buf = ctypes.create_string_buffer(max(size, 1))
-        got = _libc.getxattr(cpath, cname, buf, size)
+        sized = ctypes.create_string_buffer(max(size, 1))
+        got = _libc.getxattr(cpath, cname, sized, size)
         if got >= 0:
-            return buf.raw[:got]
+            return sized.raw[:got]
         err = ctypes.get_errno()
         if err != errno.ERANGE:
             raise OSError(err, os.strerror(err), os.fspath(path))

@@ -27,20 +27,24 @@ import datetime as _dt
 import hashlib
 import os
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 from aclscan import classify
 from aclscan.errors import Error, MountError, TargetMismatch
 from aclscan.fix import ntfs3g
-from aclscan.fix.journal import APPLIED, UNDONE, Journal
+from aclscan.fix.journal import APPLIED, UNDONE, Journal, JournalEntry
 from aclscan.image import Image
 from aclscan.ntfs.mft import BootSector
-from aclscan.plan import Plan, iter_plan_files
+from aclscan.plan import Plan, PlannedFile, iter_plan_files
 
 ORPHAN_FILES = "/$OrphanFiles/"  # records whose parent is gone: no path reaches them through ntfs-3g
 BATCH = 256  # files per journal commit: one fsync per batch, not per file
+# ntfs-3g answers one request at a time, but the FUSE round trips of several threads
+# overlap: with 4 threads about twice the rate of one (8 gain little more on 2 cores).
+IO_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -228,62 +232,75 @@ def default_journal_path(target: str) -> str:
 
 def _apply(db, plan: Plan, volume: TargetVolume, mount_point: Path, journal: Journal, report: FixReport,
            progress) -> None:
-    batch: list[tuple] = []
     done = 0
-    for planned in iter_plan_files(db, plan, volume_id=volume.volume_id):
-        if planned.path.startswith(ORPHAN_FILES):
-            report.errors.append(f"{planned.path}: an orphaned record has no path on the volume: not fixed")
-            continue
-        on_mount = _mounted_path(mount_point, planned.path)
-        try:
-            current = ntfs3g.get_ntfs_acl(on_mount)
-        except OSError as exc:
-            report.errors.append(f"{planned.path}: cannot read its descriptor: {exc.strerror}")
-            continue
-        change = planned.change
-        if _inode(on_mount) != planned.entry:
-            # ntfs-3g gives the MFT entry as the inode number: another file now has this path.
-            report.changed_since_scan.append(planned.path)
-            continue
-        if current == change.new_raw:
-            report.already_fixed += 1
-        elif hashlib.sha256(current).hexdigest() != change.old_sha256:
-            report.changed_since_scan.append(planned.path)
-        else:
-            batch.append((planned, on_mount, current))
-            if len(batch) >= BATCH:
-                done += _write_batch(batch, journal, report)
-                batch = []
-                if progress:
-                    progress(done, report.files_planned)
-    if batch:
-        done += _write_batch(batch, journal, report)
-    if progress:
-        progress(done, report.files_planned)
+    with ThreadPoolExecutor(IO_THREADS) as pool:
+        for chunk in _chunks(iter_plan_files(db, plan, volume_id=volume.volume_id), BATCH):
+            batch = []
+            for planned, on_mount, current, inode, error in pool.map(lambda p: _probe(mount_point, p), chunk):
+                change = planned.change
+                if error is not None:
+                    report.errors.append(error)
+                elif inode != planned.entry:
+                    # ntfs-3g gives the MFT entry as the inode number: another file now has this path.
+                    report.changed_since_scan.append(planned.path)
+                elif current == change.new_raw:
+                    report.already_fixed += 1
+                elif hashlib.sha256(current).hexdigest() != change.old_sha256:
+                    report.changed_since_scan.append(planned.path)
+                else:
+                    batch.append((planned, on_mount, current))
+            if batch:
+                _write_batch(batch, journal, report, pool)
+            done += len(chunk)
+            if progress:
+                progress(done, report.files_planned)
 
 
-def _inode(path: Path) -> int | None:
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _probe(mount_point: Path, planned: PlannedFile) -> tuple:
+    """(planned, path on the mount, current descriptor, inode, error) of one file."""
+    if planned.path.startswith(ORPHAN_FILES):
+        return planned, None, None, None, f"{planned.path}: an orphaned record has no path on the volume: not fixed"
+    on_mount = _mounted_path(mount_point, planned.path)
     try:
-        return os.lstat(path).st_ino
-    except OSError:
-        return None
+        current = ntfs3g.get_ntfs_acl(on_mount)
+        inode = os.lstat(on_mount).st_ino
+    except OSError as exc:
+        return planned, on_mount, None, None, f"{planned.path}: cannot read its descriptor: {exc.strerror}"
+    return planned, on_mount, current, inode, None
 
 
-def _write_batch(batch: list[tuple], journal: Journal, report: FixReport) -> int:
+def _write_batch(batch: list[tuple], journal: Journal, report: FixReport, pool: ThreadPoolExecutor) -> None:
     # The originals are durable before the first of them is replaced.
     seqs = journal.record((p.volume_id, p.entry, p.path, current, p.change.new_raw, p.change.descriptor_key)
                           for p, _m, current in batch)
-    written = []
-    for seq, (planned, on_mount, _current) in zip(seqs, batch):
+
+    def write(item):
+        planned, on_mount, _current = item
         try:
             ntfs3g.set_ntfs_acl(on_mount, planned.change.new_raw)
         except OSError as exc:
-            report.errors.append(f"{planned.path}: ntfs-3g refused the new descriptor: {exc.strerror}")
-            continue
-        written.append(seq)
+            return f"{planned.path}: ntfs-3g refused the new descriptor: {exc.strerror}"
+        return None
+
+    written = []
+    for seq, error in zip(seqs, pool.map(write, batch)):
+        if error:
+            report.errors.append(error)
+        else:
+            written.append(seq)
     journal.mark("written", written)
     report.written += len(written)
-    return len(batch)
 
 
 def _mounted_path(mount_point: Path, path: str) -> Path:
@@ -328,34 +345,44 @@ def undo(journal_path: str | os.PathLike, *, progress: Callable[[int, int], None
         mounts = mounted_at(target)
         if mounts:
             raise TargetMismatch(f"{target} is mounted at {', '.join(mounts)}: unmount it first")
-        entries = list(journal.entries())
-        report.entries = len(entries)
-        with ntfs3g.mounted(target, offset=offset) as mount_point:
+        report.entries = journal.counts()["journaled"]
+        with ntfs3g.mounted(target, offset=offset) as mount_point, ThreadPoolExecutor(IO_THREADS) as pool:
             journal.set_meta(mount_point=mount_point)
-            restored = []
-            for number, item in enumerate(reversed(entries), 1):  # last written first
-                on_mount = _mounted_path(Path(mount_point), item.path)
-                try:
-                    current = ntfs3g.get_ntfs_acl(on_mount)
-                    if current == item.original:
+            done = 0
+            for chunk in journal.chunks_newest_first(BATCH):
+                restored = []
+                for item, outcome in zip(chunk, pool.map(lambda e: _restore(Path(mount_point), e), chunk)):
+                    if outcome == "restored":
+                        report.restored += 1
+                    elif outcome == "unchanged":
                         report.unchanged += 1
                     else:
-                        ntfs3g.set_ntfs_acl(on_mount, item.original)
-                        if ntfs3g.get_ntfs_acl(on_mount) != item.original:
-                            report.errors.append(f"{item.path}: read back differs from the original")
-                            continue
-                        report.restored += 1
+                        report.errors.append(outcome)
+                        continue
                     restored.append(item.seq)
-                except OSError as exc:
-                    report.errors.append(f"{item.path}: {exc.strerror}")
-                if progress and number % BATCH == 0:
-                    progress(number, len(entries))
-            journal.mark("restored", restored)
+                journal.mark("restored", restored)
+                done += len(chunk)
+                if progress:
+                    progress(done, report.entries)
         if not report.errors:
             journal.set_meta(state=UNDONE, undone=_now())
         return report
     finally:
         journal.close()
+
+
+def _restore(mount_point: Path, item: JournalEntry) -> str:
+    """Write one journaled original back and read it back: "restored", "unchanged" or the error."""
+    on_mount = _mounted_path(mount_point, item.path)
+    try:
+        if ntfs3g.get_ntfs_acl(on_mount) == item.original:
+            return "unchanged"
+        ntfs3g.set_ntfs_acl(on_mount, item.original)
+        if ntfs3g.get_ntfs_acl(on_mount) != item.original:
+            return f"{item.path}: read back differs from the original"
+    except OSError as exc:
+        return f"{item.path}: {exc.strerror}"
+    return "restored"
 
 
 def _release_interrupted_mounts(target: str, meta: dict[str, str]) -> None:
