@@ -47,6 +47,13 @@ def relative_file(path: Path) -> None:
         path.write_text(bom + text.replace(str(ROOT), "."), encoding="utf-8", newline="")
 
 
+def plan_has_descriptor_changes(db: Path) -> bool:
+    from aclscan.plan import build_plan
+    from aclscan.store import open_database
+
+    return bool(build_plan(open_database(db)).descriptors)
+
+
 def main_reports() -> None:
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
@@ -61,9 +68,10 @@ def main_reports() -> None:
             "evidence.csv": ["report", str(db), "--format", "csv", "-o", str(target / "evidence.csv")],
             "plan.txt": ["plan", str(db), "--format", "text", "-o", str(target / "plan.txt")],
             "plan.json": ["plan", str(db), "--format", "json", "-o", str(target / "plan.json")],
-            "plan.ps1": ["plan", str(db), "--format", "powershell", "-o", str(target / "plan.ps1")],
             "graph.png": ["graph", str(db), "--format", "png", "-o", str(target / "graph.png")],
         }
+        if plan_has_descriptor_changes(db):  # a script for a machine with nothing to change says nothing
+            outputs["plan.ps1"] = ["plan", str(db), "--format", "powershell", "-o", str(target / "plan.ps1")]
         for fmt in SCRIPT_FORMATS.get(name, ()):
             outputs[f"plan.{fmt}"] = ["plan", str(db), "--format", fmt, "-o", str(target / f"plan.{fmt}")]
         for filename, argv in outputs.items():
