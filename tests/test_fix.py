@@ -245,3 +245,32 @@ def test_a_domain_controller_plan_changes_nothing_and_exits_1(prepared, capsys):
                  "--journal", str(case.journal)]) == 1
     assert "domain controller" in capsys.readouterr().out
     assert hashlib.sha256(case.image.read_bytes()).hexdigest() == digest
+
+
+def test_fix_and_undo_through_a_block_device(prepared, capsys):
+    """--target may be a device: a loop device over the image stands in for a disk."""
+    if shutil.which("losetup") is None:
+        pytest.skip("losetup not found (util-linux)")
+    case = prepared("av-service")
+    before = descriptors_by_entry(case.db)
+    done = subprocess.run(["losetup", "--find", "--show", str(case.image)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"no loop device here: {done.stderr.strip()}")
+    device = done.stdout.strip()
+    try:
+        # The device must be the scanned volume too: scan it, plan from that scan.
+        device_db = case.db.with_name("device.db")
+        assert main(scenarios.scan_args("av-service", device_db, image=Path(device))) == 0
+        plan_path = case.plan_path.with_name("device.plan.json")
+        plan_path.write_text(build_plan(open_database(device_db), database=str(device_db)).to_json())
+        journal = case.journal.with_name("device.journal.db")
+        assert main(["fix", str(device_db), "--plan", str(plan_path), "--target", device, "--apply",
+                     "--journal", str(journal)]) == 0
+        assert "rewrote 36 files' descriptors" in capsys.readouterr().out
+        with _ntfs3g.mounted(device, readonly=True) as mount_point:
+            assert main(["fix", str(device_db), "--plan", str(plan_path), "--target", device]) == 16
+            assert f"is mounted at {mount_point}" in capsys.readouterr().err
+        assert main(["undo", str(journal)]) == 0
+    finally:
+        subprocess.run(["losetup", "-d", device], capture_output=True)
+    assert rescan(case.image, case.image.with_suffix(".device-undone.db")) == before
