@@ -9,7 +9,7 @@ from dataclasses import asdict
 import click
 
 from aclscan.cli import cli
-from aclscan.cli.options import db_argument
+from aclscan.cli.options import db_argument, progress_bar
 from aclscan.formats.rows import terminal_safe
 from aclscan.plan import read_plan
 from aclscan.store import open_database
@@ -44,7 +44,8 @@ def fix(ctx, database, plan_path, target, do_apply, journal_path, fmt):
         volume = offline.locate_target(target, db, plan)
         journal_path = journal_path or offline.default_journal_path(volume.target)
         click.echo(f"journal: {journal_path}", err=True)
-    report = offline.fix(db, plan, target, apply=do_apply, journal_path=journal_path)
+    with progress_bar(do_apply and sys.stderr.isatty(), "descriptors", "files") as progress:
+        report = offline.fix(db, plan, target, apply=do_apply, journal_path=journal_path, progress=progress)
     if fmt == "json":
         click.echo(json.dumps({"fix_format": 1, **asdict(report), "clean": report.clean}, indent=2))
     else:
@@ -96,7 +97,8 @@ def undo(ctx, journal, fmt):
     """Restore every descriptor a fix changed, byte for byte, from its JOURNAL."""
     from aclscan.fix import offline
 
-    report = offline.undo(journal)
+    with progress_bar(sys.stderr.isatty(), "restoring", "files") as progress:
+        report = offline.undo(journal, progress=progress)
     if fmt == "json":
         click.echo(json.dumps({"undo_format": 1, **asdict(report)}, indent=2))
     else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import click
 
 from aclscan.formats.rows import RowFormat
@@ -68,3 +70,27 @@ def resolve_inputs(*, sam=None, security=None, system=None, software=None, domai
         sources.append(LdapSource.connect(ldap_url, bind_dn, password, ca_file=ca_file, insecure=insecure))
     hive_files = {"SAM": sam, "SECURITY": security, "SYSTEM": system, "SOFTWARE": software}
     return ResolveInputs({k: v for k, v in hive_files.items() if v}, tuple(sources), tuple(history))
+
+
+@contextmanager
+def progress_bar(enabled: bool, label: str, unit: str):
+    """A rich progress bar on stderr, or nothing: yields a progress callback or None."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task):
+            return Text(f"{task.speed:,.0f} {unit}/s" if task.speed else "")
+
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update

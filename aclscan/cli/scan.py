@@ -3,38 +3,13 @@
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
 
 import click
 
 from aclscan.cli import cli
-from aclscan.cli.options import resolve_inputs, resolve_options
+from aclscan.cli.options import progress_bar, resolve_inputs, resolve_options
 from aclscan.errors import PartialScan
 from aclscan.scan import scan_image
-
-
-@contextmanager
-def _progress_bar(enabled: bool):
-    """A rich progress bar on stderr, or nothing: yields a progress callback or None."""
-    if not enabled:
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
-    from rich.text import Text
-
-    class RateColumn(ProgressColumn):
-        def render(self, task):
-            return Text(f"{task.speed:,.0f} records/s" if task.speed else "")
-
-    columns = (TextColumn("MFT records"), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("scan", total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
 
 
 @cli.command()
@@ -56,7 +31,7 @@ def scan(ctx, image, db_path, partition, offset, quiet, **resolve):
         raise click.UsageError("give --partition or --offset, not both")
     inputs = resolve_inputs(**resolve)
     show = not quiet and sys.stderr.isatty()
-    with _progress_bar(show) as progress:
+    with progress_bar(show, "MFT records", "records") as progress:
         result = scan_image(image, db_path, partition=partition, offset=offset, progress=progress, resolve=inputs)
     problems = result.problems
     if not quiet:
