@@ -20,10 +20,8 @@ thousands can be scanned by any scheduler and ingested afterwards.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
-import sqlite3
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +31,10 @@ import sqlite_utils
 
 from aclscan.classify import split_domain_relative
 from aclscan.errors import DatabaseError, Error
-from aclscan.store import connect_and_identify
+from aclscan.store import connect_and_identify, is_sqlite_file, utc_now
 
 FLEET_SCHEMA_VERSION = 1
 FLEET_APPLICATION_ID = 0x41434C46  # "ACLF": an aclscan fleet database (scan databases are "ACLS")
-SQLITE_HEADER = b"SQLite format 3\x00"
 STALE_VERDICTS = ("stale_prefix", "rid_collision")
 
 FLEET_TABLES: dict[str, dict] = {
@@ -109,19 +106,6 @@ FLEET_INDEXES = (
     ("machine_accounts", ("machine_id", "sid"), False),
     ("machine_previous_sids", ("machine_id", "sid"), False),
 )
-
-
-def is_sqlite_file(path: str | os.PathLike) -> bool:
-    """True for an SQLite database (by its header, whatever the file is called)."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(len(SQLITE_HEADER)) == SQLITE_HEADER
-    except OSError:
-        return False
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 # --- the fleet database --------------------------------------------------------------
@@ -205,7 +189,7 @@ def add_scan(fleet: sqlite_utils.Database, scan_db: str | os.PathLike) -> int:
             "INSERT INTO machines (name, computer_name, scan_db, image, machine_sid, product_type,"
             " primary_domain_name, volume_serials, scanned_at, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (name, facts.get("computer_name"), path, image, machine_sid, facts.get("product_type"),
-             facts.get("primary_domain_name"), json.dumps([v[1] for v in volumes]), scanned_at, _now()),
+             facts.get("primary_domain_name"), json.dumps([v[1] for v in volumes]), scanned_at, utc_now()),
         )
         machine_id = cursor.lastrowid
         rows = []
@@ -227,7 +211,7 @@ def record_failure(fleet: sqlite_utils.Database, failure: "FailedInput") -> None
     with fleet.conn:
         fleet.execute("DELETE FROM failed_inputs WHERE input = ?", (failure.input,))
         fleet.execute("INSERT INTO failed_inputs (input, scan_db, reason, exit_code, failed_at) VALUES (?, ?, ?, ?, ?)",
-                      (failure.input, failure.scan_db, failure.reason, failure.exit_code, _now()))
+                      (failure.input, failure.scan_db, failure.reason, failure.exit_code, utc_now()))
 
 
 # --- scanning images in parallel -----------------------------------------------------

@@ -33,6 +33,7 @@ from typing import Iterator
 
 from aclscan import classify
 from aclscan.errors import MalformedData
+from aclscan.findings import iter_findings
 from aclscan.graph import build_graph, impact, sid_id
 from aclscan.sd.acl import ACL
 from aclscan.sd.descriptor import SecurityDescriptor
@@ -278,7 +279,7 @@ def build_plan(db, *, owner: str = ADMINISTRATORS, group: str | None = None, dat
     """The plan for a scan database (sqlite-utils Database from store.open_database)."""
     owner = str(SID.from_string(owner))
     group = str(SID.from_string(group)) if group else owner
-    findings = _problem_findings(db)
+    findings = list(iter_findings(db, problems_only=True))
     dc_reason = _domain_controller(db)
     intents: list[_Intent] = []
     if dc_reason:
@@ -334,20 +335,6 @@ def build_plan(db, *, owner: str = ADMINISTRATORS, group: str | None = None, dat
                 descriptors=tuple(changes), skipped=tuple(skipped))
 
 
-def _problem_findings(db) -> list[dict]:
-    marks = ", ".join("?" for _ in classify.PROBLEMS)
-    cursor = db.execute(
-        f"SELECT sid, verdict, confidence, account, mapped_sid, files, descriptors, as_owner, as_group, evidence "
-        f"FROM findings WHERE verdict IN ({marks}) ORDER BY files DESC, sid", sorted(classify.PROBLEMS))
-    names = [c[0] for c in cursor.description]
-    rows = []
-    for row in cursor:
-        item = dict(zip(names, row))
-        item["evidence"] = json.loads(item["evidence"] or "[]")
-        rows.append(item)
-    return rows
-
-
 def _intents_for(finding: dict) -> list[_Intent]:
     verdict, mapped = finding["verdict"], finding["mapped_sid"]
     # Quoted: account names can be ordinary words ("None" is the name of RID 513's group).
@@ -399,24 +386,20 @@ def _descriptor_changes(db, rewrite: Rewrite, action_of: dict[str, list[str]],
     left: dict[str, list[int]] = {}
     marks = ", ".join("?" for _ in acted)
     params = sorted(acted)
-    keys = [row[0] for row in db.execute(
-        f"SELECT DISTINCT descriptor_key FROM aces WHERE sid IN ({marks}) "
-        f"UNION SELECT key FROM descriptors WHERE owner IN ({marks}) OR \"group\" IN ({marks}) ORDER BY 1",
-        params * 3)]
+    rows = db.execute(
+        f"SELECT key, volume_id, security_id, raw, files FROM descriptors WHERE key IN "
+        f"(SELECT descriptor_key FROM aces WHERE sid IN ({marks})) OR owner IN ({marks}) OR \"group\" IN ({marks}) "
+        f"ORDER BY key", params * 3)
     changes, skipped = [], []
     counts: dict[str, list[int]] = {}
-    for key in keys:
-        volume_id, security_id, raw, files = db.execute(
-            "SELECT volume_id, security_id, raw, files FROM descriptors WHERE key = ?", [key]).fetchone()
+    for key, volume_id, security_id, raw, files in rows:
         if raw is None:
             continue  # unparsed descriptors are in scan_errors; nothing to rewrite safely
+        files = files or 0
         old = SecurityDescriptor.from_bytes(raw)
         touched, explicit_here = _sids_in(old, acted)
         for sid in touched & refused:
-            count = left.setdefault(sid, [0, 0, 0])
-            count[0] += files or 0
-            count[1] += 1
-            count[2] += (files or 0) if sid in explicit_here else 0
+            _tally(left, sid, files, sid in explicit_here)
         touched -= refused
         new = rewrite.apply(old)
         if rewrite.remove and old.dacl is not None and old.dacl.aces and new.dacl is not None and not new.dacl.aces:
@@ -425,35 +408,34 @@ def _descriptor_changes(db, rewrite: Rewrite, action_of: dict[str, list[str]],
                 for action_id in action_of.get(sid, ()):
                     skipped.append(Skipped(key, action_id, "removing the orphan's ACEs would leave an empty DACL "
                                                            "(no access for anyone): left as it is"))
-            rewrite_kept = Rewrite(replace=rewrite.replace, remove=frozenset(), owner=rewrite.owner,
-                                   group=rewrite.group)
             touched -= rewrite.remove
-            new = rewrite_kept.apply(old)
+            new = replace(rewrite, remove=frozenset()).apply(old)
         ids = []
         for sid in sorted(touched):
             for action_id in action_of.get(sid, ()):
                 ids.append(action_id)
-                count = counts.setdefault(action_id, [0, 0, 0])
-                count[0] += files or 0
-                count[1] += 1
-                count[2] += (files or 0) if sid in explicit_here else 0
+                _tally(counts, action_id, files, sid in explicit_here)
             if sid in rewrite.remove:
                 for role, principal in (("owner", old.owner), ("group", old.group)):
                     if principal is not None and str(principal) == sid and (sid, role) in reassign_ids:
-                        action_id = reassign_ids[(sid, role)]
-                        ids.append(action_id)
-                        count = counts.setdefault(action_id, [0, 0, 0])
-                        count[0] += files or 0
-                        count[1] += 1
-                        count[2] += files or 0
+                        ids.append(reassign_ids[(sid, role)])
+                        _tally(counts, reassign_ids[(sid, role)], files, True)
         new_raw = new.to_bytes()
         if not ids or new_raw == raw:
             continue
         changes.append(DescriptorChange(
-            volume_id=volume_id, descriptor_key=key, security_id=security_id, files=files or 0,
+            volume_id=volume_id, descriptor_key=key, security_id=security_id, files=files,
             old_sddl=to_sddl(old), new_sddl=to_sddl(new), old_sha256=hashlib.sha256(raw).hexdigest(),
             new_raw=new_raw, actions=tuple(dict.fromkeys(ids))))
     return changes, skipped, {k: tuple(v) for k, v in counts.items()}, {k: tuple(v) for k, v in left.items()}
+
+
+def _tally(table: dict, key: str, files: int, explicit: bool) -> None:
+    """Count one descriptor under ``key``: [files, descriptors, files where it is explicit]."""
+    count = table.setdefault(key, [0, 0, 0])
+    count[0] += files
+    count[1] += 1
+    count[2] += files if explicit else 0
 
 
 def _sids_in(sd: SecurityDescriptor, wanted: set[str]) -> tuple[set[str], set[str]]:

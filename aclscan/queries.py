@@ -43,7 +43,8 @@ def _path_clause(prefix: str | None, alias: str = "f") -> tuple[str, list]:
     return f"({under} OR {itself})", [norm, _glob_escape(norm) + "/*", parent or "/", name]
 
 
-def _descriptors_with_sid_clause(sid: str | None, column: str) -> tuple[str, list]:
+def descriptors_with_sid_clause(sid: str | None, column: str) -> tuple[str, list]:
+    """``column`` (a descriptor key) names a descriptor that carries ``sid`` as owner, group or in an ACE."""
     if not sid:
         return "", []
     return (
@@ -70,7 +71,7 @@ def iter_files(
 ) -> Iterator[dict]:
     where, params = _where(
         _path_clause(path_prefix, "f"),
-        _descriptors_with_sid_clause(sid, "f.descriptor_key"),
+        descriptors_with_sid_clause(sid, "f.descriptor_key"),
         ("f.descriptor_key = ?", [descriptor_key]) if descriptor_key is not None else ("", []),
         ("f.is_dir = ?", [int(dirs_only)]) if dirs_only is not None else ("", []),
     )
@@ -93,7 +94,7 @@ def iter_descriptors(
     in_path = (
         (f"key IN (SELECT f.descriptor_key FROM files f WHERE {path_clause})", path_params) if path_clause else ("", [])
     )
-    where, params = _where(_descriptors_with_sid_clause(sid, "key"), in_path)
+    where, params = _where(descriptors_with_sid_clause(sid, "key"), in_path)
     sql = (
         'SELECT key, volume_id, security_id, source, files, owner, "group", control, sddl, error'
         f" FROM descriptors{where} ORDER BY key"

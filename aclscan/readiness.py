@@ -15,6 +15,7 @@ from typing import Callable
 
 from aclscan.classify import split_domain_relative
 from aclscan.errors import DatabaseError
+from aclscan.queries import descriptors_with_sid_clause
 
 PASS, FAIL, SKIPPED = "pass", "fail", "skipped"
 STALE_VERDICTS = ("stale_prefix", "rid_collision")
@@ -129,10 +130,8 @@ class _Context:
 
 def _example_paths(db, sid: str) -> list[str]:
     """A few files naming ``sid`` (owner, group or ACE): where to look first."""
-    rows = db.execute(
-        "SELECT path FROM files WHERE descriptor_key IN (SELECT key FROM descriptors WHERE owner = ? OR"
-        ' "group" = ? UNION SELECT descriptor_key FROM aces WHERE sid = ?) LIMIT ?',
-        (sid, sid, sid, EXAMPLE_PATHS)).fetchall()
+    clause, params = descriptors_with_sid_clause(sid, "descriptor_key")
+    rows = db.execute(f"SELECT path FROM files WHERE {clause} LIMIT ?", [*params, EXAMPLE_PATHS]).fetchall()
     return sorted(r[0] for r in rows)
 
 

@@ -154,9 +154,11 @@ class HistorySource:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> "HistorySource":
-        data = Path(path).read_bytes()
-        if data[:16].startswith(b"SQLite format 3"):
+        from aclscan.store import is_sqlite_file
+
+        if is_sqlite_file(path):
             return cls._from_scan(path)
+        data = Path(path).read_bytes()
         from aclscan.hives.sam import read_sam
 
         sam = read_sam(data)

@@ -9,7 +9,6 @@ joined to descriptors by key.
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import time
 from dataclasses import dataclass, field
@@ -286,7 +285,7 @@ class _VolumeScan:
                 "records_in_use": sum(len(part[0]) for part in self.record_parts),
                 "files": self.files,
                 "sds_entries": len(self.key_of_security_id),
-                "scanned_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "scanned_at": store.utc_now(),
                 "aclscan_version": __version__,
                 "duration_seconds": round(time.perf_counter() - started, 3),
             }

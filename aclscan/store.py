@@ -11,6 +11,7 @@ building a dict per row.
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 import sqlite3
 from pathlib import Path
@@ -269,6 +270,23 @@ def new_database(path: str | os.PathLike) -> sqlite_utils.Database:
     db = sqlite_utils.Database(conn)
     create_schema(db)
     return db
+
+
+def utc_now() -> str:
+    """The timestamp every aclscan database and journal records: UTC, to the second."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def is_sqlite_file(path: str | os.PathLike) -> bool:
+    """True for an SQLite database (by its header, whatever the file is called)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+    except OSError:
+        return False
 
 
 def connect_and_identify(target: Path, **connect_options) -> tuple[sqlite3.Connection, int, int]:

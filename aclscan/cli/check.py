@@ -49,9 +49,9 @@ def check(ctx, target, fleet_path, fmt, **resolve):
     Rules: hives_present, unique_machine_sid (with --fleet), no_stale_prefix,
     no_account_predates_sid_change, not_domain_controller, sysprep_state.
     """
-    from aclscan.fleet import is_sqlite_file, open_fleet
+    from aclscan.fleet import open_fleet
     from aclscan.readiness import check as judge, to_json
-    from aclscan.store import open_database
+    from aclscan.store import is_sqlite_file, open_database
 
     fleet = open_fleet(fleet_path, create=False) if fleet_path else None
     image = None

@@ -40,12 +40,9 @@ def fix(ctx, database, plan_path, target, do_apply, journal_path, fmt):
 
     db = open_database(database)
     plan = read_plan(plan_path)
-    if do_apply:
-        volume = offline.locate_target(target, db, plan)
-        journal_path = journal_path or offline.default_journal_path(volume.target)
-        click.echo(f"journal: {journal_path}", err=True)
     with progress_bar(do_apply and sys.stderr.isatty(), "descriptors", "files") as progress:
-        report = offline.fix(db, plan, target, apply=do_apply, journal_path=journal_path, progress=progress)
+        report = offline.fix(db, plan, target, apply=do_apply, journal_path=journal_path, progress=progress,
+                             on_journal=lambda path: click.echo(f"journal: {path}", err=True))
     if fmt == "json":
         click.echo(json.dumps({"fix_format": 1, **asdict(report), "clean": report.clean}, indent=2))
     else:

@@ -13,7 +13,6 @@ harmless, and it is the only safe answer for a write whose outcome is unknown.
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import sqlite3
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from aclscan.errors import DatabaseError
-from aclscan.store import connect_and_identify
+from aclscan.store import connect_and_identify, utc_now
 
 JOURNAL_FORMAT = 1
 APPLICATION_ID = 0x41434C4A  # "ACLJ": an aclscan fix journal
@@ -76,7 +75,7 @@ class Journal:
             conn.executescript(_SCHEMA)
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version = {JOURNAL_FORMAT}")
-            created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+            created = utc_now()
             with conn:
                 conn.execute("BEGIN")
                 conn.executemany("INSERT INTO meta VALUES (?, ?)",

@@ -32,13 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from aclscan import classify
 from aclscan.errors import Error, MountError, TargetMismatch
+from aclscan.findings import iter_findings
 from aclscan.fix import ntfs3g
 from aclscan.fix.journal import APPLIED, UNDONE, Journal, JournalEntry
 from aclscan.image import Image
 from aclscan.ntfs.mft import BootSector
 from aclscan.plan import Plan, PlannedFile, iter_plan_files
+from aclscan.store import utc_now
 
 ORPHAN_FILES = "/$OrphanFiles/"  # records whose parent is gone: no path reaches them through ntfs-3g
 BATCH = 256  # files per journal commit: one fsync per batch, not per file
@@ -105,10 +106,7 @@ def locate_target(target: str | os.PathLike, db, plan: Plan) -> TargetVolume:
     with Image(path) as image:
         if image.kind not in ("raw",):
             raise TargetMismatch(f"{target} is a {image.kind} image: fix a raw image or a device (decompress it first)")
-        try:
-            boot = BootSector.from_bytes(image.read(offset, 512))
-        except Error as exc:
-            raise TargetMismatch(f"{target} has no NTFS volume at offset {offset}: {exc}") from None
+        boot = _boot_sector(image, target, offset)
         found = f"{boot.serial_number:016X}"
         if found != serial:
             raise TargetMismatch(f"{target} is not the scanned volume: serial {found} at offset {offset}, "
@@ -119,10 +117,21 @@ def locate_target(target: str | os.PathLike, db, plan: Plan) -> TargetVolume:
         # Clones share serial numbers: the MFT's size tells the scanned volume from its siblings.
         raise TargetMismatch(f"{target} is not the scanned volume or has changed since: $MFT holds {records} records, "
                              f"the scan saw {mft_records}")
+    _refuse_if_mounted(path)
+    return TargetVolume(path, offset, serial, volume_id)
+
+
+def _boot_sector(image: Image, target: str | os.PathLike, offset: int) -> BootSector:
+    try:
+        return BootSector.from_bytes(image.read(offset, 512))
+    except Error as exc:
+        raise TargetMismatch(f"{target} has no NTFS volume at offset {offset}: {exc}") from None
+
+
+def _refuse_if_mounted(path: str) -> None:
     mounts = mounted_at(path)
     if mounts:
-        raise TargetMismatch(f"{target} is mounted at {', '.join(mounts)}: unmount it first")
-    return TargetVolume(path, offset, serial, volume_id)
+        raise TargetMismatch(f"{path} is mounted at {', '.join(mounts)}: unmount it first")
 
 
 def _check_plan_matches_scan(db, plan: Plan) -> None:
@@ -150,7 +159,8 @@ def mounted_at(path: str) -> list[str]:
     real = os.path.realpath(path)
     sources = {real}
     try:
-        device = os.stat(real).st_rdev if stat.S_ISBLK(os.stat(real).st_mode) else None
+        info = os.stat(real)
+        device = info.st_rdev if stat.S_ISBLK(info.st_mode) else None
     except OSError:
         device = None
     for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
@@ -194,8 +204,10 @@ def _unescape(text: str) -> str:
 
 
 def fix(db, plan: Plan, target: str | os.PathLike, *, apply: bool = False, journal_path: str | None = None,
-        rescan_path: str | None = None, progress: Callable[[int, int], None] | None = None) -> FixReport:
-    """Dry run (default) or apply ``plan`` to ``target``; see the module notes."""
+        rescan_path: str | None = None, progress: Callable[[int, int], None] | None = None,
+        on_journal: Callable[[str], None] | None = None) -> FixReport:
+    """Dry run (default) or apply ``plan`` to ``target``; see the module notes.
+    ``on_journal`` hears the journal's path before anything is written."""
     volume = locate_target(target, db, plan)
     changes = [c for c in plan.descriptors if c.volume_id == volume.volume_id]
     report = FixReport(target=volume.target, applied=apply, files_planned=sum(c.files for c in changes),
@@ -209,11 +221,13 @@ def fix(db, plan: Plan, target: str | os.PathLike, *, apply: bool = False, journ
         "scan_database": plan.scan.get("database"),
     })
     report.journal = str(journal.path)
+    if on_journal:
+        on_journal(report.journal)
     try:
         with ntfs3g.mounted(volume.target, offset=volume.offset) as mount_point:
             journal.set_meta(mount_point=mount_point)
             _apply(db, plan, volume, Path(mount_point), journal, report, progress)
-        journal.set_meta(state=APPLIED, finished=_now())
+        journal.set_meta(state=APPLIED, finished=utc_now())
     finally:
         journal.close()
     report.rescan = rescan_path or f"{journal_path}.after.db"
@@ -317,13 +331,12 @@ def _rescan(db, plan: Plan, volume: TargetVolume, report: FixReport) -> None:
         os.unlink(report.rescan)
     scan_image(volume.target, report.rescan, offset=volume.offset, resolve=None)
     after = open_database(report.rescan)
-    files_of = dict(after.execute("SELECT sid, files FROM sids WHERE volume_id = 1"))
+    files_of = dict(after.execute("SELECT sid, files FROM sids WHERE volume_id = 1"))  # the one volume scanned
     acted = {a.sid for a in plan.actions if a.is_descriptor_action}
     report.remaining = {sid: files_of.get(sid, 0) for sid in sorted(acted)}
-    marks = ", ".join("?" for _ in classify.PROBLEMS)
-    for sid, in db.execute(f"SELECT sid FROM findings WHERE verdict IN ({marks})", sorted(classify.PROBLEMS)):
-        if files_of.get(sid):
-            report.problems_left[sid] = files_of[sid]
+    for finding in iter_findings(db, problems_only=True):
+        if files_of.get(finding["sid"]):
+            report.problems_left[finding["sid"]] = files_of[finding["sid"]]
     after.conn.close()
 
 
@@ -339,12 +352,10 @@ def undo(journal_path: str | os.PathLike, *, progress: Callable[[int, int], None
         report = UndoReport(target=target, journal=str(journal.path))
         _release_interrupted_mounts(target, meta)
         with Image(target) as image:
-            found = f"{BootSector.from_bytes(image.read(offset, 512)).serial_number:016X}"
+            found = f"{_boot_sector(image, target, offset).serial_number:016X}"
         if found != serial:
             raise TargetMismatch(f"{target} is not the journal's volume: serial {found}, the journal's is {serial}")
-        mounts = mounted_at(target)
-        if mounts:
-            raise TargetMismatch(f"{target} is mounted at {', '.join(mounts)}: unmount it first")
+        _refuse_if_mounted(target)
         report.entries = journal.counts()["journaled"]
         with ntfs3g.mounted(target, offset=offset) as mount_point, ThreadPoolExecutor(IO_THREADS) as pool:
             journal.set_meta(mount_point=mount_point)
@@ -365,7 +376,7 @@ def undo(journal_path: str | os.PathLike, *, progress: Callable[[int, int], None
                 if progress:
                     progress(done, report.entries)
         if not report.errors:
-            journal.set_meta(state=UNDONE, undone=_now())
+            journal.set_meta(state=UNDONE, undone=utc_now())
         return report
     finally:
         journal.close()
@@ -396,9 +407,6 @@ def _release_interrupted_mounts(target: str, meta: dict[str, str]) -> None:
         if os.path.ismount(mount_point) and not ntfs3g.release_mount(mount_point):
             raise MountError(f"the interrupted fix's mount {mount_point} cannot be released: unmount it by hand")
 
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 __all__ = ["FixReport", "TargetMismatch", "TargetVolume", "UndoReport", "fix", "locate_target", "mounted_at",
