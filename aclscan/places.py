@@ -41,7 +41,9 @@ class Place:
     file's path on the volume), so a writer can find it again.
     ``descriptor``: the self-relative security descriptor bytes, or None.
     ``sid``: a SID the place names directly (a task's principal), or None.
-    ``role``: what a direct SID is there for (``principal``, ``run_as``), "" otherwise.
+    ``account``: an account *name* the place names directly where the store keeps a name,
+    not a SID (a task's ``UserId`` of ``AVHOST\\AVService``); the scan resolves it.
+    ``role``: what a direct SID or name is there for (``principal``), "" otherwise.
     """
 
     kind: str
@@ -50,6 +52,7 @@ class Place:
     location: str
     descriptor: bytes | None = None
     sid: str | None = None
+    account: str | None = None
     role: str = ""
 
 
