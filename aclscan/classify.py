@@ -85,10 +85,13 @@ def split_domain_relative(sid: str) -> tuple[str, int] | None:
     return (match.group(1), int(match.group(2))) if match else None
 
 
-def profile_name(path: str, suffixes: tuple[str, ...] = ()) -> str | None:
+def profile_name(path: str | None, suffixes: tuple[str, ...] = ()) -> str | None:
     """'C:\\Users\\Ken' -> 'Ken': the folder is named for the account it was made for.
     Where that name was taken Windows appends '.000', '.001', ... or '.COMPUTER' /
-    '.DOMAIN' (give those names as ``suffixes``); other dots belong to the name."""
+    '.DOMAIN' (give those names as ``suffixes``); other dots belong to the name. None
+    where the path is missing (a ProfileImagePath that could not be read)."""
+    if not path:
+        return None
     tail = path.replace("/", "\\").rstrip("\\").rsplit("\\", 1)[-1]
     if not tail or tail.startswith("%"):
         return None

@@ -11,7 +11,7 @@ from aclscan.classify import PROBLEMS, Verdict
 from aclscan.resolve import Resolution
 
 FINDING_COLUMNS = ("sid", "verdict", "confidence", "account", "mapped_sid", "files", "descriptors", "explicit_aces",
-                   "inherited_aces", "as_owner", "as_group", "hive_references", "evidence")
+                   "inherited_aces", "as_owner", "as_group", "hive_references", "evidence", "places")
 
 # Per SID, over every volume of the scan: files and distinct descriptors naming it,
 # ACE uses by kind (an ACE in a descriptor counts once per file using it), owner and
@@ -30,8 +30,11 @@ def file_sids(db) -> list[str]:
     return [row[0] for row in db.execute("SELECT DISTINCT sid FROM sids ORDER BY sid")]
 
 
-def store_resolution(db, resolution: Resolution, verdicts: list[Verdict]) -> None:
-    """Findings, the accounts and authorities the sources knew, hive references, notes."""
+def store_resolution(db, resolution: Resolution, verdicts: list[Verdict], *,
+                     place_counts: dict[str, dict[str, int]] | None = None) -> None:
+    """Findings, the accounts and authorities the sources knew, hive references, notes.
+    ``place_counts``: SID -> place kind -> how many places (other than files) name it."""
+    place_counts = place_counts or {}
     counts = {sid: [f or 0, d or 0, o or 0, g or 0, 0, 0] for sid, f, d, o, g in db.execute(_FILE_COUNTS)}
     for sid, explicit, inherited in db.execute(_ACE_COUNTS):
         row = counts.setdefault(sid, [0, 0, 0, 0, 0, 0])
@@ -43,9 +46,13 @@ def store_resolution(db, resolution: Resolution, verdicts: list[Verdict]) -> Non
     for verdict in verdicts:
         files, descriptors, owner, group, explicit, inherited = counts.get(verdict.sid, [0] * 6)
         evidence = list(verdict.evidence) + [f"hive reference {r}" for r in references.get(verdict.sid, [])]
+        kinds = place_counts.get(verdict.sid) or {}
+        if kinds:
+            named = ", ".join(f"{n} {k.replace('_', ' ')}{'s' if n != 1 else ''}" for k, n in sorted(kinds.items()))
+            evidence.append(f"named by {named} (aclscan places lists them)")
         rows.append((verdict.sid, verdict.verdict, verdict.confidence, verdict.account, verdict.mapped_sid, files,
                      descriptors, explicit, inherited, owner, group, len(references.get(verdict.sid, [])),
-                     json.dumps(evidence, ensure_ascii=False)))
+                     json.dumps(evidence, ensure_ascii=False), json.dumps(dict(sorted(kinds.items())))))
     store.bulk_insert(db, "findings", FINDING_COLUMNS, rows)
     accounts = []
     authorities = []
@@ -124,7 +131,14 @@ def iter_findings(db, *, problems_only: bool = False, verdict: str | None = None
     for row in cursor:
         item = dict(zip(names, row))
         item["evidence"] = json.loads(item["evidence"] or "[]")
+        item["places"] = json.loads(item["places"] or "{}")
         yield item
+
+
+def unread_hives(db) -> list[str]:
+    """What the scan could not read of the machine's hives (whole hives, or parts of
+    them): while any, the findings cannot be called complete."""
+    return [r[0] for r in db.execute("SELECT reason FROM scan_errors WHERE kind = 'hive' ORDER BY id")]
 
 
 def has_problems(db) -> bool:

@@ -55,14 +55,34 @@ class Readiness:
     machine: dict  # the scan's machine row (aclscan.findings.machine_facts)
     rules: tuple[Rule, ...]
     fleet: str | None = None  # the fleet database consulted, if any
+    strict: bool = False  # a rule that could not be judged counts as failed
 
     @property
     def ready(self) -> bool:
-        return not self.failed
+        return not self.failed and not (self.strict and self.unjudged)
 
     @property
     def failed(self) -> tuple[Rule, ...]:
         return tuple(r for r in self.rules if r.status == FAIL)
+
+    @property
+    def unjudged(self) -> tuple[Rule, ...]:
+        """Rules skipped because the scan could not tell: never silent (the headline
+        names them), fatal with ``strict``."""
+        return tuple(r for r in self.rules if r.status == SKIPPED)
+
+    @property
+    def headline(self) -> str:
+        """READY / NOT READY, and what was not judged: the first line a person reads."""
+        verdict = "READY" if self.ready else "NOT READY"
+        if self.failed:
+            verdict += ": " + ", ".join(r.name for r in self.failed) + " failed"
+        if self.unjudged:
+            what = "; ".join(f"{TOPICS.get(r.name, r.name)} ({r.summary.split(':', 1)[0]})" for r in self.unjudged)
+            verdict += (", " if self.failed else ", ") + f"not judged: {what}"
+            if self.strict and not self.failed:
+                verdict += " (--strict)"
+        return verdict
 
 
 @dataclass
@@ -154,7 +174,8 @@ def unique_machine_sid(ctx: _Context) -> tuple[str, str, list[str]]:
                 else f"machine SID {sid} is the one the history had")
         return FAIL, what, evidence
     if ctx.fleet is None:
-        return SKIPPED, "no fleet given (--fleet FLEET.db): uniqueness cannot be judged", []
+        return (SKIPPED, "no --fleet given: uniqueness cannot be judged (aclscan fleet FLEET.db ..., then "
+                         "check --fleet FLEET.db)", [])
     return PASS, f"machine SID {sid} is unique in the fleet", []
 
 
@@ -168,6 +189,7 @@ def no_stale_prefix(ctx: _Context) -> tuple[str, str, list[str]]:
         for kind, detail in ctx.db.execute("SELECT kind, detail FROM hive_references WHERE sid = ? ORDER BY kind,"
                                            " detail", (sid,)):
             references.setdefault(sid, []).append((kind, detail))
+    place_kinds: set[str] = set()
     for sid, verdict, account, mapped_sid, sid_files, descriptors, _refs in stale:
         files += sid_files or 0
         who = f" ({account})" if account else ""
@@ -176,6 +198,10 @@ def no_stale_prefix(ctx: _Context) -> tuple[str, str, list[str]]:
         if sid_files:
             line += "; e.g. " + ", ".join(_example_paths(ctx.db, sid))
         evidence.append(line)
+        for kind, count, examples in places_naming(ctx.db, sid):
+            place_kinds.add(kind)
+            evidence.append(f"{kind}: {sid}{who} is named by {count} {kind.replace('_', ' ')}(s); e.g. "
+                            + ", ".join(examples))
         for kind, detail in references.get(sid, []):
             if kind != "sam_account":
                 evidence.append(f"{kind}: {sid}{who} {_describe_reference(kind, detail)}")
@@ -206,11 +232,73 @@ def no_stale_prefix(ctx: _Context) -> tuple[str, str, list[str]]:
     if files:
         where.append(f"{files} file reference(s)")
     kinds = sorted({k for refs in references.values() for k, _ in refs if k != "sam_account"})
-    where += kinds
+    where += kinds + sorted(place_kinds - set(kinds))
     if stale_profiles and "profile" not in kinds:
         where.append("profile")
     return FAIL, (f"{len(stale)} stale SID(s) still named: " + ", ".join(where)) if stale else \
         f"{stale_profiles} profile(s) under another machine prefix", evidence
+
+
+def places_naming(db, sid: str) -> list[tuple[str, int, list[str]]]:
+    """(kind, how many, a few example paths) of the places other than files that name
+    ``sid``: through their descriptor (owner, group, an ACE) or directly."""
+    from aclscan.queries import descriptors_with_sid_clause
+
+    clause, params = descriptors_with_sid_clause(sid, "descriptor_key")
+    rows = db.execute(
+        f"SELECT kind, COUNT(*), MIN(path) FROM places WHERE ({clause}) OR sid = ? GROUP BY kind ORDER BY kind",
+        [*params, sid]).fetchall()
+    found = []
+    for kind, count, _first in rows:
+        examples = [r[0] for r in db.execute(
+            f"SELECT path FROM places WHERE kind = ? AND (({clause}) OR sid = ?) ORDER BY length(path), path LIMIT ?",
+            [kind, *params, sid, EXAMPLE_PATHS])]
+        found.append((kind, count, examples))
+    return found
+
+
+def no_problem_sids(ctx: _Context) -> tuple[str, str, list[str]]:
+    """Whatever `aclscan findings` calls a problem (beyond stale prefixes, judged above)
+    must not be named anywhere: an unknown authority holding a right is as broken as a
+    stale one."""
+    from aclscan.classify import PROBLEMS
+
+    others = sorted(PROBLEMS - set(STALE_VERDICTS))
+    marks = ", ".join("?" for _ in others)
+    rows = ctx.db.execute(
+        f"SELECT sid, verdict, account, files, hive_references FROM findings WHERE verdict IN ({marks})"
+        " ORDER BY verdict, files DESC, sid", others).fetchall()
+    if not rows:
+        return PASS, "no other problem SID (orphan, unknown authority, unresolved, ...) is named anywhere", []
+    evidence = []
+    for sid, verdict, account, files, _refs in rows:
+        who = f" ({account})" if account else ""
+        line = f"{sid}{who} {verdict}: {files or 0} file(s)"
+        if files:
+            line += "; e.g. " + ", ".join(_example_paths(ctx.db, sid))
+        evidence.append(line)
+        for kind, detail in ctx.db.execute("SELECT kind, detail FROM hive_references WHERE sid = ? AND kind !="
+                                           " 'sam_account' ORDER BY kind, detail", (sid,)):
+            evidence.append(f"{kind}: {sid}{who} {_describe_reference(kind, detail)}")
+        for kind, count, examples in places_naming(ctx.db, sid):
+            evidence.append(f"{kind}: {sid}{who} is named by {count} {kind.replace('_', ' ')}(s); e.g. "
+                            + ", ".join(examples))
+    verdicts = sorted({r[1] for r in rows})
+    return FAIL, f"{len(rows)} problem SID(s) still named ({', '.join(verdicts)}): see aclscan findings", evidence
+
+
+def scan_complete(ctx: _Context) -> tuple[str, str, list[str]]:
+    """A scan that could not read a hive (or a part of one, a task file, a record) cannot
+    say that nothing stale is left there."""
+    rows = ctx.db.execute("SELECT kind, COUNT(*), MIN(reason) FROM scan_errors GROUP BY kind ORDER BY kind").fetchall()
+    if not rows:
+        return PASS, "every record, descriptor, hive and place was read", []
+    evidence = [f"{count} {kind} item(s) unread; e.g. {reason}" for kind, count, reason in rows]
+    unread = ", ".join(f"{count} {kind}" for kind, count, _r in rows)
+    hives = any(kind == "hive" for kind, _c, _r in rows)
+    summary = (f"the scan is partial ({unread}): " +
+               ("the accounts could not be judged" if hives else "what was not read cannot be judged"))
+    return FAIL, summary, evidence
 
 
 def _describe_reference(kind: str, detail: str) -> str:
@@ -268,7 +356,7 @@ def sysprep_state(ctx: _Context) -> tuple[str, str, list[str]]:
     image_state = ctx.machine.get("image_state")
     generalization = ctx.machine.get("sysprep_generalization_state")
     if image_state is None and generalization is None:
-        return SKIPPED, "the hives show no sysprep state (no ImageState, no SysprepStatus)", []
+        return SKIPPED, "no ImageState or SysprepStatus in the hives", []
     failures, notes = [], []
     if image_state is not None:
         deployable, meaning = IMAGE_STATES.get(image_state.replace(" ", ""),
@@ -305,13 +393,28 @@ def hives_present(ctx: _Context) -> tuple[str, str, list[str]]:
 
 RuleCheck = Callable[[_Context], tuple[str, str, list[str]]]
 
+# What each rule judges, in a word or two, for the headline's "not judged: ..."
+TOPICS = {
+    "hives_present": "hives",
+    "scan_complete": "completeness",
+    "unique_machine_sid": "uniqueness",
+    "no_stale_prefix": "stale prefixes",
+    "no_problem_sids": "problem SIDs",
+    "no_account_predates_sid_change": "local accounts",
+    "not_domain_controller": "role",
+    "sysprep_state": "sysprep state",
+}
+
 # (name, what it asks, how it is judged), in the order reported.
 RULES: tuple[tuple[str, str, RuleCheck], ...] = (
     ("hives_present", "the machine's SAM and SYSTEM hives were read", hives_present),
+    ("scan_complete", "nothing on the volume (hive, record, descriptor, task) was left unread", scan_complete),
     ("unique_machine_sid", "no other machine of the fleet (nor the history) has this machine SID",
      unique_machine_sid),
-    ("no_stale_prefix", "no file, LSA right, service, profile or alias member names a previous machine SID",
-     no_stale_prefix),
+    ("no_stale_prefix", "no file, registry key, LSA right, service, share, task, profile or alias member names a "
+                        "previous machine SID", no_stale_prefix),
+    ("no_problem_sids", "nothing names another problem SID (orphan, unknown authority, unresolved, SID history, ...)",
+     no_problem_sids),
     ("no_account_predates_sid_change", "no local account was made before the machine SID changed (or will be)",
      no_account_predates_sid_change),
     ("not_domain_controller", "the machine is not a domain controller (cloned DCs are unsupported)",
@@ -320,8 +423,10 @@ RULES: tuple[tuple[str, str, RuleCheck], ...] = (
 )
 
 
-def check(db, fleet=None, *, scan_path: str | None = None, fleet_path: str | None = None) -> Readiness:
-    """Judge the scan database ``db`` (optionally against a fleet database). Raises
+def check(db, fleet=None, *, scan_path: str | None = None, fleet_path: str | None = None,
+          strict: bool = False) -> Readiness:
+    """Judge the scan database ``db`` (optionally against a fleet database); with
+    ``strict`` a rule that could not be judged fails the machine. Raises
     DatabaseError for a scan that has no machine facts."""
     from aclscan.findings import machine_facts
 
@@ -336,7 +441,7 @@ def check(db, fleet=None, *, scan_path: str | None = None, fleet_path: str | Non
     for name, _question, judge in RULES:
         status, summary, evidence = judge(ctx)
         results.append(Rule(name, status, summary, tuple(evidence)))
-    return Readiness(machine, tuple(results), fleet_path)
+    return Readiness(machine, tuple(results), fleet_path, strict)
 
 
 def to_json(result: Readiness, *, database: str | None = None, image: str | None = None) -> dict:
@@ -350,7 +455,10 @@ def to_json(result: Readiness, *, database: str | None = None, image: str | None
         "image": image,
         "fleet": result.fleet,
         "machine": machine,
+        "headline": result.headline,
+        "strict": result.strict,
         "failed": [r.name for r in result.failed],
+        "not_judged": [r.name for r in result.unjudged],
         "rules": [{"name": r.name, "checks": questions.get(r.name), "status": r.status, "summary": r.summary,
                    "evidence": list(r.evidence)} for r in result.rules],
     }

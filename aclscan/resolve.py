@@ -31,6 +31,8 @@ class HiveSet:
     software: object | None = None
     origins: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    opened: dict = field(default_factory=dict)  # name -> the open registry Hive, for the places scan
+    unreadable: dict[str, str] = field(default_factory=dict)  # name -> why it could not be read
 
     @classmethod
     def parse(cls, raw: dict[str, tuple[bytes, str]], *, strict: frozenset[str] = frozenset()) -> "HiveSet":
@@ -41,16 +43,21 @@ class HiveSet:
         from aclscan.hives.software import read_software
         from aclscan.hives.system import read_system
 
+        from aclscan.hives.registry import open_hive
+
         readers = {"SAM": read_sam, "SECURITY": read_security, "SYSTEM": read_system, "SOFTWARE": read_software}
         found = cls()
         for name, (data, origin) in raw.items():
             try:
-                setattr(found, name.lower(), readers[name](data))
+                hive = open_hive(data, label=origin, expect=name)
+                setattr(found, name.lower(), readers[name](hive))
                 found.origins[name] = origin
+                found.opened[name] = hive
             except Error as exc:
                 if name in strict:
                     raise
                 found.problems.append(f"{name} hive ({origin}) unreadable: {exc}")
+                found.unreadable[name] = f"{origin}: {exc}"
         return found
 
     @property
@@ -109,7 +116,7 @@ def hive_references(hives: HiveSet, lookup_name) -> list[Reference]:
                 refs.append(Reference(member, "alias_member", alias.name))
     if hives.software is not None:
         for profile in hives.software.profiles:
-            refs.append(Reference(profile.sid, "profile", profile.path))
+            refs.append(Reference(profile.sid, "profile", profile.path or "(ProfileImagePath unreadable)"))
     if hives.system is not None:
         for service in hives.system.services:
             sid = service_logon_sid(service.object_name, lookup_name)
@@ -200,6 +207,22 @@ class Resolution:
     sources: list[AccountSource]
     hives: HiveSet
     notes: list[str]
+    lookup_name: object = None  # (domain or None, name) -> Account or None, through every source
+
+    def sid_of_name(self, name: str) -> str | None:
+        """The SID an account name stands for as a service or task names it
+        (``LocalSystem``, ``NT AUTHORITY\\SYSTEM``, ``.\\AVService``, ``AVHOST\\AVService``,
+        ``S-1-5-18``), or None."""
+        text = name.strip()
+        if text.upper().startswith("S-1-"):
+            return text.upper()
+        sid = service_logon_sid(text, self.lookup_name)
+        if sid is None and "\\" not in text and "@" not in text:
+            # a bare name (a task's "SYSTEM", "Users"): whichever one account has it
+            wanted = text.casefold()
+            found = {a.sid for s in self.sources for a in s.accounts() if a.name.casefold() == wanted}
+            sid = found.pop() if len(found) == 1 else None
+        return sid
 
 
 def build_resolution(hives: HiveSet, *, domain_sources: list[AccountSource] = (),
@@ -256,4 +279,4 @@ def build_resolution(hives: HiveSet, *, domain_sources: list[AccountSource] = ()
         return None
 
     references = hive_references(hives, lookup_name)
-    return Resolution(classifier, references, sources, hives, notes)
+    return Resolution(classifier, references, sources, hives, notes, lookup_name)

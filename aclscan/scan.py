@@ -75,10 +75,13 @@ class ScanResult:
     findings: int = 0
     problem_findings: int = 0
     resolution_notes: tuple[str, ...] = ()
+    resolution_problems: list[ScanProblem] = field(default_factory=list)
+    places: int = 0
+    sources_used: tuple[str, ...] = ()
 
     @property
     def problems(self) -> list[ScanProblem]:
-        return [p for v in self.volumes for p in v.problems]
+        return [p for v in self.volumes for p in v.problems] + self.resolution_problems
 
     @property
     def files(self) -> int:
@@ -126,7 +129,7 @@ def scan_image(
             outcome = None
             if resolve is not None:
                 with db.conn:
-                    outcome = _resolve(db, [v for _loc, v in opened], resolve)
+                    outcome = _resolve(db, [(i, v) for i, (_loc, v) in enumerate(opened, start=1)], resolve)
             store.create_indexes(db)
         finally:
             db.conn.close()
@@ -134,7 +137,10 @@ def scan_image(
         results[0].problems[:0] = unopened
     result = ScanResult(os.fspath(db_path), results, time.perf_counter() - started)
     if outcome is not None:
-        result.findings, result.problem_findings, result.resolution_notes = outcome
+        result.findings, result.problem_findings = outcome.findings, outcome.problem_findings
+        result.resolution_notes, result.resolution_problems = outcome.notes, list(outcome.problems)
+        result.places = outcome.places
+        result.sources_used = outcome.used
     return result
 
 
@@ -152,25 +158,72 @@ def inconsistent_hives(hives, already: set[str]) -> list:
     return [Verdict(lsa_sid, INCONSISTENT_HIVES, HIGH, evidence=evidence)] if lsa_sid not in already else []
 
 
-def _resolve(db, volumes: list[Volume], inputs: ResolveInputs) -> tuple[int, int, tuple[str, ...]]:
-    """Verdicts for every SID on the volumes and in the machine's hives."""
+@dataclass(frozen=True)
+class ResolveOutcome:
+    findings: int
+    problem_findings: int
+    notes: tuple[str, ...]
+    problems: tuple[ScanProblem, ...]  # unreadable hives and places: the scan is partial
+    places: int = 0
+    used: tuple[str, ...] = ()  # what the verdicts rest on, one line each, for the summary
+
+
+def _resolve(db, volumes: list[tuple[int, Volume]], inputs: ResolveInputs) -> ResolveOutcome:
+    """Verdicts for every SID on the volumes, in the machine's hives and its other places."""
     from aclscan.findings import file_sids, store_resolution
+    from aclscan.place_scan import place_problem_text, scan_places
     from aclscan.resolve import HistorySource, HiveSet, build_resolution, hives_from_files, hives_from_volume
 
     raw = hives_from_files(inputs.hive_files)
-    for volume in volumes:  # the machine's hives: from the first volume that has them
+    system_volume = volumes[0] if volumes else (None, None)
+    for volume_id, volume in volumes:  # the machine's hives: from the first volume that has them
         if len(raw) == 4:
             break
-        for name, found in hives_from_volume(volume).items():
-            raw.setdefault(name, found)
+        found = hives_from_volume(volume)
+        if found and not any(origin.startswith("volume") for _data, origin in raw.values()):
+            system_volume = (volume_id, volume)
+        for name, each in found.items():
+            raw.setdefault(name, each)
     hives = HiveSet.parse(raw, strict=frozenset(n for n, p in inputs.hive_files.items() if p))
     history = [HistorySource.from_file(path) for path in inputs.history]
     resolution = build_resolution(hives, domain_sources=list(inputs.domain_sources), history=history)
-    sids = set(file_sids(db)) | {ref.sid for ref in resolution.references}
+    problems = [ScanProblem("hive", f"{name} hive {why}: the accounts it holds could not be judged")
+                for name, why in sorted(hives.unreadable.items())]
+    volume_id, volume = system_volume
+    places = None
+    if volume_id is not None:
+        places = scan_places(db, volume_id, volume, hives, resolution.sid_of_name)
+        problems += [ScanProblem("hive", text) for text in places.hive_problems]
+        problems += [ScanProblem("place", place_problem_text(p)) for p in places.problems]
+    sids = set(file_sids(db)) | {ref.sid for ref in resolution.references} | (places.sids if places else set())
     verdicts = resolution.classifier.classify_all(sorted(sids))
     verdicts += inconsistent_hives(hives, {v.sid for v in verdicts})
-    store_resolution(db, resolution, verdicts)
-    return len(verdicts), sum(v.is_problem for v in verdicts), tuple(resolution.notes)
+    store_resolution(db, resolution, verdicts, place_counts=places.place_counts if places else {})
+    _store_problems(db, volume_id, problems)
+    return ResolveOutcome(len(verdicts), sum(v.is_problem for v in verdicts), tuple(resolution.notes),
+                          tuple(problems), places.places if places else 0, _sources_used(hives, inputs, places))
+
+
+def _sources_used(hives, inputs: ResolveInputs, places) -> tuple[str, ...]:
+    """What the verdicts rest on, for the scan's summary: a person must see at once
+    when they rest on little (no hives at all)."""
+    lines = []
+    machine = ("SAM", "SECURITY", "SYSTEM", "SOFTWARE")
+    found = [f"{name} ({hives.origins[name]})" for name in machine if name in hives.origins]
+    missing = [name for name in machine if name not in hives.origins]
+    lines.append("hives: " + (", ".join(found) if found else "none"))
+    if missing:
+        lines.append("missing hives: " + ", ".join(missing))
+    if places is not None and places.hives:
+        lines.append(f"registry and other places: {places.places:,} place(s) in {places.hives} hive(s)")
+    lines.append("history: " + (", ".join(inputs.history) if inputs.history else "none (--history FILE: the "
+                                                                                  "master's SAM or an earlier scan)"))
+    if inputs.domain_sources:
+        lines.append("domain: " + ", ".join(getattr(s, "name", type(s).__name__) for s in inputs.domain_sources))
+    if not found:
+        lines.append("warning: no registry hive was found or given: verdicts rest on the well-known catalogue "
+                     "alone, and local accounts cannot be told from deleted ones (give --sam/--system/...)")
+    return tuple(lines)
 
 
 def _store_problems(db, volume_id: int | None, problems: list[ScanProblem]) -> None:
@@ -539,11 +592,9 @@ def _next_descriptor_key(db) -> int:
     return int(row[0])
 
 
-def _store_descriptors(db, volume_id: int, infos: list[DescriptorInfo], files_per_key: dict[int, int]) -> int:
-    """Write descriptors, their ACEs and the per-SID counts; returns the number of SIDs."""
-    def files_of(key: int) -> int:
-        return files_per_key.get(key, 0)
-
+def store_descriptor_rows(db, volume_id: int, infos: list[DescriptorInfo], uses: dict[int, int]) -> None:
+    """Distinct descriptors and their ACEs. ``uses``: descriptor key -> files (for a
+    file descriptor) or places (for a registry or task descriptor) using it."""
     store.bulk_insert(
         db,
         "descriptors",
@@ -551,7 +602,7 @@ def _store_descriptors(db, volume_id: int, infos: list[DescriptorInfo], files_pe
          "hash_ok", "error"),
         (
             (i.key, volume_id, i.security_id, i.source, i.sddl, i.raw, i.owner, i.group, i.control,
-             files_of(i.key), None if i.hash_ok is None else int(i.hash_ok), i.error)
+             uses.get(i.key, 0), None if i.hash_ok is None else int(i.hash_ok), i.error)
             for i in infos
         ),
     )
@@ -562,9 +613,14 @@ def _store_descriptors(db, volume_id: int, infos: list[DescriptorInfo], files_pe
          "object_type", "inherited_object_type", "sddl"),
         (row for i in infos for row in i.ace_rows),
     )
+
+
+def _store_descriptors(db, volume_id: int, infos: list[DescriptorInfo], files_per_key: dict[int, int]) -> int:
+    """Write descriptors, their ACEs and the per-SID counts; returns the number of SIDs."""
+    store_descriptor_rows(db, volume_id, infos, files_per_key)
     counts: dict[str, list[int]] = {}
     for info in infos:
-        files = files_of(info.key)
+        files = files_per_key.get(info.key, 0)
         for sid, roles in info.sid_roles.items():
             row = counts.setdefault(sid, [0, 0, 0, 0, 0, 0])
             row[0] += 1

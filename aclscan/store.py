@@ -21,7 +21,7 @@ import sqlite_utils
 
 from aclscan.errors import DatabaseError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x41434C53  # "ACLS": marks the file as an aclscan database
 
 TABLES: dict[str, dict] = {
@@ -134,6 +134,7 @@ TABLES: dict[str, dict] = {
             "as_group": int,
             "hive_references": int,
             "evidence": str,
+            "places": str,  # schema 3: JSON object, place kind -> places naming the SID
         },
         "pk": "sid",
     },
@@ -179,6 +180,40 @@ TABLES: dict[str, dict] = {
         "columns": {"sid": str, "name": str, "source": str},
         "pk": None,
     },
+    # Schema 3. Every registry hive the scan read (machine hives, user hives), with
+    # where it came from and what reading it found.
+    "hives": {
+        "columns": {
+            "name": str,  # how places name it: SOFTWARE, NTUSER.DAT of S-1-5-21-...-1000
+            "kind": str,  # SAM, SECURITY, SYSTEM, SOFTWARE, DEFAULT, NTUSER, USRCLASS
+            "root": str,  # the registry path its keys appear under: HKLM\\SOFTWARE, HKU\\<SID>
+            "origin": str,  # volume /Windows/System32/config/SOFTWARE, or a file given
+            "profile_sid": str,  # user hives: the profile's SID, where known
+            "dirty": int,
+            "logs_applied": str,  # JSON list
+            "keys": int,
+            "problems": str,  # JSON list of one-line problems
+        },
+        "pk": "name",
+    },
+    # Schema 3. Every place other than a file that names SIDs: registry keys (one
+    # compact row per key, its descriptor shared like $SDS), services, shares,
+    # printers, scheduled tasks, DCOM permissions, SAM objects, LSA accounts.
+    "places": {
+        "columns": {
+            "id": int,
+            "volume_id": int,
+            "kind": str,
+            "path": str,  # human path: HKLM\\SOFTWARE\\AVScan, service AVScan, task \\AVScan\\Update
+            "hive": str,  # hives.name, or 'task file'
+            "location": str,  # where inside the store: key|value, or the file's path
+            "descriptor_key": int,  # descriptors.key, or NULL
+            "sid": str,  # a SID named directly (a task's principal), or NULL
+            "account": str,  # a name named directly, as stored
+            "role": str,
+        },
+        "pk": "id",
+    },
     "scan_errors": {
         "columns": {
             "id": int,
@@ -221,6 +256,9 @@ INDEXES: list[tuple[str, tuple[str, ...], bool]] = [
     ("accounts", ("sid",), False),
     ("hive_references", ("sid",), False),
     ("previous_names", ("sid",), False),
+    ("places", ("descriptor_key",), False),
+    ("places", ("kind",), False),
+    ("places", ("sid",), False),
 ]
 FILE_INDEXES: list[tuple[str, tuple[str, ...], bool]] = [
     ("file_records", ("volume_id", "entry"), True),
@@ -238,8 +276,18 @@ def _add_machine_facts(db: sqlite_utils.Database) -> None:
         db[name].create(spec["columns"], pk=spec["pk"], if_not_exists=True)
 
 
+def _add_places(db: sqlite_utils.Database) -> None:
+    """2 -> 3: the hives and places tables (empty: the image is not at hand; re-scan to
+    see registry and other places) and findings.places."""
+    for name in ("hives", "places"):
+        spec = TABLES[name]
+        db[name].create(spec["columns"], pk=spec["pk"], if_not_exists=True)
+    if "places" not in db["findings"].columns_dict:
+        db.execute("ALTER TABLE findings ADD COLUMN places TEXT")
+
+
 # Migrations: version N -> N+1, each a function of the open database.
-MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _add_machine_facts}
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _add_machine_facts, 2: _add_places}
 
 
 def create_schema(db: sqlite_utils.Database) -> None:

@@ -21,10 +21,15 @@ def render_text(result, *, source: str) -> str:
     """The check for people: every piece of text from the scan is terminal-safe."""
     machine = result.machine
     name = machine.get("computer_name") or "(no computer name)"
-    verdict = "READY" if result.ready else "NOT READY"
     failed = len(result.failed)
-    lines = [terminal_safe(f"{verdict}: {name} {machine.get('machine_sid') or '(no machine SID)'} ({source})"),
-             f"{failed} of {len(result.rules)} rules failed" if failed else "no rule failed"]
+    unjudged = len(result.unjudged)
+    counts = f"{failed} of {len(result.rules)} rules failed" if failed else "no rule failed"
+    if unjudged:
+        counts += f", {unjudged} not judged" + (" (failing with --strict)" if result.strict else
+                                                 " (--strict makes that a failure)")
+    lines = [terminal_safe(result.headline),
+             terminal_safe(f"{name} {machine.get('machine_sid') or '(no machine SID)'} ({source})"),
+             counts]
     width = max(len(r.name) for r in result.rules)
     for rule in result.rules:
         lines.append(terminal_safe(f"  {_MARKS[rule.status]}  {rule.name:<{width}}  {rule.summary}"))
@@ -39,15 +44,18 @@ def render_text(result, *, source: str) -> str:
               help="A fleet database (aclscan fleet): the machine SID must be unique in it.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text for people; json (versioned, check_format 1) for pipelines.")
+@click.option("--strict", is_flag=True, help="A rule that could not be judged (no --fleet, no hive) fails the machine.")
 @resolve_options
 @click.pass_context
-def check(ctx, target, fleet_path, fmt, **resolve):
+def check(ctx, target, fleet_path, fmt, strict, **resolve):
     """Readiness gate: exit 0 when the machine is ready to deploy, 1 when not.
 
     TARGET is a scan database, or an image (told apart by the SQLite header, not the
     name) that is scanned first into a temporary database with the resolve options.
-    Rules: hives_present, unique_machine_sid (with --fleet), no_stale_prefix,
-    no_account_predates_sid_change, not_domain_controller, sysprep_state.
+    Rules: hives_present, scan_complete, unique_machine_sid (with --fleet),
+    no_stale_prefix, no_problem_sids, no_account_predates_sid_change,
+    not_domain_controller, sysprep_state. A rule the scan cannot judge is named in
+    the headline ("READY, not judged: ..."); --strict makes it fail.
     """
     from aclscan.fleet import open_fleet
     from aclscan.readiness import check as judge, to_json
@@ -73,7 +81,7 @@ def check(ctx, target, fleet_path, fmt, **resolve):
             scan_image(image, database, resolve=inputs)
         db = open_database(database, index=False)
         try:
-            result = judge(db, fleet, scan_path=None if image else database, fleet_path=fleet_path)
+            result = judge(db, fleet, scan_path=None if image else database, fleet_path=fleet_path, strict=strict)
         finally:
             db.conn.close()
     if fmt == "json":

@@ -9,8 +9,8 @@ import click
 
 from aclscan.cli import cli
 from aclscan.cli.options import db_argument, format_option
-from aclscan.findings import FINDING_COLUMNS, has_problems, iter_findings
-from aclscan.formats.rows import write_rows
+from aclscan.findings import FINDING_COLUMNS, has_problems, iter_findings, unread_hives
+from aclscan.formats.rows import terminal_safe, write_rows
 from aclscan.store import open_database
 
 ACCOUNT_COLUMNS = ("sid", "name", "domain", "kind", "source", "sid_history", "members", "rights")
@@ -23,13 +23,20 @@ ACCOUNT_COLUMNS = ("sid", "name", "domain", "kind", "source", "sid_history", "me
 @format_option
 @click.pass_context
 def findings(ctx, database, problems, verdict, fmt):
-    """The verdict on every distinct SID: exit 1 while problem findings remain, 0 when clean."""
+    """The verdict on every distinct SID: exit 1 while problem findings remain (or a
+    hive could not be read, so the accounts could not be judged), 0 when clean."""
     db = open_database(database)
     rows = iter_findings(db, problems_only=problems, verdict=verdict)
     if fmt in ("table", "csv"):
         rows = ({**r, "evidence": " | ".join(r["evidence"])} for r in rows)
     write_rows(rows, FINDING_COLUMNS, fmt, sys.stdout)
-    ctx.exit(1 if has_problems(db) else 0)
+    unjudged = unread_hives(db)
+    for line in unjudged[:5]:
+        click.echo(terminal_safe(f"not judged: {line}"), err=True)
+    if unjudged:
+        click.echo("the scan could not read every hive: the accounts they hold could not be judged, so this list "
+                   "may miss problems (exit 1)", err=True)
+    ctx.exit(1 if has_problems(db) or unjudged else 0)
 
 
 @cli.command()

@@ -29,7 +29,7 @@ from aclscan.accounts.base import COMPUTER, DOMAIN, GROUP, USER, AccountSource
 from aclscan.errors import (DirectoryAuthFailed, DirectoryError, DirectorySearchFailed, DirectoryUnreachable,
                             UntrustedCertificate)
 
-ldap3 = pytest.importorskip("ldap3")
+import ldap3
 from aclscan.accounts.ldap import LdapSource  # noqa: E402  (after the ldap3 check)
 
 REALM = "ACLTEST.EXAMPLE"
@@ -100,7 +100,7 @@ def _unavailable() -> str | None:
 
 
 def _skip_or_fail(reason: str):
-    if os.environ.get("ACLSCAN_REQUIRE_SAMBA") == "1":
+    if os.environ.get("ACLSCAN_REQUIRE_SAMBA") == "1" or os.environ.get("ACLSCAN_REQUIRE_ALL") == "1":
         pytest.fail(f"Samba DC required (ACLSCAN_REQUIRE_SAMBA=1) but unavailable: {reason}")
     pytest.skip(f"Samba DC unavailable: {reason}")
 

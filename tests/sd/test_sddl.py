@@ -299,7 +299,6 @@ def test_plain_types_without_a_condition():
 # ------------------------------------------------------------------ conditional expressions
 
 def test_callback_and_resource_attribute_aces_through_the_conditional_module():
-    pytest.importorskip("aclscan.sd.conditional")
     for text in [
         "D:(XA;;FA;;;WD;(Member_of {SID(BA)}))",
         "D:(XD;OICI;FA;;;AU;(Member_of {SID(S-1-5-21-1-2-3-1105)}))",

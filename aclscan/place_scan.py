@@ -1,0 +1,349 @@
+"""The places of one machine, read into the scan database: every key of every hive
+(machine hives and each profile's user hives) with its ``sk`` descriptor, the
+descriptors Windows keeps in registry values (services, shares, printers, scheduled
+tasks, DCOM, SAM objects, LSA accounts) and the scheduled task files.
+
+Distinct before many, as for files: a hive's ``sk`` cells are its distinct
+descriptors, parsed once each; a key is one compact ``places`` row pointing at one.
+Descriptors from every hive and value share one table with the files' (``source``
+says where each came from) and are stored once per distinct byte string.
+
+This module assembles; the readers it calls (``aclscan.hives``, ``aclscan.tasks``)
+parse bytes, and the volume is read only through :class:`aclscan.image.Volume`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from aclscan import store
+from aclscan.descriptor_rows import DescriptorInfo, describe
+from aclscan.errors import Error, NotFound
+from aclscan.hives.registry import Hive, open_hive, printable
+from aclscan.places import REGISTRY_KEY, TASK, Place, PlaceProblem
+
+CONFIG_DIR = "/Windows/System32/config"
+TASKS_DIR = "/Windows/System32/Tasks"
+USER_CLASSES = "AppData/Local/Microsoft/Windows/UsrClass.dat"
+
+# Where each machine hive's keys appear in the registry a person sees.
+MACHINE_ROOTS = {
+    "SAM": "HKLM\\SAM",
+    "SECURITY": "HKLM\\SECURITY",
+    "SYSTEM": "HKLM\\SYSTEM",
+    "SOFTWARE": "HKLM\\SOFTWARE",
+    "DEFAULT": "HKU\\.DEFAULT",
+}
+
+# descriptors.source of a place's descriptor
+SOURCE_KEY = "registry"  # an sk cell
+SOURCE_VALUE = "value"  # a self-relative descriptor stored in a registry value
+SOURCE_TASK = "task"  # SDDL in a task file
+PLACE_SOURCES = (SOURCE_KEY, SOURCE_VALUE, SOURCE_TASK)
+
+
+@dataclass
+class OpenedHive:
+    """One hive of the machine, opened, with what places call it."""
+
+    name: str  # SOFTWARE; NTUSER.DAT of S-1-5-21-...-1000
+    kind: str  # SAM, SECURITY, SYSTEM, SOFTWARE, DEFAULT, NTUSER, USRCLASS
+    root: str  # HKLM\\SOFTWARE; HKU\\S-1-5-21-...-1000; HKU\\S-..._Classes
+    origin: str
+    hive: Hive
+    profile_sid: str | None = None
+
+
+@dataclass
+class PlaceScan:
+    """What reading the places found: counts per SID and kind, and the bad items."""
+
+    place_counts: dict[str, Counter] = field(default_factory=dict)  # sid -> kind -> places
+    problems: list[PlaceProblem] = field(default_factory=list)
+    hive_problems: list[str] = field(default_factory=list)  # parts of hives that could not be read
+    places: int = 0
+    hives: int = 0
+
+    @property
+    def sids(self) -> set[str]:
+        return set(self.place_counts)
+
+
+class _DescriptorStore:
+    """Place descriptors stored once per distinct byte string, keys after the files'."""
+
+    def __init__(self, db, volume_id: int) -> None:
+        self.db = db
+        self.volume_id = volume_id
+        row = db.execute("SELECT COALESCE(MAX(key), 0) + 1 FROM descriptors").fetchone()
+        self.next_key = int(row[0])
+        self.keys: dict[bytes, int] = {}
+        self.infos: dict[int, DescriptorInfo] = {}
+
+    def key_of(self, raw: bytes, source: str) -> int:
+        key = self.keys.get(raw)
+        if key is None:
+            key = self.keys[raw] = self.next_key
+            self.next_key += 1
+            self.infos[key] = describe(key, raw, security_id=None, source=source, hash_ok=None)
+        return key
+
+    def flush(self) -> None:
+        from aclscan.scan import store_descriptor_rows
+
+        # descriptors.files stays 0: these descriptors cover places, counted in `places`
+        store_descriptor_rows(self.db, self.volume_id, list(self.infos.values()), {})
+
+
+def machine_hives(hive_set, volume) -> list[OpenedHive]:
+    """The machine hives the resolution opened, and DEFAULT from the volume."""
+    found = []
+    for name, hive in sorted(getattr(hive_set, "opened", {}).items()):
+        found.append(OpenedHive(name, name, MACHINE_ROOTS[name], hive_set.origins.get(name, ""), hive))
+    if volume is not None:
+        default = _open_on_volume(volume, f"{CONFIG_DIR}/DEFAULT", "DEFAULT")
+        if isinstance(default, OpenedHive):
+            found.append(default)
+    return found
+
+
+def _open_on_volume(volume, path: str, name: str, *, kind: str | None = None, root: str | None = None,
+                    profile_sid: str | None = None):
+    """An OpenedHive, None where there is no such file, or a PlaceProblem."""
+    try:
+        data = volume.open_path(path)
+    except NotFound:
+        return None
+    except Error as exc:
+        return PlaceProblem(REGISTRY_KEY, f"volume {path}", f"cannot read: {exc}")
+    logs = []
+    for suffix in (".LOG1", ".LOG2", ".LOG"):
+        try:
+            logs.append(volume.open_path(path + suffix))
+        except Error:
+            continue
+    try:
+        hive = open_hive(data, logs=logs or None, label=f"volume {path}")
+    except Error as exc:
+        return PlaceProblem(REGISTRY_KEY, f"volume {path}", str(exc))
+    return OpenedHive(name, kind or name, root or MACHINE_ROOTS.get(name, name), f"volume {path}", hive,
+                      profile_sid)
+
+
+def volume_path(windows_path: str) -> str | None:
+    """``C:\\Users\\Ken`` or ``%SystemDrive%\\Users\\Ken`` -> ``/Users/Ken`` (the system
+    volume); None for a path on another drive or a share."""
+    text = windows_path.replace("/", "\\").strip()
+    lowered = text.casefold()
+    for prefix in ("%systemdrive%", "c:"):
+        if lowered.startswith(prefix):
+            rest = text[len(prefix):]
+            return "/" + "/".join(p for p in rest.split("\\") if p)
+    return None
+
+
+def user_hive_paths(db, volume_id: int, profiles: Iterable) -> list[tuple[str, str, str | None]]:
+    """(volume path, kind, profile SID) of every NTUSER.DAT and UsrClass.dat: those
+    ProfileList names, and any other profile folder's under /Users (old profiles of
+    deleted or re-SIDed accounts too)."""
+    owners: dict[str, str] = {}
+    for profile in profiles:
+        folder = volume_path(profile.path) if getattr(profile, "path", None) else None
+        if folder and not getattr(profile, "backup", False):
+            owners.setdefault(folder.casefold(), profile.sid)
+    rows = db.execute(
+        "SELECT d.path, r.name FROM file_records r JOIN directories d"
+        " ON d.volume_id = r.volume_id AND d.entry = r.parent_entry AND d.sequence = r.parent_sequence"
+        " WHERE r.volume_id = ? AND r.is_dir = 0 AND upper(r.name) IN ('NTUSER.DAT', 'USRCLASS.DAT')",
+        [volume_id],
+    ).fetchall()
+    found = []
+    for directory, name in rows:
+        if name.upper() == "NTUSER.DAT":
+            folder = directory
+            kind = "NTUSER"
+        else:
+            suffix = "/" + USER_CLASSES.rsplit("/", 1)[0]
+            if not directory.casefold().endswith(suffix.casefold()):
+                continue
+            folder = directory[: -len(suffix)]
+            kind = "USRCLASS"
+        if not folder.casefold().startswith("/users/") and folder.casefold() not in owners:
+            continue
+        found.append((f"{directory}/{name}", kind, owners.get(folder.casefold())))
+    return sorted(found)
+
+
+def user_hives(db, volume_id: int, volume, profiles: Iterable) -> tuple[list[OpenedHive], list[PlaceProblem]]:
+    opened, problems = [], []
+    for path, kind, sid in user_hive_paths(db, volume_id, profiles):
+        folder = path.rsplit("/", 1)[0] if kind == "NTUSER" else path.rsplit("/", 5)[0]
+        who = sid or f"profile {folder}"
+        file_name = "NTUSER.DAT" if kind == "NTUSER" else "UsrClass.dat"
+        root = f"HKU\\{sid or folder}" + ("_Classes" if kind == "USRCLASS" else "")
+        result = _open_on_volume(volume, path, f"{file_name} of {who}", kind=kind, root=root, profile_sid=sid)
+        if isinstance(result, OpenedHive):
+            opened.append(result)
+        elif result is not None:
+            problems.append(result)
+    return opened, problems
+
+
+def task_files(db, volume_id: int) -> list[str]:
+    """Every file under Windows/System32/Tasks (any letter case), by volume path."""
+    rows = db.execute(
+        "SELECT path FROM directories WHERE volume_id = ? AND (path = ? COLLATE NOCASE OR path LIKE ?)",
+        [volume_id, TASKS_DIR, TASKS_DIR + "/%"],
+    ).fetchall()
+    found = []
+    for (directory,) in rows:
+        entry = db.execute("SELECT entry, sequence FROM directories WHERE volume_id = ? AND path = ?",
+                           [volume_id, directory]).fetchone()
+        for (name,) in db.execute(
+            "SELECT name FROM file_records WHERE volume_id = ? AND parent_entry = ? AND parent_sequence = ?"
+            " AND is_dir = 0 AND name IS NOT NULL", [volume_id, entry[0], entry[1]]
+        ):
+            found.append(f"{directory}/{name}")
+    return sorted(found)
+
+
+class _PlaceWriter:
+    """Places rows, written in batches; counts per SID and kind as they go."""
+
+    COLUMNS = ("volume_id", "kind", "path", "hive", "location", "descriptor_key", "sid", "account", "role")
+
+    def __init__(self, db, volume_id: int, descriptors: _DescriptorStore, result: PlaceScan) -> None:
+        self.db = db
+        self.volume_id = volume_id
+        self.descriptors = descriptors
+        self.result = result
+        self.rows: list[tuple] = []
+        self.per_descriptor: Counter = Counter()  # (descriptor key, kind) -> places
+        self.direct: list[tuple[str, str]] = []  # (sid, kind)
+
+    def add(self, place: Place, source: str, resolve_name: Callable[[str], str | None]) -> None:
+        key = self.descriptors.key_of(place.descriptor, source) if place.descriptor is not None else None
+        sid = place.sid
+        if sid is None and place.account:
+            sid = resolve_name(place.account)
+        self.rows.append((self.volume_id, place.kind, place.path, place.hive, place.location, key, sid,
+                          place.account, place.role))
+        if key is not None:
+            self.per_descriptor[(key, place.kind)] += 1
+        if sid is not None:
+            self.direct.append((sid, place.kind))
+        if len(self.rows) >= 50_000:
+            self._write()
+
+    def add_keys(self, opened: OpenedHive, keys: Iterable[tuple[str, int]], cells: dict[int, bytes]) -> int:
+        """Every key of a hive, as (path in the hive, sk offset): one row each; returns
+        how many."""
+        sk_keys: dict[int, int | None] = {}
+        rows = self.rows
+        count = 0
+        for key_path, sk in keys:
+            key = sk_keys.get(sk, -1)
+            if key == -1:
+                raw = cells.get(sk)
+                key = sk_keys[sk] = self.descriptors.key_of(raw, SOURCE_KEY) if raw is not None else None
+            path = f"{opened.root}\\{key_path}" if key_path else opened.root
+            rows.append((self.volume_id, REGISTRY_KEY, path, opened.name, key_path, key, None, None, ""))
+            count += 1
+            if key is not None:
+                self.per_descriptor[(key, REGISTRY_KEY)] += 1
+            if len(rows) >= 50_000:
+                self._write()
+                rows = self.rows
+        return count
+
+    def _write(self) -> None:
+        store.bulk_insert(self.db, "places", self.COLUMNS, self.rows)
+        self.result.places += len(self.rows)
+        self.rows = []
+
+    def finish(self) -> None:
+        self._write()
+        counts = self.result.place_counts
+        infos = self.descriptors.infos
+        for (key, kind), places in self.per_descriptor.items():
+            for sid in infos[key].sid_roles:
+                counts.setdefault(sid, Counter())[kind] += places
+        for sid, kind in self.direct:
+            counts.setdefault(sid, Counter())[kind] += 1
+
+
+def _value_places(opened: OpenedHive) -> tuple[list[Place], list[PlaceProblem]]:
+    try:
+        from aclscan.hives import places as readers
+    except ImportError:  # MERGE-TODO
+        return [], []
+
+    reader = getattr(readers, f"{opened.kind.lower()}_places", None)
+    if reader is None:
+        return [], []
+    return reader(opened.hive)
+
+
+def _task_places(volume, path: str) -> tuple[list[Place], list[PlaceProblem]]:
+    try:
+        from aclscan.tasks import read_task
+    except ImportError:  # MERGE-TODO
+        return [], []
+
+    try:
+        data = volume.open_path(path)
+    except Error as exc:
+        return [], [PlaceProblem(TASK, f"volume {path}", f"cannot read: {exc}")]
+    return read_task(data, path[len(TASKS_DIR):] if path.casefold().startswith(TASKS_DIR.casefold()) else path,
+                     location=path)
+
+
+def scan_places(db, volume_id: int, volume, hive_set, resolve_name: Callable[[str], str | None]) -> PlaceScan:
+    """Read every place of the machine into ``places`` (and their descriptors into
+    ``descriptors``/``aces``), the hives into ``hives``; bad items into the result."""
+    result = PlaceScan()
+    descriptors = _DescriptorStore(db, volume_id)
+    writer = _PlaceWriter(db, volume_id, descriptors, result)
+    opened = machine_hives(hive_set, volume)
+    if volume is not None:
+        software = getattr(hive_set, "software", None)
+        users, problems = user_hives(db, volume_id, volume, getattr(software, "profiles", ()))
+        opened += users
+        result.hive_problems += [printable(f"{p.where}: {p.reason}", 500) for p in problems]
+    hive_rows = []
+    for each in opened:
+        keys = None
+        try:
+            if hasattr(each.hive, "key_security"):  # MERGE-TODO: the regf reader's bulk API
+                cells = each.hive.security_cells()
+                keys = writer.add_keys(each, each.hive.key_security(), cells)
+        except Error as exc:
+            result.hive_problems.append(printable(f"{each.name} hive ({each.origin}): keys not read: {exc}", 500))
+        places, problems = _value_places(each)
+        for place in places:
+            writer.add(place, SOURCE_VALUE, resolve_name)
+        result.problems += problems
+        status = each.hive.status
+        result.hive_problems += [printable(f"{each.name} hive ({each.origin}): {p}", 500) for p in status.problems]
+        hive_rows.append((each.name, each.kind, each.root, each.origin, each.profile_sid, int(status.dirty),
+                          json.dumps(list(status.logs_applied)), keys,
+                          json.dumps(list(status.problems), ensure_ascii=False)))
+    if volume is not None:
+        for path in task_files(db, volume_id):
+            places, problems = _task_places(volume, path)
+            for place in places:
+                writer.add(place, SOURCE_TASK, resolve_name)
+            result.problems += problems
+    writer.finish()
+    descriptors.flush()
+    store.bulk_insert(db, "hives", ("name", "kind", "root", "origin", "profile_sid", "dirty", "logs_applied", "keys",
+                                    "problems"), hive_rows)
+    result.hives = len(hive_rows)
+    return result
+
+
+def place_problem_text(problem: PlaceProblem) -> str:
+    return printable(f"{problem.kind} {problem.where}: {problem.reason}", 500)
