@@ -9,6 +9,7 @@ import sqlite_utils
 
 FILE_COLUMNS = ("volume_id", "entry", "sequence", "path", "is_dir", "links", "security_id", "descriptor_key", "sddl")
 DESCRIPTOR_COLUMNS = ("key", "volume_id", "security_id", "source", "files", "owner", "group", "control", "sddl", "error")
+PLACE_COLUMNS = ("kind", "path", "hive", "location", "sid", "account", "descriptor_key", "sddl")
 
 
 def normalise_path_prefix(prefix: str) -> str:
@@ -110,3 +111,38 @@ def _dict_rows(db: sqlite_utils.Database, sql: str, params: list, limit: int | N
     names = [c[0] for c in cursor.description]
     for row in cursor:
         yield dict(zip(names, row))
+
+
+def iter_places(
+    db: sqlite_utils.Database,
+    *,
+    kind: str | None = None,
+    sid: str | None = None,
+    path_prefix: str | None = None,
+    hive: str | None = None,
+    limit: int | None = None,
+) -> Iterator[dict]:
+    """Places other than files (registry keys, services, shares, printers, tasks, DCOM,
+    SAM objects, LSA accounts): those naming ``sid`` (through their descriptor, or
+    directly as a task's principal), of one ``kind``, under a registry or place path
+    (compared case-insensitively, as Windows compares them), of one hive."""
+    sid_clause, sid_params = descriptors_with_sid_clause(sid, "p.descriptor_key")
+    clauses = [
+        (f"(({sid_clause}) OR p.sid = ?)", [*sid_params, sid]) if sid else ("", []),
+        ("p.kind = ?", [kind]) if kind else ("", []),
+        ("p.hive = ?", [hive]) if hive else ("", []),
+    ]
+    if path_prefix:
+        prefix = path_prefix.rstrip("\\")
+        clauses.append(("(p.path = ? COLLATE NOCASE OR p.path LIKE ? ESCAPE '!')",
+                        [prefix, _like_escape(prefix) + "\\%"]))
+    where, params = _where(*clauses)
+    sql = (
+        "SELECT p.kind, p.path, p.hive, p.location, p.sid, p.account, p.descriptor_key, d.sddl"
+        f" FROM places p LEFT JOIN descriptors d ON d.key = p.descriptor_key{where} ORDER BY p.kind, p.path"
+    )
+    return _dict_rows(db, sql, params, limit)
+
+
+def _like_escape(text: str) -> str:
+    return "".join(f"!{c}" if c in "%_!" else c for c in text)

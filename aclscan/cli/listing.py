@@ -10,6 +10,7 @@ from aclscan import queries
 from aclscan.cli import cli
 from aclscan.cli.options import db_argument, format_option
 from aclscan.formats.rows import write_rows
+from aclscan.places import PLACE_KINDS
 from aclscan.sd.sddl import sid_from_sddl
 from aclscan.store import open_database
 
@@ -47,6 +48,23 @@ def descriptors(database, sid, path_prefix, limit, fmt):
     db = open_database(database)
     rows = queries.iter_descriptors(db, sid=_sid_text(sid), path_prefix=path_prefix, limit=limit)
     write_rows(rows, queries.DESCRIPTOR_COLUMNS, fmt, sys.stdout)
+
+
+@cli.command()
+@db_argument
+@click.option("--kind", type=click.Choice(PLACE_KINDS), help="Only places of this kind.")
+@click.option("--sid", help="Only places that name this SID (through their descriptor or directly).")
+@click.option("--path", "path_prefix", help="Only places at or under this path (HKLM\\SOFTWARE\\AVScan; "
+                                            "case-insensitive).")
+@click.option("--hive", help="Only places stored in this hive (as `aclscan places` names it: SOFTWARE, ...).")
+@click.option("--limit", type=int, help="At most this many rows.")
+@format_option
+def places(database, kind, sid, path_prefix, hive, limit, fmt):
+    """List the places other than files that a scan read: registry keys, services, shares,
+    printers, scheduled tasks, DCOM permissions, SAM objects and LSA accounts."""
+    db = open_database(database)
+    rows = queries.iter_places(db, kind=kind, sid=_sid_text(sid), path_prefix=path_prefix, hive=hive, limit=limit)
+    write_rows(rows, queries.PLACE_COLUMNS, fmt, sys.stdout)
 
 
 @cli.command()

