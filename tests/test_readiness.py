@@ -26,6 +26,7 @@ REASON_RULES = (
     (("predate", "exist before"), "no_account_predates_sid_change"),
     (("LanmanNT",), "not_domain_controller"),
     (("old SID", "previous machine SID", "lacks SeServiceLogonRight"), "no_stale_prefix"),
+    (("orphaned", "SID-history", "problem SIDs"), "no_problem_sids"),
 )
 FLEET_SCENARIOS = ("ws1", "ws2", "member-before")
 
@@ -133,7 +134,9 @@ def test_json_document(scenario_db, capsys):
 def test_exit_codes(scenario_db, tmp_path, capsys):
     assert run(["check", str(scenario_db("clean"))], capsys)[0] == 0
     code, out, _ = run(["check", str(scenario_db("cloned-dc"))], capsys)
-    assert code == 1 and out.startswith("NOT READY: DC01")
+    headline, machine = out.splitlines()[:2]
+    assert code == 1 and headline.startswith("NOT READY: not_domain_controller failed")
+    assert machine.startswith("DC01 ")
     # A scan database given as the fleet: a database error.
     code, _, err = run(["check", str(scenario_db("clean")), "--fleet", str(scenario_db("ws1"))], capsys)
     assert code == 5 and "is a scan database, not a fleet database" in err
@@ -224,7 +227,7 @@ def test_schema_1_database_migrates_and_asks_for_a_rescan(scenario_db, tmp_path,
     old = tmp_path / "old.db"
     _as_schema_1(scenario_db("ws1"), old)
     db = open_database(old, index=False)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     assert db.execute("SELECT COUNT(*) FROM machine").fetchone()[0] == 0
     with pytest.raises(DatabaseError, match="predates machine facts"):
         readiness.check(db)

@@ -380,8 +380,9 @@ def domain_member() -> Scenario:
         primary_domain=("NETWERKS", d),
         profiles={alice: "C:\\Users\\alice", f"{MEMBER}-500": "C:\\Users\\Administrator"},
         nodes=nodes, truth=truth,
-        readiness={"ready": True, "reasons": [],
-                   "notes": ["one orphaned domain user (carol) and one SID-history reference (dave) to clean up"]},
+        readiness={"ready": False,
+                   "reasons": ["an orphaned domain user (carol) and a SID-history reference (dave) are still named: "
+                               "problem SIDs block the gate until the plan's clean-up is applied"]},
         domain_export=export, deleted_domain_users=(f"{d}-{DELETED[0]}",),
     )
 

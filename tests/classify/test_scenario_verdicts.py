@@ -90,8 +90,12 @@ def test_inconsistent_hives_are_a_finding(tmp_path, capsys):
     sam = expand("hives", "regipy-SAM", tmp_path)
     security = expand("hives", "regipy-SECURITY", tmp_path)  # another machine's SECURITY (dirty, still read)
     db = tmp_path / "mixed.db"
+    # The dirty SECURITY has no transaction logs beside it: read, but the scan is partial (3).
     assert main(["scan", str(SAMPLES / "clean.img.gz"), "--db", str(db), "--quiet",
-                 "--sam", str(sam), "--security", str(security)]) == 0
+                 "--sam", str(sam), "--security", str(security)]) == 3
+    errors = sqlite3.connect(db).execute("SELECT kind, reason FROM scan_errors").fetchall()
+    assert ("hive", f"SECURITY hive ({security}): dirty hive read without its transaction logs: recent changes "
+                    "may be missing") in errors
     row = sqlite3.connect(db).execute(
         "SELECT verdict, evidence FROM findings WHERE sid = 'S-1-5-21-1786693902-1815088602-2777321892'").fetchone()
     assert row[0] == "inconsistent_hives" and "S-1-5-21-1760460187-1592185332-161725925" in row[1]
