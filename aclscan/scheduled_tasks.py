@@ -117,7 +117,7 @@ class _Collector:
 
 def _refuse(what: str):
     def handler(*_args):
-        raise _Refused(f"a task file has no {what}")
+        raise _Refused(f"{what}: task files never carry one, so the file is not read")
 
     return handler
 
@@ -125,9 +125,9 @@ def _refuse(what: str):
 def _parse(text: str) -> list[tuple[str, str, str]]:
     collector = _Collector()
     parser = expat.ParserCreate(encoding="UTF-8", namespace_separator=_SEPARATOR)
-    parser.StartDoctypeDeclHandler = _refuse("DOCTYPE")
-    parser.EntityDeclHandler = _refuse("entity declarations")
-    parser.ExternalEntityRefHandler = _refuse("external entities")
+    parser.StartDoctypeDeclHandler = _refuse("a DOCTYPE")
+    parser.EntityDeclHandler = _refuse("an entity declaration")
+    parser.ExternalEntityRefHandler = _refuse("an external entity")
     parser.StartElementHandler = collector.start
     parser.EndElementHandler = collector.end
     parser.CharacterDataHandler = collector.data

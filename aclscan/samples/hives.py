@@ -991,9 +991,10 @@ def _lanman_server(shares: Sequence[Share]) -> Key:
                                                        "Permissions=0", f"Remark={share.remark}", "Type=0"]))
         security.append(Value(share.name, REG_BINARY, share.security))
     shares_key = Key("Shares", listed, [Key("Security", security)])
+    # No ObjectName: the service's logon account is the scenario's to declare (a
+    # Service), the key here only holds the shares.
     return Key("LanmanServer", [Value("ImagePath", REG_EXPAND_SZ, r"%SystemRoot%\system32\svchost.exe -k netsvcs"),
-                                Value("ObjectName", REG_SZ, "LocalSystem"), Value("Start", REG_DWORD, 2),
-                                Value("Type", REG_DWORD, 0x20)], [shares_key])
+                                Value("Start", REG_DWORD, 2), Value("Type", REG_DWORD, 0x20)], [shares_key])
 
 
 def _printer_key(printer: Printer) -> Key:
