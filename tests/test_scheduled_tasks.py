@@ -54,7 +54,8 @@ def test_a_task_written_as_windows_writes_it():
     }
     descriptor = by_location[f"{PATH}|RegistrationInfo/SecurityDescriptor"].descriptor
     # FRFX: FILE_GENERIC_READ | FILE_GENERIC_EXECUTE = 0x120089 | 0x1200a0 (winnt.h)
-    assert to_sddl(SecurityDescriptor.from_bytes(descriptor)) == "O:BAG:SYD:(A;;FA;;;BA)(A;;0x1200a9;;;S-1-5-21-1-2-3-1010)"
+    expected = "O:BAG:SYD:(A;;FA;;;BA)(A;;0x1200a9;;;S-1-5-21-1-2-3-1010)"
+    assert to_sddl(SecurityDescriptor.from_bytes(descriptor)) == expected
     user = by_location[f"{PATH}|Principals/Principal[Author]/UserId"]
     assert (user.sid, user.account, user.role, user.descriptor) == ("S-1-5-21-1-2-3-1009", None, ROLE_USER, None)
     group = by_location[f"{PATH}|Principals/Principal[Operators]/GroupId"]
