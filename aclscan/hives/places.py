@@ -28,8 +28,8 @@ Where the descriptors are (``<CS>`` is the control set ``Select\\Current`` names
               descriptor, REG_NONE, no header (seen in Windows 7 and 10 hives)
                                      LSA account SID
 
-Every descriptor value is REG_BINARY, except SECURITY's, which are REG_NONE; a value of
-any other type is a problem.
+Windows stores these descriptors as REG_BINARY, SECURITY's as REG_NONE; either type is
+read anywhere, a value of any other type is a problem.
 
 ``Place.location`` is ``"<key path>|<value name>"``: the key path as
 :meth:`Hive.key` takes it (from the hive's root, no root name, backslashes), a ``|``,
