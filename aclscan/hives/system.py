@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from aclscan.errors import HiveError
 from aclscan.hives.registry import Hive, HiveSource, HiveStatus, RegKey, RegValue, open_hive, printable
 
-__all__ = ["PRODUCT_TYPES", "Service", "SystemInfo", "read_system", "system_from_hive"]
+__all__ = ["PRODUCT_TYPES", "Service", "SystemInfo", "current_control_set", "read_system", "system_from_hive"]
 
 PRODUCT_TYPES = {"WinNT": "workstation", "ServerNT": "server", "LanmanNT": "domain controller"}
 
@@ -94,10 +94,10 @@ def _service(key: RegKey) -> Service:
     )
 
 
-def system_from_hive(hive: Hive) -> SystemInfo:
-    """:func:`read_system` over a hive already open."""
-    hive.require("SYSTEM")
-    problems: list[str] = []
+def current_control_set(hive: Hive, problems: list[str]) -> tuple[int, RegKey]:
+    """(number, key) of the control set ``Select\\Current`` names (``Default`` where
+    Current is missing, ControlSet001 where both are, which is added to ``problems``).
+    :class:`HiveError` where the hive lacks that control set."""
     select = hive.key("Select")
     current = _number(select, "Current") or _number(select, "Default")
     if current is None:
@@ -106,6 +106,14 @@ def system_from_hive(hive: Hive) -> SystemInfo:
     control_set = hive.key(f"ControlSet{current:03d}")
     if control_set is None:
         raise HiveError(f"{hive.label}: Select\\Current names ControlSet{current:03d}, which the hive lacks")
+    return current, control_set
+
+
+def system_from_hive(hive: Hive) -> SystemInfo:
+    """:func:`read_system` over a hive already open."""
+    hive.require("SYSTEM")
+    problems: list[str] = []
+    current, control_set = current_control_set(hive, problems)
     computer_name = _text(control_set.find("Control\\ComputerName\\ComputerName"), "ComputerName")
     product_type = _text(control_set.find("Control\\ProductOptions"), "ProductType")
     if product_type is not None and product_type not in PRODUCT_TYPES:

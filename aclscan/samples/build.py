@@ -21,12 +21,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from xml.sax.saxutils import escape
+
+from aclscan import places as kinds
 from aclscan.accounts import wellknown
 from aclscan.errors import InvalidScenario
 from aclscan.fix import ntfs3g
 from aclscan.samples import hives, regf
 from aclscan.classify import PLACEHOLDER, RESOLVED, TRANSIENT
-from aclscan.samples.scenarios import Node, Scenario
+from aclscan.samples.scenarios import OLE_DEFAULTS, Node, Scenario, Task, UserHive
 from aclscan.sd import SID, SecurityDescriptor
 from aclscan.sd.inherit import child_descriptor
 from aclscan.sd.sddl import from_sddl, to_sddl
@@ -60,8 +63,82 @@ def final_descriptors(nodes: list[Node]) -> dict[str, SecurityDescriptor]:
     return result
 
 
+@dataclass(frozen=True)
+class HiveFile:
+    """A hive the builder writes: where on the volume, what a place reader calls it
+    (``SOFTWARE``, ``NTUSER.DAT of S-1-...``), its key tree (every key's descriptor is
+    its ``security`` or, where None, ``default_security``) and its bytes."""
+
+    path: str
+    label: str
+    tree: regf.Key
+    default_security: bytes
+    data: bytes
+
+
+def _sd(sddl: str) -> bytes:
+    return from_sddl(sddl).to_bytes()
+
+
+def apply_key_acls(root: regf.Key, acls: dict[str, str], default: bytes) -> None:
+    """Give each key of ``acls`` (path below the root -> SDDL of its explicit part) its
+    descriptor, and every key below one what it inherits (CI ACEs, as Windows propagates
+    them); other keys keep the hive's ``default``."""
+
+    def visit(key: regf.Key, path: str, parent: SecurityDescriptor, below_explicit: bool) -> None:
+        explicit = acls.get(path)
+        descriptor = parent
+        if explicit is not None:
+            descriptor = child_descriptor(parent, from_sddl(explicit), is_dir=True)
+        elif below_explicit:
+            own = from_sddl(f"O:{parent.owner}G:{parent.group}D:")
+            descriptor = child_descriptor(parent, own, is_dir=True)
+        if explicit is not None or below_explicit:
+            key.security = descriptor.to_bytes()
+        for child in key.subkeys:
+            visit(child, f"{path}\\{child.name}" if path else child.name, descriptor,
+                  below_explicit or explicit is not None)
+
+    visit(root, "", SecurityDescriptor.from_bytes(default), False)
+
+
+def _keys_with_values(keys) -> dict[str, list[regf.Value]]:
+    return {key.path: [regf.Value(name, regf.REG_SZ, text) for name, text in key.values] for key in keys}
+
+
+def _hive(path: str, label: str, tree: regf.Key, name: str, default: bytes = regf.DEFAULT_SECURITY) -> HiveFile:
+    buffer = io.BytesIO()
+    regf.write_hive(tree, buffer, name=name, security=default)
+    return HiveFile(path, label, tree, default, buffer.getvalue())
+
+
+def user_hive_files(scenario: Scenario) -> list[HiveFile]:
+    """Each profile's NTUSER.DAT (and UsrClass.dat), its keys' ACLs set."""
+    out = []
+    for user in scenario.user_hives:
+        base = f"Users/{user.folder}"
+        acls = {"": user.root_sddl} | {key.path: key.sddl for key in user.keys}
+        tree = hives.user_hive(_keys_with_values(user.keys))
+        apply_key_acls(tree, acls, _sd(user.root_sddl))
+        out.append(_hive(f"{base}/NTUSER.DAT", f"NTUSER.DAT of {user.sid}", tree,
+                         f"\\??\\C:\\Users\\{user.folder}\\ntuser.dat", _sd(user.root_sddl)))
+        if user.usrclass:
+            tree = hives.user_hive({"Local Settings\\Software\\Microsoft\\Windows\\Shell\\BagMRU": [],
+                                    "CLSID": []})
+            apply_key_acls(tree, {"": user.root_sddl}, _sd(user.root_sddl))
+            out.append(_hive(f"{base}/{USRCLASS_DIR}/UsrClass.dat", f"UsrClass.dat of {user.sid}", tree,
+                             f"\\??\\C:\\Users\\{user.folder}\\AppData\\Local\\Microsoft\\Windows\\UsrClass.dat",
+                             _sd(user.root_sddl)))
+    return out
+
+
 def hive_files(scenario: Scenario) -> dict[str, bytes]:
     """SAM, SECURITY, SYSTEM and SOFTWARE of the scenario's machine, as hive bytes."""
+    return {name: hive.data for name, hive in machine_hives(scenario).items()}
+
+
+def machine_hives(scenario: Scenario) -> dict[str, HiveFile]:
+    """SAM, SECURITY, SYSTEM and SOFTWARE of the scenario's machine."""
     users = [hives.SamUser(a.rid, a.name, full_name=a.full_name) for a in scenario.accounts if a.kind == "user"]
     aliases = [hives.SamAlias(a.rid, a.name, list(a.members)) for a in scenario.accounts if a.kind == "alias"]
     builtin = [hives.SamAlias(a.rid, a.name, list(a.members)) for a in scenario.builtin_aliases]
@@ -75,17 +152,25 @@ def hive_files(scenario: Scenario) -> dict[str, bytes]:
                                         primary_domain_sid=domain_sid, accounts=lsa),
         "SYSTEM": hives.system_hive(
             scenario.computer,
-            [hives.Service(s.name, object_name=s.object_name, image_path=s.image_path) for s in scenario.services],
+            [hives.Service(s.name, object_name=s.object_name, image_path=s.image_path,
+                           security=_sd(s.sddl) if s.sddl else None) for s in scenario.services],
             product_type=scenario.product_type,
+            shares=[hives.Share(s.name, s.path, _sd(s.sddl)) for s in scenario.shares],
+            printers=[hives.Printer(p.name, _sd(p.sddl)) for p in scenario.printers],
         ),
-        "SOFTWARE": hives.software_hive([hives.Profile(sid, path) for sid, path in scenario.profiles.items()]),
+        "SOFTWARE": hives.software_hive(
+            [hives.Profile(sid, path) for sid, path in scenario.profiles.items()],
+            tasks=[hives.ScheduledTask(t.guid, t.path, _sd(t.cache_sddl), t.author) for t in scenario.tasks],
+            appids=[hives.AppId(a.guid, a.name, _sd(a.launch_sddl), _sd(a.access_sddl) if a.access_sddl else None)
+                    for a in scenario.appids],
+            ole={name: _sd(sddl) for name, sddl in OLE_DEFAULTS.items()} if scenario.ole_defaults else None,
+        ),
     }
-    out = {}
-    for name, tree in trees.items():
-        buffer = io.BytesIO()
-        regf.write_hive(tree, buffer, name=hives.HIVE_NAMES[name])
-        out[name] = buffer.getvalue()
-    return out
+    software = trees["SOFTWARE"]
+    for path, values in _keys_with_values(scenario.software_keys).items():
+        software.ensure(path).values.extend(values)
+    apply_key_acls(software, {key.path: key.sddl for key in scenario.software_keys}, regf.DEFAULT_SECURITY)
+    return {name: _hive(f"{HIVE_DIR}/{name}", name, tree, hives.HIVE_NAMES[name]) for name, tree in trees.items()}
 
 
 def lsa_rights(scenario: Scenario) -> dict[str, tuple[str, ...]]:
@@ -103,19 +188,102 @@ def lsa_rights(scenario: Scenario) -> dict[str, tuple[str, ...]]:
 SYSTEM_PROFILES = ("S-1-5-18", "S-1-5-19", "S-1-5-20")
 
 
-def all_nodes(scenario: Scenario, hive_bytes: dict[str, bytes]) -> list[Node]:
-    return list(scenario.nodes) + [Node(f"{HIVE_DIR}/{name}", False, HIVE_SDDL, data)
-                                   for name, data in hive_bytes.items()]
+TASKS_DIR = "Windows/System32/Tasks"
+TASKS_SDDL = "O:BAG:SYD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"
+USRCLASS_DIR = "AppData/Local/Microsoft/Windows"
+
+
+def task_xml(task: Task) -> bytes:
+    """The task's file as the Task Scheduler writes it: UTF-16 LE with a BOM, CRLF."""
+    command, _, arguments = task.command.partition(" -")
+    lines = [
+        '<?xml version="1.0" encoding="UTF-16"?>',
+        '<Task version="1.2" xmlns="http://schemas.microsoft.com/windows/2004/02/mit/task">',
+        "  <RegistrationInfo>",
+        f"    <Author>{escape(task.author)}</Author>",
+        f"    <URI>{escape(task.path)}</URI>",
+        f"    <SecurityDescriptor>{escape(task.sddl)}</SecurityDescriptor>",
+        "  </RegistrationInfo>",
+        "  <Triggers>",
+        "    <CalendarTrigger>",
+        "      <StartBoundary>2023-06-01T03:00:00</StartBoundary>",
+        "      <Enabled>true</Enabled>",
+        "      <ScheduleByDay><DaysInterval>1</DaysInterval></ScheduleByDay>",
+        "    </CalendarTrigger>",
+        "  </Triggers>",
+        "  <Principals>",
+        '    <Principal id="Author">',
+        f"      <UserId>{escape(task.user_id)}</UserId>",
+        "      <LogonType>Password</LogonType>",
+        "      <RunLevel>HighestAvailable</RunLevel>",
+        "    </Principal>",
+        "  </Principals>",
+        "  <Settings>",
+        "    <MultipleInstancesPolicy>IgnoreNew</MultipleInstancesPolicy>",
+        "    <Enabled>true</Enabled>",
+        "  </Settings>",
+        '  <Actions Context="Author">',
+        "    <Exec>",
+        f"      <Command>{escape(command)}</Command>",
+    ]
+    if arguments:
+        lines.append(f"      <Arguments>-{escape(arguments)}</Arguments>")
+    lines += ["    </Exec>", "  </Actions>", "</Task>", ""]
+    return b"\xff\xfe" + "\r\n".join(lines).encode("utf-16-le")
+
+
+def _task_nodes(scenario: Scenario) -> list[Node]:
+    if not scenario.tasks:
+        return []
+    nodes = [Node(TASKS_DIR, True, TASKS_SDDL)]
+    made = {TASKS_DIR}
+    for task in scenario.tasks:
+        parts = task.path.strip("\\").split("\\")
+        for depth in range(1, len(parts)):
+            folder = "/".join([TASKS_DIR, *parts[:depth]])
+            if folder not in made:
+                made.add(folder)
+                nodes.append(Node(folder, True, "O:BAG:SYD:"))
+        nodes.append(Node("/".join([TASKS_DIR, *parts]), False, "O:BAG:SYD:", task_xml(task)))
+    return nodes
+
+
+def _user_hive_nodes(user: UserHive, files: dict[str, HiveFile]) -> list[Node]:
+    base = f"Users/{user.folder}"
+    owner = f"O:{user.sid}G:{user.sid}D:"
+    nodes = [Node(f"{base}/NTUSER.DAT", False, owner, files[f"{base}/NTUSER.DAT"].data)]
+    if user.usrclass:
+        folder = base
+        for part in USRCLASS_DIR.split("/"):
+            folder = f"{folder}/{part}"
+            nodes.append(Node(folder, True, owner))
+        nodes.append(Node(f"{folder}/UsrClass.dat", False, owner, files[f"{folder}/UsrClass.dat"].data))
+    return nodes
+
+
+def all_hives(scenario: Scenario) -> list[HiveFile]:
+    """Every hive the volume gets: the machine's four, then the profiles' user hives."""
+    return list(machine_hives(scenario).values()) + user_hive_files(scenario)
+
+
+def all_nodes(scenario: Scenario, hive_list: list[HiveFile]) -> list[Node]:
+    """The scenario's files and folders, its task files, its user hives, then the machine hives."""
+    by_path = {hive.path: hive for hive in hive_list}
+    nodes = list(scenario.nodes) + _task_nodes(scenario)
+    for user in scenario.user_hives:
+        nodes += _user_hive_nodes(user, by_path)
+    return nodes + [Node(hive.path, False, HIVE_SDDL, hive.data) for hive in hive_list
+                    if hive.path.startswith(HIVE_DIR)]
 
 
 def build(scenario: Scenario, out_dir: str | os.PathLike) -> Built:
     """Make ``OUT/NAME.img.gz`` and ``OUT/NAME.json`` (and domain exports)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    hive_bytes = hive_files(scenario)
-    nodes = all_nodes(scenario, hive_bytes)
+    hive_list = all_hives(scenario)
+    nodes = all_nodes(scenario, hive_list)
     descriptors = final_descriptors(nodes)
-    manifest_of(scenario, nodes, descriptors, [])  # an incomplete definition fails before any work
+    manifest_of(scenario, nodes, descriptors, [], hive_list)  # an incomplete definition fails before any work
     with tempfile.TemporaryDirectory(prefix="aclscan-sample-") as scratch:
         image = Path(scratch) / f"{scenario.name}.img"
         ntfs3g.make_image(image, scenario.size, label=scenario.computer)
@@ -134,8 +302,8 @@ def build(scenario: Scenario, out_dir: str | os.PathLike) -> Built:
         raise InvalidScenario(f"{packed} is {packed.stat().st_size} bytes, over {MAX_COMPRESSED}")
     extras = write_domain_exports(scenario, out) + write_master_sam(scenario, out)
     manifest = out / f"{scenario.name}.json"
-    manifest.write_text(json.dumps(manifest_of(scenario, nodes, descriptors, extras), indent=2, ensure_ascii=False)
-                        + "\n")
+    manifest.write_text(json.dumps(manifest_of(scenario, nodes, descriptors, extras, hive_list), indent=2,
+                                   ensure_ascii=False) + "\n")
     return Built(packed, manifest, tuple(extras))
 
 
@@ -178,8 +346,90 @@ def hive_references(scenario: Scenario) -> dict[str, list[str]]:
     return refs
 
 
+def _places(scenario: Scenario, hive_list: list[HiveFile]) -> tuple[list[dict], dict[str, dict]]:
+    """What the builder wrote, as places: (the value and task-file places, each with the
+    SIDs it names; per hive, its key count and the keys naming each SID)."""
+    objects: list[dict] = []
+
+    def add(kind: str, path: str, hive: str, descriptor: bytes | None = None, sid: str | None = None) -> None:
+        sids = sids_of(SecurityDescriptor.from_bytes(descriptor)) if descriptor is not None else set()
+        if sid is not None:
+            sids.add(sid)
+        objects.append({"kind": kind, "path": path, "hive": hive, "sids": sorted(sids, key=_sid_key)})
+
+    for service in scenario.services:
+        if service.sddl:
+            add(kinds.SERVICE, f"service {service.name}", "SYSTEM", _sd(service.sddl))
+    for share in scenario.shares:
+        add(kinds.SHARE, f"share {share.name} ({share.path})", "SYSTEM", _sd(share.sddl))
+    for printer in scenario.printers:
+        add(kinds.PRINTER, f"printer {printer.name}", "SYSTEM", _sd(printer.sddl))
+    for task in scenario.tasks:
+        add(kinds.TASK, f"task {task.path}", "SOFTWARE", _sd(task.cache_sddl))
+        add(kinds.TASK, f"task {task.path}", "task file", _sd(task.sddl))
+        add(kinds.TASK, f"task {task.path}", "task file", sid=task.user_id)
+    for appid in scenario.appids:
+        add(kinds.DCOM, f"dcom AppID {appid.guid} ({appid.name}) LaunchPermission", "SOFTWARE", _sd(appid.launch_sddl))
+        if appid.access_sddl:
+            add(kinds.DCOM, f"dcom AppID {appid.guid} ({appid.name}) AccessPermission", "SOFTWARE",
+                _sd(appid.access_sddl))
+    if scenario.ole_defaults:
+        for name, sddl in OLE_DEFAULTS.items():
+            add(kinds.DCOM, f"dcom Ole {name}", "SOFTWARE", _sd(sddl))
+    for account in scenario.accounts:
+        if account.kind == "user":
+            add(kinds.SAM_OBJECT, f"SAM user {account.name}", "SAM",
+                hives.user_descriptor(scenario.machine_sid, account.rid))
+    add(kinds.SAM_OBJECT, "SAM group None", "SAM", hives.GROUP_DESCRIPTOR)
+    for account in [a for a in scenario.accounts if a.kind == "alias"] + list(scenario.builtin_aliases):
+        add(kinds.SAM_OBJECT, f"SAM alias {account.name}", "SAM", hives.alias_descriptor(account.rid))
+    for sid in lsa_rights(scenario):
+        add(kinds.LSA_ACCOUNT, f"LSA account {sid}", "SECURITY", hives.LSA_ACCOUNT_DESCRIPTOR)
+
+    keys: dict[str, dict] = {}
+    for hive in hive_list:
+        count, by_sid = 0, {}
+        for _path, key in hive.tree.walk():
+            count += 1
+            for sid in sids_of(SecurityDescriptor.from_bytes(key.security or hive.default_security)):
+                by_sid[sid] = by_sid.get(sid, 0) + 1
+        keys[hive.path] = {"hive": hive.label, "keys": count,
+                           "by_sid": {sid: by_sid[sid] for sid in sorted(by_sid, key=_sid_key)}}
+    return objects, keys
+
+
+def places_of(scenario: Scenario, hive_list: list[HiveFile]) -> dict:
+    """The manifest's ``places``: every place other than a file that the builder wrote,
+    counted per SID and kind (see sample_volumes/README.md)."""
+    objects, keys = _places(scenario, hive_list)
+    counts: dict[str, dict[str, int]] = {}
+    for hive in keys.values():
+        for sid, n in hive["by_sid"].items():
+            counts.setdefault(sid, {}).setdefault(kinds.REGISTRY_KEY, 0)
+            counts[sid][kinds.REGISTRY_KEY] += n
+    for place in objects:
+        for sid in place["sids"]:
+            counts.setdefault(sid, {}).setdefault(place["kind"], 0)
+            counts[sid][place["kind"]] += 1
+    by_sid = {}
+    for sid in sorted(counts, key=_sid_key):
+        verdict = scenario.truth[sid].verdict if sid in scenario.truth else well_known_verdict(sid)
+        if verdict is None:
+            raise InvalidScenario(f"scenario {scenario.name}: no expected verdict for {sid}, named by a place")
+        by_sid[sid] = {"verdict": verdict,
+                       "kinds": {kind: counts[sid][kind] for kind in kinds.PLACE_KINDS if kind in counts[sid]}}
+    return {
+        "counted": "places other than files the builder wrote: every key of every hive (registry_key), and "
+                   "the descriptors kept in values and task files; a place counts once for each SID its "
+                   "descriptor (owner, group, DACL, SACL) or its direct reference names",
+        "by_sid": by_sid,
+        "hives": keys,
+        "objects": objects,
+    }
+
+
 def manifest_of(scenario: Scenario, nodes: list[Node], descriptors: dict[str, SecurityDescriptor],
-                extras: list[Path]) -> dict:
+                extras: list[Path], hive_list: list[HiveFile] | None = None) -> dict:
     files: dict[str, int] = {}
     distinct: dict[str, set[bytes]] = {}
     for node in nodes:
@@ -226,6 +476,8 @@ def manifest_of(scenario: Scenario, nodes: list[Node], descriptors: dict[str, Se
         "lsa_rights": {sid: list(names) for sid, names in lsa_rights(scenario).items()},
         "profiles": scenario.profiles,
         "hives": [f"{HIVE_DIR}/{name}" for name in ("SAM", "SECURITY", "SYSTEM", "SOFTWARE")],
+        "user_hives": {hive.path: hive.label for hive in (hive_list or all_hives(scenario))
+                       if not hive.path.startswith(HIVE_DIR)},
         "counted": "files and directories the scenario made (NTFS metadata files $MFT..$Extend excluded), "
                    "the root directory and the four hives included",
         "files_made": len(nodes),
@@ -238,6 +490,7 @@ def manifest_of(scenario: Scenario, nodes: list[Node], descriptors: dict[str, Se
         "deleted_domain_users": list(scenario.deleted_domain_users),
         "paths": {node.path or "/": to_sddl(descriptors[node.path]) for node in nodes
                   if node.is_dir or not _bulk(node)},
+        "places": places_of(scenario, all_hives(scenario) if hive_list is None else hive_list),
     }
 
 

@@ -63,10 +63,17 @@ __all__ = [
     "LsaAccount",
     "PRIVILEGES",
     "PRODUCT_TYPES",
+    "AppId",
+    "GROUP_DESCRIPTOR",
+    "LSA_ACCOUNT_DESCRIPTOR",
+    "Printer",
     "Profile",
     "SamAlias",
     "SamUser",
+    "ScheduledTask",
     "Service",
+    "Share",
+    "alias_descriptor",
     "default_builtin_aliases",
     "default_lsa_accounts",
     "default_users",
@@ -75,6 +82,8 @@ __all__ = [
     "service_sid",
     "software_hive",
     "system_hive",
+    "user_descriptor",
+    "user_hive",
     "write_hive",
 ]
 
@@ -275,10 +284,51 @@ class Service:
     error_control: int = 1
     required_privileges: Sequence[str] = ()
     service_sid_type: int | None = None  # 0 none, 1 unrestricted, 3 restricted
+    security: bytes | None = None  # the service's own descriptor (Services\<name>\Security)
 
     @property
     def is_driver(self) -> bool:
         return bool(self.type & 0x3) and not self.type & 0x30
+
+
+@dataclass(frozen=True)
+class Share:
+    """A share of the Server service: its folder and its share permissions (a descriptor)."""
+
+    name: str
+    path: str
+    security: bytes
+    remark: str = ""
+
+
+@dataclass(frozen=True)
+class Printer:
+    """A local printer and its descriptor (Control\\Print\\Printers\\<name>\\Security)."""
+
+    name: str
+    security: bytes
+    port: str = "PORTPROMPT:"
+    driver: str = "Microsoft Print To PDF"
+
+
+@dataclass(frozen=True)
+class ScheduledTask:
+    """A task's TaskCache entry (Schedule\\TaskCache\\Tasks\\{id} and Tree\\<path>)."""
+
+    guid: str  # "{...}", upper case as Windows writes it
+    path: str  # "\\AVScan\\Update"
+    security: bytes  # the SD value
+    author: str = ""
+
+
+@dataclass(frozen=True)
+class AppId:
+    """A DCOM application (Classes\\AppID\\{id}) and its launch and access permissions."""
+
+    guid: str
+    name: str
+    launch: bytes | None = None
+    access: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -543,13 +593,35 @@ def _empty_hash(revision: int) -> bytes:
     return struct.pack("<HH", 3, 1)
 
 
-def _user_v(revision: int, user: SamUser, machine: SID) -> bytes:
-    user_sid = f"{machine}-{user.rid}"
-    owner_rights = "" if user.rid < 1000 else "(A;;0xf07ff;;;AO)"
-    sd = _sd(
+def user_descriptor(machine_sid: str, rid: int) -> bytes:
+    """The descriptor of a SAM user object (the first entry of its V value): Windows
+    grants the user itself read and change-password access."""
+    owner_rights = "" if rid < 1000 else "(A;;0xf07ff;;;AO)"
+    return _sd(
         f"O:BAG:BAD:(A;;0x2035b;;;WD)(A;;0xf07ff;;;BA){owner_rights}(A;;0x2031b;;;{_SAM_CAPABILITY})"
-        f"(A;;0x20044;;;{user_sid})S:(AU;SAFA;0x1050044;;;WD)(AU;SAFA;0x1fffff;;;AN)"
+        f"(A;;0x20044;;;{machine_sid}-{rid})S:(AU;SAFA;0x1050044;;;WD)(AU;SAFA;0x1fffff;;;AN)"
     )
+
+
+def alias_descriptor(rid: int) -> bytes:
+    """The descriptor of a SAM alias object (the first entry of its C value)."""
+    owner_rights = "" if rid == 544 else "(A;;0xf001f;;;AO)"
+    return _sd(
+        f"O:BAG:BAD:(A;;0x2000c;;;WD)(A;;0xf001f;;;BA){owner_rights}(A;;0x2000c;;;{_SAM_CAPABILITY})"
+        "S:(AU;SAFA;0x1050013;;;WD)(AU;SAFA;0x1fffff;;;AN)"
+    )
+
+
+GROUP_DESCRIPTOR = from_sddl(
+    "O:BAG:BAD:(A;;0x20011;;;WD)(A;;0xf001f;;;BA)(A;;0xf001f;;;AO)S:(AU;SAFA;0x105000e;;;WD)(AU;SAFA;0x1fffff;;;AN)"
+).to_bytes()  # a SAM group object's (the first entry of its C value)
+
+# Policy\Accounts\<SID>\SecDesc: Windows 7 and 10 write this one for every LSA account.
+LSA_ACCOUNT_DESCRIPTOR = from_sddl("O:BAG:SYD:(A;;0xf000f;;;BA)(A;;0x20000;;;WD)").to_bytes()
+
+
+def _user_v(revision: int, user: SamUser, machine: SID) -> bytes:
+    sd = user_descriptor(str(machine), user.rid)
     empty = _empty_hash(revision)
     items = [
         (sd, 0x10000 | revision),
@@ -575,11 +647,7 @@ def _user_v(revision: int, user: SamUser, machine: SID) -> bytes:
 
 
 def _alias_c(revision: int, alias: SamAlias, members: list[bytes]) -> bytes:
-    owner_rights = "" if alias.rid == 544 else "(A;;0xf001f;;;AO)"
-    sd = _sd(
-        f"O:BAG:BAD:(A;;0x2000c;;;WD)(A;;0xf001f;;;BA){owner_rights}(A;;0x2000c;;;{_SAM_CAPABILITY})"
-        "S:(AU;SAFA;0x1050013;;;WD)(AU;SAFA;0x1fffff;;;AN)"
-    )
+    sd = alias_descriptor(alias.rid)
     table, data = _entry_table(
         [
             (sd, 0x10000 | revision),
@@ -592,10 +660,7 @@ def _alias_c(revision: int, alias: SamAlias, members: list[bytes]) -> bytes:
 
 
 def _group_c(revision: int, rid: int, name: str, comment: str, member_rids: list[int]) -> bytes:
-    sd = _sd(
-        "O:BAG:BAD:(A;;0x20011;;;WD)(A;;0xf001f;;;BA)(A;;0xf001f;;;AO)"
-        "S:(AU;SAFA;0x105000e;;;WD)(AU;SAFA;0x1fffff;;;AN)"
-    )
+    sd = GROUP_DESCRIPTOR
     members = struct.pack(f"<{len(member_rids)}I", *member_rids)
     table, data = _entry_table(
         [(sd, 0x10000 | revision), (_utf16(name), 0), (_utf16(comment), 0), (members, len(member_rids))]
@@ -832,7 +897,7 @@ def security_hive(
     member_sid = b"" if machine_account_sid is None else _sid(machine_account_sid, "machine account SID").to_bytes()
     if accounts is None:
         accounts = default_lsa_accounts(machine_sid)
-    account_sd = _sd("O:BAG:SYD:(A;;0xf000f;;;BA)(A;;0x20000;;;WD)")
+    account_sd = LSA_ACCOUNT_DESCRIPTOR
     accounts_key = Key("Accounts", [_default(REG_NONE)])
     for text, account in accounts.items():
         if not isinstance(account, LsaAccount):
@@ -911,16 +976,49 @@ def _service_key(service: Service) -> Key:
     if service.service_sid_type is not None:
         values.append(Value("ServiceSidType", REG_DWORD, service.service_sid_type))
     values += [Value("Start", REG_DWORD, service.start), Value("Type", REG_DWORD, service.type)]
-    return Key(service.name, values)
+    subkeys = [] if service.security is None else [Key("Security", [Value("Security", REG_BINARY, service.security)])]
+    return Key(service.name, values, subkeys)
+
+
+def _lanman_server(shares: Sequence[Share]) -> Key:
+    """Services\\LanmanServer\\Shares: one REG_MULTI_SZ per share, its permissions under Security."""
+    listed = []
+    security = []
+    for share in shares:
+        if not isinstance(share, Share):
+            raise InvalidHive(f"{share!r} is not a Share")
+        listed.append(Value(share.name, REG_MULTI_SZ, ["CSCFlags=0", "MaxUses=4294967295", f"Path={share.path}",
+                                                       "Permissions=0", f"Remark={share.remark}", "Type=0"]))
+        security.append(Value(share.name, REG_BINARY, share.security))
+    shares_key = Key("Shares", listed, [Key("Security", security)])
+    # No ObjectName: the service's logon account is the scenario's to declare (a
+    # Service), the key here only holds the shares.
+    return Key("LanmanServer", [Value("ImagePath", REG_EXPAND_SZ, r"%SystemRoot%\system32\svchost.exe -k netsvcs"),
+                                Value("Start", REG_DWORD, 2), Value("Type", REG_DWORD, 0x20)], [shares_key])
+
+
+def _printer_key(printer: Printer) -> Key:
+    if not isinstance(printer, Printer):
+        raise InvalidHive(f"{printer!r} is not a Printer")
+    return Key(printer.name, [
+        Value("Name", REG_SZ, printer.name),
+        Value("Port", REG_SZ, printer.port),
+        Value("Printer Driver", REG_SZ, printer.driver),
+        Value("Security", REG_BINARY, printer.security),
+    ])
 
 
 def system_hive(
     computer_name: str,
     services: Sequence[Service] = (),
     product_type: str = "WinNT",
+    *,
+    shares: Sequence[Share] = (),
+    printers: Sequence[Printer] = (),
 ) -> Key:
     """The SYSTEM tree: Select (current control set 1), the computer name, the product
-    type (WinNT, ServerNT or LanmanNT) and ``services`` in ControlSet001."""
+    type (WinNT, ServerNT or LanmanNT), ``services`` in ControlSet001, and where given
+    the Server service's ``shares`` and the spooler's ``printers``."""
     if product_type not in PRODUCT_TYPES:
         raise InvalidHive(f"product type {product_type!r} is not one of {', '.join(PRODUCT_TYPES)}")
     if not isinstance(computer_name, str) or not computer_name:
@@ -938,7 +1036,11 @@ def system_hive(
             Key("ProductOptions", [Value("ProductType", REG_SZ, product_type)]),
         ],
     )
+    if printers:
+        control.subkeys.append(Key("Print", subkeys=[Key("Printers", subkeys=[_printer_key(p) for p in printers])]))
     services_key = Key("Services", subkeys=[_service_key(s) for s in services])
+    if shares:
+        services_key.subkeys.append(_lanman_server(shares))
     select = Key(
         "Select",
         [
@@ -963,10 +1065,15 @@ def software_hive(
     *,
     system_profiles: bool = True,
     timestamp: datetime | int = DEFAULT_TIMESTAMP,
+    tasks: Sequence[ScheduledTask] = (),
+    appids: Sequence[AppId] = (),
+    ole: Mapping[str, bytes] | None = None,
 ) -> Key:
     """The SOFTWARE tree down to Microsoft\\Windows NT\\CurrentVersion\\ProfileList:
     ``profiles`` and, unless ``system_profiles`` is false, SYSTEM, LOCAL SERVICE and
-    NETWORK SERVICE as Windows lists them (a profile given for one of them replaces it)."""
+    NETWORK SERVICE as Windows lists them (a profile given for one of them replaces it).
+    ``tasks`` go to the TaskCache, ``appids`` to Classes\\AppID, ``ole`` (value name ->
+    descriptor: DefaultLaunchPermission, ...) to Microsoft\\Ole."""
     stamp = filetime(timestamp)
     profile_list = Key(
         "ProfileList",
@@ -1013,4 +1120,33 @@ def software_hive(
     root = Key("ROOT")
     current = root.ensure(r"Microsoft\Windows NT\CurrentVersion")
     current.subkeys.append(profile_list)
+    for task in tasks:
+        if not isinstance(task, ScheduledTask):
+            raise InvalidHive(f"{task!r} is not a ScheduledTask")
+        cache = current.ensure(r"Schedule\TaskCache")
+        cache.ensure("Tasks").subkeys.append(Key(task.guid, [
+            Value("Path", REG_SZ, task.path),
+            Value("Author", REG_SZ, task.author),
+            Value("SD", REG_BINARY, task.security),
+        ]))
+        cache.ensure("Tree\\" + task.path.strip("\\")).values.extend(
+            [Value("Id", REG_SZ, task.guid), Value("Index", REG_DWORD, 3)])
+    for appid in appids:
+        if not isinstance(appid, AppId):
+            raise InvalidHive(f"{appid!r} is not an AppId")
+        values = [Value("", REG_SZ, appid.name)]
+        values += [Value(name, REG_BINARY, sd) for name, sd in (("AccessPermission", appid.access),
+                                                                  ("LaunchPermission", appid.launch)) if sd is not None]
+        root.ensure(r"Classes\AppID").subkeys.append(Key(appid.guid, values))
+    if ole:
+        root.ensure(r"Microsoft\Ole").values.extend(Value(name, REG_BINARY, sd) for name, sd in ole.items())
+    return root
+
+
+def user_hive(keys: Mapping[str, Sequence[Value]]) -> Key:
+    """A user hive (NTUSER.DAT or UsrClass.dat): ``keys`` maps each key path to its
+    values; keys on the way are made. Descriptors are set on the tree's keys by the caller."""
+    root = Key("ROOT")
+    for path, values in keys.items():
+        root.ensure(path).values.extend(values)
     return root

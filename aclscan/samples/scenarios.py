@@ -46,6 +46,65 @@ class Service:
     name: str
     object_name: str | None  # the logon account: LocalSystem, .\AVService, NT AUTHORITY\...
     image_path: str = ""
+    sddl: str | None = None  # the service's own descriptor (Services\<name>\Security)
+
+
+@dataclass(frozen=True)
+class RegistryKey:
+    """A key with an explicit ACL. Its subkeys (listed after it) inherit its CI ACEs the
+    way Windows propagates them; ``values`` are REG_SZ (name, text) pairs."""
+
+    path: str  # below the hive's root, backslashes
+    sddl: str  # the explicit part; inheritance is added by the builder
+    values: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Share:
+    name: str
+    path: str  # the folder, as Windows writes it (C:\Data\Finance)
+    sddl: str  # the share permissions
+
+
+@dataclass(frozen=True)
+class Printer:
+    name: str
+    sddl: str
+
+
+@dataclass(frozen=True)
+class Task:
+    """A scheduled task: its XML file under Windows/System32/Tasks and its TaskCache entry."""
+
+    path: str  # \AVScan\Update
+    guid: str  # the TaskCache id, {upper-case}
+    user_id: str  # Principal/UserId: a SID (or a name)
+    sddl: str  # RegistrationInfo/SecurityDescriptor in the XML
+    cache_sddl: str  # the TaskCache SD value
+    command: str = ""
+    author: str = ""
+
+
+@dataclass(frozen=True)
+class AppId:
+    """A DCOM application: Classes\\AppID\\{guid} and its launch (and access) permissions."""
+
+    guid: str
+    name: str
+    launch_sddl: str
+    access_sddl: str | None = None
+
+
+@dataclass(frozen=True)
+class UserHive:
+    """A profile's NTUSER.DAT (and UsrClass.dat): the root key's ACL (subkeys inherit it),
+    keys with their own ACLs, and which profile folder holds it."""
+
+    sid: str
+    folder: str  # Users/<folder>
+    root_sddl: str
+    keys: tuple[RegistryKey, ...] = ()
+    usrclass: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,6 +150,16 @@ class Scenario:
     # history (--history) the manifest's verdicts assume where names are not on the volume.
     master_accounts: tuple[Account, ...] = ()
     size: int = 24 << 20
+    # The registry side of the story (issue 9): keys of SOFTWARE with their own ACLs,
+    # shares, printers, scheduled tasks, DCOM applications, the machine-wide DCOM
+    # defaults (Microsoft\Ole), and the profiles' user hives.
+    software_keys: tuple[RegistryKey, ...] = ()
+    shares: tuple[Share, ...] = ()
+    printers: tuple[Printer, ...] = ()
+    tasks: tuple[Task, ...] = ()
+    appids: tuple[AppId, ...] = ()
+    ole_defaults: bool = False
+    user_hives: tuple[UserHive, ...] = ()
 
 
 # --- the common shape of a Windows system volume --------------------------------
@@ -135,6 +204,34 @@ def _profile(user_sid: str, name: str, files: int = 3, owner_group: str | None =
         nodes.append(Node(f"{base}/Documents/{name} report {n + 1:03d}.docx", False, f"O:{user_sid}G:{group}D:",
                           f"{name}'s report {n + 1}\n".encode()))
     return nodes
+
+
+# The registry side: what Windows writes for services, printers, DCOM and user hives.
+SERVICE_SDDL = ("O:SYG:SYD:(A;;CCLCSWRPWPDTLOCRRC;;;SY)(A;;CCDCLCSWRPWPDTLOCRSDRCWDWO;;;BA)"
+                "(A;;CCLCSWLOCRRC;;;IU)(A;;CCLCSWLOCRRC;;;SU)")
+START_STOP = "RPWPDTLO"  # SERVICE_START, SERVICE_STOP, SERVICE_PAUSE_CONTINUE, SERVICE_INTERROGATE
+PRINTER_SDDL = "O:BAG:SYD:(A;;LCSWSDRCWDWO;;;BA)(A;OIIO;RPWPSDRCWDWO;;;BA)(A;;SWRC;;;WD)"
+DCOM_ADMIN = "CCDCLCSWRP"  # COM_RIGHTS_EXECUTE | _LOCAL | _REMOTE | ACTIVATE_LOCAL | _REMOTE
+# Microsoft\Ole on a fresh Windows: machine-wide DCOM defaults and limits.
+OLE_DEFAULTS = {
+    "DefaultAccessPermission": "O:BAG:BAD:(A;;CCDCLC;;;PS)(A;;CCDC;;;SY)(A;;CCDCLC;;;BA)",
+    "DefaultLaunchPermission": "O:BAG:BAD:(A;;CCDCLCSWRP;;;SY)(A;;CCDCLCSWRP;;;BA)(A;;CCDCLCSWRP;;;IU)",
+    "MachineAccessRestriction": "O:BAG:BAD:(A;;CCDCLC;;;WD)(A;;CCDC;;;AN)(A;;CCDCLC;;;S-1-5-32-562)",
+    "MachineLaunchRestriction": "O:BAG:BAD:(A;;CCDCLCSWRP;;;WD)(A;;CCDCLCSWRP;;;BA)(A;;CCDCLCSWRP;;;S-1-5-32-562)",
+}
+
+
+def _user_hive(sid: str, folder: str, usrclass: bool = False, keys: tuple[RegistryKey, ...] = ()) -> UserHive:
+    """A profile's NTUSER.DAT as Windows makes it: the user, SYSTEM and Administrators
+    hold full control of every key, RESTRICTED reads; a few usual keys."""
+    usual = (
+        RegistryKey("Environment", f"O:{sid}G:{sid}D:", (("TEMP", r"%USERPROFILE%\AppData\Local\Temp"),)),
+        RegistryKey("Software\\Microsoft\\Windows\\CurrentVersion\\Explorer", f"O:{sid}G:{sid}D:",
+                    (("ShellState", "1"),)),
+        RegistryKey("Control Panel\\Desktop", f"O:{sid}G:{sid}D:", (("Wallpaper", ""),)),
+    )
+    return UserHive(sid, folder, f"O:{sid}G:{sid}D:P(A;CI;KA;;;SY)(A;CI;KA;;;BA)(A;CI;KA;;;{sid})(A;CI;KR;;;RC)",
+                    usual + keys, usrclass)
 
 
 def _builtin(admin_members: tuple[str, ...] = (), users_members: tuple[str, ...] = ()) -> tuple[Account, ...]:
@@ -245,6 +342,7 @@ def member_before() -> Scenario:
 
 
 def member_after() -> Scenario:
+    ken, arianne, ron = (f"{MASTER}-{rid}" for rid, _name in MEMBER_ACCOUNTS_BEFORE)
     accounts = _local_users(RESEALED, *MEMBER_ACCOUNTS_AFTER)
     truth = _truth_for_local(RESEALED, accounts)
     truth[f"{MASTER}-500"] = Expected(STALE_PREFIX, "Administrator", f"{RESEALED}-500",
@@ -268,6 +366,16 @@ def member_after() -> Scenario:
         readiness={"ready": False, "reasons": ["files, ProfileList and the Administrators alias name the previous "
                                                "machine SID"]},
         size=48 << 20,
+        shares=(Share("Finance", "C:\\Data\\Finance", f"D:(A;;FA;;;BA)(A;;0x1301bf;;;{ken})"),),
+        printers=(Printer("Finance Laser", f"{PRINTER_SDDL}(A;;LCSWSDRCWDWO;;;{arianne})"),),
+        user_hives=(
+            _user_hive(ken, "Ken", usrclass=True, keys=(
+                RegistryKey("Software\\Finance\\Reports", f"O:{ken}G:{ken}D:(A;CI;KR;;;{arianne})",
+                            (("Folder", "C:\\Data\\Finance"),)),)),
+            _user_hive(arianne, "Arianne"),
+            _user_hive(ron, "Ron"),
+        ),
+        ole_defaults=True,
     )
 
 
@@ -309,7 +417,8 @@ def av_service() -> Scenario:
                    "still name the old SID, so the service cannot log on.",
         computer="AVHOST", machine_sid=RESEALED, previous_machine_sids=(MASTER,), product_type="ServerNT",
         accounts=accounts, builtin_aliases=_builtin((f"{RESEALED}-500",)),
-        services=(Service("AVScan", ".\\AVService", "\"C:\\Program Files\\AVScan\\avscan.exe\" -service"),
+        services=(Service("AVScan", ".\\AVService", "\"C:\\Program Files\\AVScan\\avscan.exe\" -service",
+                          f"{SERVICE_SDDL}(A;;{START_STOP};;;{old_admins})"),
                   Service("Spooler", "LocalSystem", "C:\\Windows\\System32\\spoolsv.exe"),
                   Service("Dnscache", "NT AUTHORITY\\NetworkService", "C:\\Windows\\system32\\svchost.exe -k NetworkService")),
         lsa_rights={old_service: ("SeServiceLogonRight",), BUILTIN_ADMINS: ("SeInteractiveLogonRight", "SeNetworkLogonRight",
@@ -319,6 +428,24 @@ def av_service() -> Scenario:
         nodes=nodes, truth=truth | {avscan: Expected(RESOLVED, "NT SERVICE\\AVScan", note="derived from the service name")},
         master_accounts=_local_users(MASTER) + (Account(1003, "AVService", full_name="Antivirus service account"),
                                                 Account(1004, "AV Admins", "alias", (old_service,))),
+        software_keys=(
+            RegistryKey("AVScan", f"O:BAG:SYD:PAI(A;CI;KA;;;SY)(A;CI;KA;;;BA)(A;CI;KA;;;{old_admins})"
+                                  f"(A;CI;KR;;;{old_service})(A;CI;KR;;;BU)",
+                        (("InstallPath", "C:\\Program Files\\AVScan"), ("Version", "4.2.1"))),
+            RegistryKey("AVScan\\Engine", "O:BAG:SYD:", (("Definitions", "C:\\ProgramData\\AVScan\\Definitions"),)),
+            RegistryKey("AVScan\\Quarantine", f"O:BAG:SYD:(A;CI;KA;;;{old_service})"),
+            RegistryKey("AVScan\\Settings", "O:BAG:SYD:", (("Schedule", "daily"),)),
+        ),
+        shares=(Share("AVLogs", "C:\\ProgramData\\AVScan\\Logs",
+                      f"D:(A;;FA;;;BA)(A;;FA;;;{old_admins})(A;;0x1200a9;;;WD)"),),
+        tasks=(Task("\\AVScan\\Update", "{6F1A2C3B-8D4E-4B5F-9A0C-1D2E3F4A5B6C}", old_service,
+                    f"D:(A;;FA;;;BA)(A;;FA;;;SY)(A;;FRFX;;;{old_admins})",
+                    f"O:BAG:SYD:(A;;FA;;;BA)(A;;FA;;;SY)(A;;FRFX;;;{old_admins})(A;;FR;;;{old_service})",
+                    "\"C:\\Program Files\\AVScan\\avscan.exe\" -update", "AVHOST\\Administrator"),),
+        appids=(AppId("{3C5A8F21-7B9D-4E6A-8C1F-2D4B6E8A0C3E}", "AVScan Scanner",
+                      f"O:BAG:BAD:(A;;{DCOM_ADMIN};;;SY)(A;;{DCOM_ADMIN};;;BA)(A;;{DCOM_ADMIN};;;{old_admins})",
+                      f"O:BAG:BAD:(A;;CCDCLC;;;SY)(A;;CCDCLC;;;{old_service})"),),
+        ole_defaults=True,
         readiness={"ready": False, "reasons": ["LSA right SeServiceLogonRight names the old SID of AVService",
                                                "service AVScan logs on as .\\AVService, whose current SID lacks "
                                                "SeServiceLogonRight",
@@ -428,6 +555,22 @@ def clean() -> Scenario:
         computer="CLEANWS", machine_sid=CLEAN, accounts=accounts, builtin_aliases=_builtin((f"{CLEAN}-500",), (pat,)),
         profiles={pat: "C:\\Users\\Pat", f"{CLEAN}-500": "C:\\Users\\Administrator"},
         nodes=nodes, truth=truth, readiness={"ready": True, "reasons": []},
+        services=(Service("ContosoSync", "LocalSystem", "C:\\Program Files\\Contoso\\sync.exe",
+                          f"{SERVICE_SDDL}(A;;{START_STOP};;;{pat})"),),
+        software_keys=(
+            RegistryKey("Contoso", f"O:BAG:SYD:PAI(A;CI;KA;;;SY)(A;CI;KA;;;BA)(A;CI;KR;;;{pat})"),
+            RegistryKey("Contoso\\Sync", "O:BAG:SYD:", (("Target", "C:\\Users\\Pat\\Documents"),)),
+        ),
+        shares=(Share("PatDocs", "C:\\Users\\Pat\\Documents", f"D:(A;;FA;;;BA)(A;;FA;;;{pat})"),),
+        printers=(Printer("Office Printer", f"{PRINTER_SDDL}(A;;LCSWSDRCWDWO;;;{pat})"),),
+        tasks=(Task("\\Contoso\\Sync", "{0B7D4E2A-5C1F-4A3B-9E8D-7F6A5B4C3D2E}", pat,
+                    f"D:(A;;FA;;;BA)(A;;FA;;;SY)(A;;FRFX;;;{pat})",
+                    f"O:BAG:SYD:(A;;FA;;;BA)(A;;FA;;;SY)(A;;FR;;;{pat})",
+                    "C:\\Program Files\\Contoso\\sync.exe", "CLEANWS\\Pat"),),
+        appids=(AppId("{9E2B7C4D-1A3F-4D5E-8B6C-0F1E2D3C4B5A}", "Contoso Sync Broker",
+                      f"O:BAG:BAD:(A;;{DCOM_ADMIN};;;SY)(A;;{DCOM_ADMIN};;;BA)(A;;{DCOM_ADMIN};;;{pat})"),),
+        ole_defaults=True,
+        user_hives=(_user_hive(pat, "Pat", usrclass=True),),
     )
 
 

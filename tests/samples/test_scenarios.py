@@ -171,3 +171,67 @@ def test_rebuild_reproduces_the_manifest(ntfs3g, name, tmp_path):
     assert json.loads(built.manifest.read_text()) == committed_manifest(name)
     result = scan_image(built.image, tmp_path / "rebuilt.db")
     assert result.problems == []
+
+
+def _regipy_keys(path: Path):
+    """Every key of a hive, the root included, as regipy walks it."""
+    from regipy.registry import RegistryHive
+
+    pending = [RegistryHive(str(path)).root]
+    while pending:
+        key = pending.pop()
+        yield key
+        pending.extend(key.iter_subkeys() or ())
+
+
+@pytest.mark.parametrize("name", ["av-service", "member-after", "clean"])
+def test_key_descriptors_on_the_volume_are_the_manifests(name, tmp_path):
+    """The builder's registry_key counts, checked key by key with regipy's reading of
+    each key's sk cell in the hives of the committed volume (user hives included)."""
+    from aclscan.image import Image
+
+    places = committed_manifest(name)["places"]
+    assert places["hives"]
+    total: dict[str, int] = {}
+    with Image(SAMPLES / f"{name}.img.gz") as image:
+        volume = image.open_volume(image.volumes()[0])
+        for hive_path, expected in places["hives"].items():
+            target = tmp_path / hive_path.replace("/", "_")
+            target.write_bytes(volume.open_path(f"/{hive_path}"))
+            keys, by_sid = 0, {}
+            for key in _regipy_keys(target):
+                keys += 1
+                info = key.get_security_key_info()
+                aces = (info["dacl"] or []) + (info["sacl"] or [])
+                sids = {info["owner"], info["group"]} | {ace["sid"] for ace in aces}
+                for sid in sids:
+                    by_sid[sid] = by_sid.get(sid, 0) + 1
+            assert (keys, by_sid) == (expected["keys"], expected["by_sid"]), hive_path
+            for sid, n in by_sid.items():
+                total[sid] = total.get(sid, 0) + n
+    assert total == {sid: e["kinds"]["registry_key"] for sid, e in places["by_sid"].items()
+                     if "registry_key" in e["kinds"]}
+    user_hives = committed_manifest(name)["user_hives"]
+    assert set(user_hives) <= set(places["hives"])
+    if name != "av-service":
+        assert user_hives
+        assert all(label.split(" of ")[0] in ("NTUSER.DAT", "UsrClass.dat") for label in user_hives.values())
+
+
+def test_member_after_user_hives_name_the_old_sids():
+    places = committed_manifest("member-after")["places"]
+    for rid, name in ((1000, "Ken"), (1001, "Arianne"), (1002, "Ron")):
+        hive = places["hives"][f"Users/{name}/NTUSER.DAT"]
+        assert hive["hive"] == f"NTUSER.DAT of {MASTER}-{rid}"
+        assert hive["by_sid"][f"{MASTER}-{rid}"] == hive["keys"]  # every key's ACL names its owner's old SID
+    assert "Users/Ken/AppData/Local/Microsoft/Windows/UsrClass.dat" in places["hives"]
+    kinds = places["by_sid"][f"{MASTER}-1000"]["kinds"]
+    assert kinds["share"] == 1 and kinds["registry_key"] > 0
+    assert places["by_sid"][f"{MASTER}-1001"]["kinds"]["printer"] == 1
+
+
+def test_clean_places_are_all_resolved():
+    by_sid = committed_manifest("clean")["places"]["by_sid"]
+    assert {e["verdict"] for e in by_sid.values()} <= {"resolved", "placeholder"}
+    kinds = {kind for e in by_sid.values() for kind in e["kinds"]}
+    assert kinds == {"registry_key", "service", "share", "printer", "task", "dcom", "sam_object", "lsa_account"}
