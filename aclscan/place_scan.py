@@ -22,8 +22,10 @@ from typing import Callable, Iterable
 from aclscan import store
 from aclscan.descriptor_rows import DescriptorInfo, describe
 from aclscan.errors import Error, NotFound
+from aclscan.hives.places import hive_places
 from aclscan.hives.registry import Hive, open_hive, printable
 from aclscan.places import REGISTRY_KEY, TASK, Place, PlaceProblem
+from aclscan.scheduled_tasks import task_file_places
 
 CONFIG_DIR = "/Windows/System32/config"
 TASKS_DIR = "/Windows/System32/Tasks"
@@ -276,29 +278,18 @@ class _PlaceWriter:
 
 
 def _value_places(opened: OpenedHive) -> tuple[list[Place], list[PlaceProblem]]:
-    try:
-        from aclscan.hives import places as readers
-    except ImportError:  # MERGE-TODO
+    """The descriptors a machine hive keeps in values (user hives keep none)."""
+    if opened.kind not in MACHINE_ROOTS:
         return [], []
-
-    reader = getattr(readers, f"{opened.kind.lower()}_places", None)
-    if reader is None:
-        return [], []
-    return reader(opened.hive)
+    return hive_places(opened.hive, opened.name)
 
 
 def _task_places(volume, path: str) -> tuple[list[Place], list[PlaceProblem]]:
     try:
-        from aclscan.tasks import read_task
-    except ImportError:  # MERGE-TODO
-        return [], []
-
-    try:
         data = volume.open_path(path)
     except Error as exc:
         return [], [PlaceProblem(TASK, f"volume {path}", f"cannot read: {exc}")]
-    return read_task(data, path[len(TASKS_DIR):] if path.casefold().startswith(TASKS_DIR.casefold()) else path,
-                     location=path)
+    return task_file_places(data, path)
 
 
 def scan_places(db, volume_id: int, volume, hive_set, resolve_name: Callable[[str], str | None]) -> PlaceScan:

@@ -1,0 +1,116 @@
+"""Every place a SID lives, read by the scan into the same model as files: per-kind
+counts of every scenario equal what its builder wrote (the manifest), the stories
+are attributed to the right SID and verdict, and downstream commands see them."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import sqlite3
+
+import pytest
+
+from aclscan.cli import main
+from tests.scenarios import SAMPLES, SCENARIOS, manifest
+
+
+def run(argv, capsys):
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def findings_places(db) -> dict[str, tuple[str, dict]]:
+    rows = sqlite3.connect(db).execute("SELECT sid, verdict, places FROM findings").fetchall()
+    assert rows
+    return {sid: (verdict, json.loads(places or "{}")) for sid, verdict, places in rows}
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_place_counts_equal_the_manifest(scenario_db, name):
+    """For every SID: how many places of each kind name it, as the builder counted
+    what it wrote; and no place names a SID the builder did not put there."""
+    expected = manifest(name)["places"]["by_sid"]
+    assert expected
+    found = findings_places(scenario_db(name))
+    for sid, facts in expected.items():
+        assert sid in found, f"{name}: {sid} is named by places but has no finding"
+        verdict, kinds = found[sid]
+        assert kinds == facts["kinds"], f"{name}: {sid}"
+        assert verdict == facts["verdict"], f"{name}: {sid}"
+    extra = {sid: kinds for sid, (_v, kinds) in found.items() if kinds and sid not in expected}
+    assert not extra, f"{name}: places name SIDs the builder did not write: {extra}"
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_hives_and_keys_equal_the_manifest(scenario_db, name):
+    facts = manifest(name)["places"]["hives"]
+    db = sqlite3.connect(scenario_db(name))
+    hives = {hive: keys for hive, keys in db.execute("SELECT name, keys FROM hives")}
+    assert hives
+    for path, hive in facts.items():
+        assert hives.get(hive["hive"]) == hive["keys"], f"{name}: {path}"
+    counted = dict(db.execute("SELECT hive, COUNT(*) FROM places WHERE kind = 'registry_key' GROUP BY hive"))
+    assert counted == {facts_hive["hive"]: facts_hive["keys"] for facts_hive in facts.values()}
+
+
+def test_av_service_story(scenario_db, capsys):
+    facts = manifest("av-service")
+    old = facts["previous_machine_sids"][0]
+    db = str(scenario_db("av-service"))
+    admins = f"{old}-1004"  # the old AV Admins
+    service = f"{old}-1003"  # the old AVService
+    code, out, _ = run(["places", db, "--sid", admins, "--format", "json"], capsys)
+    assert code == 0
+    rows = json.loads(out)
+    kinds = {row["kind"] for row in rows}
+    assert {"registry_key", "service", "share", "dcom", "task"} <= kinds
+    paths = {row["path"] for row in rows}
+    assert "service AVScan" in paths and "task \\AVScan\\Update" in paths
+    assert any(p.startswith("share AVLogs (") for p in paths)
+    assert any(p.casefold().startswith("hklm\\software\\avscan") for p in paths)
+    code, out, _ = run(["places", db, "--sid", service, "--kind", "task", "--format", "json"], capsys)
+    principals = [row for row in json.loads(out) if row["sid"] == service]
+    assert principals and principals[0]["location"].endswith("/UserId")
+    # The gate sees the registry side too.
+    code, out, _ = run(["check", db], capsys)
+    assert code == 1
+    assert f"share: {admins} (AV Admins) is named by 1 share(s); e.g. share AVLogs" in out
+    assert f"service: {admins} (AV Admins) is named by 1 service(s); e.g. service AVScan" in out
+
+
+def test_member_after_user_hives_are_tied_to_their_profiles(scenario_db):
+    facts = manifest("member-after")
+    db = sqlite3.connect(scenario_db("member-after"))
+    hives = {name: (kind, root, sid) for name, kind, root, sid in
+             db.execute("SELECT name, kind, root, profile_sid FROM hives WHERE kind IN ('NTUSER', 'USRCLASS')")}
+    assert set(hives) == set(facts["user_hives"].values())
+    for name, (kind, root, sid) in hives.items():
+        assert sid and name.endswith(sid) and root.startswith(f"HKU\\{sid}")
+        assert root.endswith("_Classes") == (kind == "USRCLASS")
+    ken_old = f"{facts['previous_machine_sids'][0]}-1000"
+    keys = db.execute("SELECT path FROM places WHERE kind = 'registry_key' AND hive LIKE 'NTUSER.DAT of %'"
+                      " AND descriptor_key IN (SELECT descriptor_key FROM aces WHERE sid = ?)", [ken_old]).fetchall()
+    assert keys and all(path.startswith(f"HKU\\{ken_old}") or path.startswith("HKU\\") for (path,) in keys)
+    verdict = db.execute("SELECT verdict FROM findings WHERE sid = ?", [ken_old]).fetchone()[0]
+    assert verdict == "rid_collision"
+
+
+def test_a_broken_task_file_is_recorded_and_the_scan_goes_on(ntfs3g, tmp_path, capsys):
+    image = tmp_path / "clean.img"
+    with gzip.open(SAMPLES / "clean.img.gz", "rb") as src, open(image, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    with ntfs3g.mounted(image) as mnt:
+        tasks = mnt / "Windows" / "System32" / "Tasks"
+        tasks.mkdir(parents=True, exist_ok=True)
+        (tasks / "Broken").write_bytes(b"\xff\xfe<\x00T\x00a\x00")  # UTF-16, cut off mid-element
+    db = tmp_path / "clean.db"
+    code, _out, err = run(["scan", str(image), "--db", str(db)], capsys)
+    assert code == 3 and "scan_errors" in err
+    errors = sqlite3.connect(db).execute("SELECT kind, reason FROM scan_errors").fetchall()
+    assert len(errors) == 1 and errors[0][0] == "place"
+    assert "Windows/System32/Tasks/Broken" in errors[0][1]
+    # The rest was read: the clean machine's own places are all there.
+    places = sqlite3.connect(db).execute("SELECT COUNT(*) FROM places").fetchone()[0]
+    assert places > 0
