@@ -27,7 +27,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -35,14 +35,13 @@ from aclscan import classify
 from aclscan.errors import MalformedData
 from aclscan.findings import iter_findings
 from aclscan.graph import build_graph, impact, sid_id
-from aclscan.sd.acl import ACL
 from aclscan.sd.descriptor import SecurityDescriptor
+from aclscan.sd.rewrite import ADMINISTRATORS, Rewrite
 from aclscan.sd.sddl import to_sddl
 from aclscan.sd.sid import SID
 
 PLAN_FORMAT = 1
 SCHEMA_PATH = Path(__file__).with_name("plan_schema.json")
-ADMINISTRATORS = "S-1-5-32-544"
 
 REPLACE_SID = "replace_sid"
 TRANSLATE_SID_HISTORY = "translate_sid_history"
@@ -207,59 +206,6 @@ def read_plan(path: str | Path) -> Plan:
 
 
 # --------------------------------------------------------------------- rewriting
-
-
-@dataclass(frozen=True)
-class Rewrite:
-    """SIDs to substitute and SIDs to drop, applied to any descriptor."""
-
-    replace: dict[str, str] = field(default_factory=dict)
-    remove: frozenset[str] = frozenset()
-    owner: str = ADMINISTRATORS  # a removed SID that owns the file gives way to this
-    group: str = ADMINISTRATORS
-
-    def owner_of(self, sid: SID | None) -> SID | None:
-        return self._principal(sid, self.owner)
-
-    def group_of(self, sid: SID | None) -> SID | None:
-        return self._principal(sid, self.group)
-
-    def _principal(self, sid: SID | None, fallback: str) -> SID | None:
-        if sid is None:
-            return None
-        text = str(sid)
-        if text in self.replace:
-            return SID.from_string(self.replace[text])
-        if text in self.remove:
-            return SID.from_string(fallback)
-        return sid
-
-    def acl(self, acl: ACL | None) -> ACL | None:
-        if acl is None:
-            return None
-        aces = []
-        changed = False
-        for ace in acl.aces:
-            sid = str(ace.sid) if ace.sid is not None else None
-            if sid in self.remove:
-                changed = True
-                continue
-            updates = {}
-            if sid in self.replace:
-                updates["sid"] = SID.from_string(self.replace[sid])
-            server = str(ace.server_sid) if ace.server_sid is not None else None
-            if server in self.replace:
-                updates["server_sid"] = SID.from_string(self.replace[server])
-            if updates:
-                changed = True
-                ace = replace(ace, **updates)
-            aces.append(ace)
-        return ACL(revision=acl.revision, aces=tuple(aces)) if changed else acl
-
-    def apply(self, sd: SecurityDescriptor) -> SecurityDescriptor:
-        return SecurityDescriptor(revision=sd.revision, control=sd.control, owner=self.owner_of(sd.owner),
-                                  group=self.group_of(sd.group), dacl=self.acl(sd.dacl), sacl=self.acl(sd.sacl),
-                                  sbz1=sd.sbz1)
 
 
 # ---------------------------------------------------------------------- planning
