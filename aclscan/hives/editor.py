@@ -152,6 +152,7 @@ class HiveEditor:
         self.changes: list[HiveChange] = []
         self._free: dict[int, int] = {}  # free cell offset -> size
         self._free_end: dict[int, int] = {}  # end of a free cell -> its offset
+        self._sk_index: dict[bytes, int] | None = None  # descriptor -> an sk cell holding it
         self._scan_bins(bins_size)
         self._expect(self.root, b"nk", "the root key")
 
@@ -629,14 +630,19 @@ class HiveEditor:
     def _acquire_sk(self, sd: bytes, beside: int) -> int:
         """An sk cell holding ``sd`` with its ReferenceCount raised by one: an identical one
         if the hive has it, else a new one linked after ``beside``."""
-        for sk in self.iter_sk():
-            if self._sk_descriptor(sk) == sd:
-                self._set(sk, SK_REFS, self._get(sk, SK_REFS) + 1)
-                return sk
+        if self._sk_index is None:  # built once: a hive may hold thousands of sk cells
+            self._sk_index = {}
+            for sk in self.iter_sk():
+                self._sk_index.setdefault(self._sk_descriptor(sk), sk)
+        sk = self._sk_index.get(sd)
+        if sk is not None:
+            self._set(sk, SK_REFS, self._get(sk, SK_REFS) + 1)
+            return sk
         after = self._get(beside, SK_FLINK)
         sk = self._new_cell(struct.pack("<2sHIIII", b"sk", 0, after, beside, 1, len(sd)) + sd)
         self._set(beside, SK_FLINK, sk)
         self._set(after, SK_BLINK, sk)
+        self._sk_index[sd] = sk
         return sk
 
     def _release_sk(self, sk: int, count: int = 1) -> None:
@@ -649,6 +655,8 @@ class HiveEditor:
             raise HiveEditError(f"{self.label}: the last sk cell cannot be freed")
         self._set(before, SK_FLINK, after)
         self._set(after, SK_BLINK, before)
+        if self._sk_index is not None and self._sk_index.get(self._sk_descriptor(sk)) == sk:
+            del self._sk_index[self._sk_descriptor(sk)]
         self._release(sk)
 
     def set_security(self, path: str, sd: bytes) -> None:

@@ -599,3 +599,58 @@ def test_not_a_hive_and_bad_mappings():
     profiles = build.hive_files(scenarios.av_service())["SOFTWARE"]
     with pytest.raises(HiveEditError, match="has a profile already"):
         repoint_profile(profiles, "S-1-5-18", "S-1-5-19")
+
+
+# --------------------------------------------------------------------------- hives Windows wrote
+
+CHITONSRV = "S-1-5-21-3656677704-2377210397-1510584988"
+STUDENTPC8 = "S-1-5-21-4070822719-3404542230-2541167049"
+CLONE = "S-1-5-21-1000000001-1000000002-1000000003"
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("hive, old", [
+    ("chitonsrv-SAM", f"{CHITONSRV}-1004"),  # format 1.5: lh leaves; in Administradores and Usuarios
+    ("studentpc8-SAM", f"{STUDENTPC8}-1001"),  # format 1.3 (Windows 7): lf leaves
+])
+def test_real_sam_alias_member_is_repointed(real_hive, write, hive, old):
+    data = real_hive(hive).read_bytes()
+    new = f"{CLONE}-{old.rsplit('-', 1)[1]}"
+    before = hivex_tree(write(data))
+    groups = [a.rid for a in read_sam(data).builtin_aliases if old in a.members]
+    assert groups
+    result = repoint_alias_member(data, old, new, timestamp=STAMP)
+    tree = loads_everywhere(result.data, write)
+    after = read_sam(result.data)
+    for rid in groups:
+        members = after.builtin_alias(rid).members
+        assert new in members and old not in members
+    members = "\\SAM\\Domains\\Builtin\\Aliases\\Members"
+    rid_key = f"{members}\\{CLONE}\\{int(new.rsplit('-', 1)[1]):08X}"
+    kind, rids = hivex_value(tree, rid_key, "")
+    assert kind == len(groups) and sorted(struct.unpack(f"<{kind}I", rids)) == sorted(groups)
+    assert f"{int(old.rsplit('-', 1)[1]):08X}" not in tree[f"{members}\\{old.rsplit('-', 1)[0]}"]["subkeys"]
+    # The old SID stays where this edit does not reach: the user's own V value (its
+    # descriptor grants the user access) and slack Windows left in free cells.
+    aliases = [k for k in tree if k.startswith("\\SAM\\Domains\\Builtin\\Aliases")]
+    assert aliases
+    for key in aliases:
+        for _, _, data in tree[key]["values"]:
+            assert SID.from_string(old).to_bytes().hex() not in data, key
+    changed = {k for k in before if k.startswith(members)} | {f"\\SAM\\Domains\\Builtin\\Aliases\\{r:08X}"
+                                                              for r in groups}
+    same_except(before, tree, changed)
+
+
+@pytest.mark.shared
+def test_real_security_lsa_account_is_repointed(real_hive, write):
+    data = real_hive("studentpc8-SECURITY").read_bytes()  # format 1.3
+    old, new = f"{STUDENTPC8}-501", f"{CLONE}-501"
+    held = read_security(data).accounts[old]
+    before = hivex_tree(write(data))
+    result = repoint_lsa_account(data, old, new, timestamp=STAMP)
+    tree = loads_everywhere(result.data, write)
+    assert new in tree[f"\\{ACCOUNTS}"]["subkeys"] and old not in tree[f"\\{ACCOUNTS}"]["subkeys"]
+    assert read_security(result.data).accounts[new] == held
+    assert SID.from_string(old).to_bytes() not in result.data
+    same_except(before, tree, {k for k in before if old in k} | {f"\\{ACCOUNTS}"})
