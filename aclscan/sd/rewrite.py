@@ -1,5 +1,10 @@
-"""SIDs substituted and dropped in a security descriptor: the one rewrite every writer
-(the plan's descriptors, the hive editor's sk cells and stored descriptors) applies."""
+"""SIDs substituted, added and dropped in a security descriptor: the one rewrite every
+writer (the plan's descriptors, the hive editor's sk cells and stored descriptors) applies.
+
+``replace`` substitutes a SID everywhere; ``add`` keeps each ACE of the old SID and puts a
+copy naming the new SID right after it (a staged migration: both work), the owner and
+group being substituted as with ``replace`` (a descriptor has one owner); ``remove`` drops
+the SID's ACEs and gives its ownership (primary group) to ``owner`` (``group``)."""
 
 from __future__ import annotations
 
@@ -16,10 +21,11 @@ ADMINISTRATORS = "S-1-5-32-544"
 
 @dataclass(frozen=True)
 class Rewrite:
-    """SIDs to substitute and SIDs to drop, applied to any descriptor."""
+    """SIDs to substitute, to add beside, and to drop, applied to any descriptor."""
 
     replace: dict[str, str] = field(default_factory=dict)
     remove: frozenset[str] = frozenset()
+    add: dict[str, str] = field(default_factory=dict)
     owner: str = ADMINISTRATORS  # a removed SID that owns the file gives way to this
     group: str = ADMINISTRATORS
 
@@ -33,8 +39,8 @@ class Rewrite:
         if sid is None:
             return None
         text = str(sid)
-        if text in self.replace:
-            return SID.from_string(self.replace[text])
+        if text in self.replace or text in self.add:
+            return SID.from_string(self.replace.get(text) or self.add[text])
         if text in self.remove:
             return SID.from_string(fallback)
         return sid
@@ -59,6 +65,11 @@ class Rewrite:
                 changed = True
                 ace = replace(ace, **updates)
             aces.append(ace)
+            if sid in self.add:
+                twin = replace(ace, sid=SID.from_string(self.add[sid]))
+                if twin not in acl.aces:  # already granted to the new SID: nothing to add
+                    aces.append(twin)
+                    changed = True
         return ACL(revision=acl.revision, aces=tuple(aces)) if changed else acl
 
     def apply(self, sd: SecurityDescriptor) -> SecurityDescriptor:
