@@ -438,6 +438,19 @@ class HiveEditor:
         self._write_subkeys(parent, siblings)
         self.changes.append(HiveChange("rename_key", _shown(path), f"renamed to {new_name}"))
 
+    def copy_key(self, path: str, new_path: str) -> None:
+        """Copy the key at ``path`` with its values and subkeys to ``new_path`` (which must
+        not exist; its parent must); the copies share the originals' descriptors."""
+        source = self.key(path)
+        if self._get(source, NK_CLASS_LENGTH, "<H"):
+            raise HiveEditError(f"{self.label}: key {_shown(path)} has a class name: not copied")
+        self.add_key(new_path, security=self.security(path))
+        for vk in self._value_cells(source):
+            self.set_value(new_path, self._value_name(vk), self._get(vk, VK_TYPE), self._value_data(vk))
+        for child in self._subkeys(source):
+            name = self._key_name(child)
+            self.copy_key(f"{path}\\{name}", f"{new_path}\\{name}")
+
     def delete_key(self, path: str, *, recursive: bool = False) -> None:
         """Delete the key at ``path`` with its values; with ``recursive``, its subkeys first
         (otherwise a key with subkeys is refused)."""

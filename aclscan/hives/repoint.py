@@ -135,9 +135,12 @@ def _set_default(ed: HiveEditor, path: str, kind: int, data: bytes) -> None:
     ed.set_value(path, "", kind, data)
 
 
-def repoint_lsa_account(security: bytes, old_sid: str, new_sid: str, *, logs_applied: bool = False,
-                        timestamp: datetime | int | None = None, label: str = "SECURITY") -> EditResult:
-    """``Policy\\Accounts\\<old>`` re-pointed to ``new`` (merged where ``new`` has an account)."""
+def repoint_lsa_account(security: bytes, old_sid: str, new_sid: str, *, keep_old: bool = False,
+                        logs_applied: bool = False, timestamp: datetime | int | None = None,
+                        label: str = "SECURITY") -> EditResult:
+    """``Policy\\Accounts\\<old>`` re-pointed to ``new`` (merged where ``new`` has an account).
+    With ``keep_old`` (a staged migration, ``plan --mode add``) the old account keeps its
+    rights and ``new`` gets the same."""
     old, new = _pair(old_sid, new_sid)
     old_key, new_key = f"{ACCOUNTS}\\{old}", f"{ACCOUNTS}\\{new}"
 
@@ -147,9 +150,13 @@ def repoint_lsa_account(security: bytes, old_sid: str, new_sid: str, *, logs_app
             raise MissingHiveKey(f"{label}: no LSA account for {old} (no {old_key})")
         if ed.has_key(new_key):
             _merge_into(ed, old_key, new_key)
-            ed.delete_key(old_key, recursive=True)
+            if not keep_old:
+                ed.delete_key(old_key, recursive=True)
         else:
-            ed.rename_key(old_key, str(new))
+            if keep_old:
+                ed.copy_key(old_key, new_key)
+            else:
+                ed.rename_key(old_key, str(new))
             kind = ed.value(f"{new_key}\\Sid", "")[0] if _default_of(ed, f"{new_key}\\Sid") else REG_NONE
             _set_default(ed, f"{new_key}\\Sid", kind, new.to_bytes())
         _rewrite_default_descriptor(ed, f"{new_key}\\SecDesc", Rewrite(replace={str(old): str(new)}))
@@ -175,9 +182,10 @@ def _rewrite_default_descriptor(ed: HiveEditor, path: str, rewrite: Rewrite) -> 
 # --------------------------------------------------------------------------- SAM aliases
 
 
-def _alias_c_with(raw: bytes, old: SID, new: SID, what: str) -> bytes | None:
+def _alias_c_with(raw: bytes, old: SID, new: SID, what: str, keep_old: bool = False) -> bytes | None:
     """The alias C value with ``old`` replaced by ``new`` among its members (``old`` dropped
-    where ``new`` is a member already); None when ``old`` is no member."""
+    where ``new`` is a member already; with ``keep_old``, ``new`` added after ``old``); None
+    when there is nothing to change."""
     end = _ALIAS_C_TABLE + 12 * _C_ENTRIES
     if len(raw) < end:
         raise HiveEditError(f"{what}: {len(raw)} bytes, too short for its entry table")
@@ -192,9 +200,12 @@ def _alias_c_with(raw: bytes, old: SID, new: SID, what: str) -> bytes | None:
             raise HiveEditError(f"{what}: member {len(members) + 1}: {exc}") from None
         members.append(sid)
         position += sid.byte_length
-    if old not in members:
+    if old not in members or (keep_old and new in members):
         return None
-    if new in members:
+    if keep_old:
+        at = members.index(old) + 1
+        updated = members[:at] + [new] + members[at:]
+    elif new in members:
         updated = [m for m in members if m != old]
     else:
         updated = [new if m == old else m for m in members]
@@ -216,8 +227,9 @@ def _alias_c_with(raw: bytes, old: SID, new: SID, what: str) -> bytes | None:
     return raw[:_ALIAS_C_TABLE] + table + bytes(data)
 
 
-def _move_reverse_index(ed: HiveEditor, container: str, old: SID, new: SID) -> bool:
-    """Move ``Members\\<old domain>\\<old RID>`` to the new SID's key (merging alias RIDs)."""
+def _move_reverse_index(ed: HiveEditor, container: str, old: SID, new: SID, keep_old: bool = False) -> bool:
+    """Move (with ``keep_old``: copy) ``Members\\<old domain>\\<old RID>`` to the new SID's
+    key, merging alias RIDs."""
     members = f"{container}\\Members"
     if old.rid is None or new.rid is None:
         return False
@@ -233,7 +245,8 @@ def _move_reverse_index(ed: HiveEditor, container: str, old: SID, new: SID) -> b
             ed.add_key(new_domain)
         ed.add_key(new_key)
     ed.set_value(new_key, "", len(rids), struct.pack(f"<{len(rids)}I", *rids))
-    ed.delete_key(old_key)
+    if not keep_old:
+        ed.delete_key(old_key)
     for domain in (old_domain, new_domain):
         if not ed.has_key(domain):
             continue
@@ -251,10 +264,11 @@ def _rids(ed: HiveEditor, path: str) -> list[int]:
     return list(struct.unpack(f"<{len(raw) // 4}I", raw[: len(raw) // 4 * 4]))
 
 
-def repoint_alias_member(sam: bytes, old_sid: str, new_sid: str, *, logs_applied: bool = False,
-                         timestamp: datetime | int | None = None, label: str = "SAM") -> EditResult:
+def repoint_alias_member(sam: bytes, old_sid: str, new_sid: str, *, keep_old: bool = False,
+                         logs_applied: bool = False, timestamp: datetime | int | None = None,
+                         label: str = "SAM") -> EditResult:
     """Every alias (local group, account domain and Builtin) that lists ``old`` lists ``new``
-    instead, and the reverse index follows."""
+    instead (with ``keep_old``: as well), and the reverse index follows."""
     old, new = _pair(old_sid, new_sid)
 
     def edit(ed: HiveEditor) -> None:
@@ -265,10 +279,10 @@ def repoint_alias_member(sam: bytes, old_sid: str, new_sid: str, *, logs_applied
         for container, rid in listing:
             path = f"{container}\\{rid:08X}"
             kind, raw = ed.value(path, "C")
-            updated = _alias_c_with(raw, old, new, f"{label}: {path}\\C")
+            updated = _alias_c_with(raw, old, new, f"{label}: {path}\\C", keep_old)
             if updated is not None:
                 ed.set_value(path, "C", kind, updated)
-        moved = [_move_reverse_index(ed, container, old, new) for container in SAM_ALIAS_CONTAINERS
+        moved = [_move_reverse_index(ed, container, old, new, keep_old) for container in SAM_ALIAS_CONTAINERS
                  if ed.has_key(f"{container}\\Members")]
         if not listing and not any(moved):
             raise MissingHiveKey(f"{label}: no alias lists {old}")

@@ -654,3 +654,56 @@ def test_real_security_lsa_account_is_repointed(real_hive, write):
     assert read_security(result.data).accounts[new] == held
     assert SID.from_string(old).to_bytes() not in result.data
     same_except(before, tree, {k for k in before if old in k} | {f"\\{ACCOUNTS}"})
+
+
+# --------------------------------------------------------------------------- a plan's registry actions
+
+
+def test_av_service_plan_registry_actions_applied_offline(scenario_db, sample_hives, write):
+    """What `fix --apply` is to do with the plan's registry actions, on the hives of the
+    committed av-service volume: afterwards SeServiceLogonRight and the AV Admins membership
+    name today's AVService, and neither hive holds an old SID."""
+    from aclscan.plan import GRANT_LSA_RIGHTS, REPLACE_ALIAS_MEMBER, build_plan
+    from aclscan.store import open_database
+
+    hives, manifest = sample_hives("av-service")
+    plan = build_plan(open_database(scenario_db("av-service")))
+    registry = [a for a in plan.actions if a.kind in (GRANT_LSA_RIGHTS, REPLACE_ALIAS_MEMBER)]
+    assert {a.kind for a in registry} == {GRANT_LSA_RIGHTS, REPLACE_ALIAS_MEMBER}
+    edited = dict(hives)
+    for action in registry:
+        if action.kind == GRANT_LSA_RIGHTS:
+            edited["SECURITY"] = repoint_lsa_account(edited["SECURITY"], action.sid, action.new_sid,
+                                                     timestamp=STAMP).data
+        else:
+            edited["SAM"] = repoint_alias_member(edited["SAM"], action.sid, action.new_sid, timestamp=STAMP).data
+    old_service = next(a.sid for a in registry)
+    new_service = next(a.new_sid for a in registry)
+    security = loads_everywhere(edited["SECURITY"], write)
+    bits = struct.unpack("<I", hivex_value(security, f"\\{ACCOUNTS}\\{new_service}\\ActSysAc", "")[1])[0]
+    assert bits & 0x10  # SeServiceLogonRight
+    sam = loads_everywhere(edited["SAM"], write)
+    aliases = "\\SAM\\Domains\\Account\\Aliases"
+    c = hivex_value(sam, f"{aliases}\\000003EC", "C")[1]
+    assert SID.from_string(new_service).to_bytes() in c
+    regipy_c = regipy_keys(write(edited["SAM"]))[f"{aliases}\\000003EC"].get_value("C")
+    assert SID.from_string(new_service).to_bytes() in regipy_c
+    olds = {a.sid for a in plan.actions if a.kind == "replace_sid"}  # AVService's and AV Admins' old SIDs
+    assert len(olds) == 2
+    for old in olds:
+        for name in ("SAM", "SECURITY"):
+            assert SID.from_string(old).to_bytes() not in edited[name], (old, name)
+    assert SID.from_string(old_service).to_bytes() in hives["SECURITY"]  # it was there before
+    assert manifest["machine_sid"] == plan.scan["machine_sid"]
+
+
+def test_keep_old_grants_both_sids(av_service, write):
+    _, files, old, new = av_service
+    security = repoint_lsa_account(files["SECURITY"], old, new, keep_old=True, timestamp=STAMP)
+    tree = loads_everywhere(security.data, write)
+    assert {old, new} <= set(tree[f"\\{ACCOUNTS}"]["subkeys"])
+    assert tree[f"\\{ACCOUNTS}\\{new}\\ActSysAc"] == tree[f"\\{ACCOUNTS}\\{old}\\ActSysAc"]
+    assert hivex_value(tree, f"\\{ACCOUNTS}\\{new}\\Sid", "")[1] == SID.from_string(new).to_bytes()
+    sam = repoint_alias_member(files["SAM"], old, new, keep_old=True, timestamp=STAMP)
+    loads_everywhere(sam.data, write)
+    assert read_sam(sam.data).alias(0x3EC).members == (old, new)
