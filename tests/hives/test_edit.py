@@ -484,10 +484,12 @@ def test_rename_to_a_name_that_sorts_elsewhere(write):
     assert tree[f"\\{long_name}\\Child1"] == before["\\Alpha\\Child1"]
     assert b"Alpha" not in result.data
     same_except(before, tree, {"", "\\Alpha", "\\Alpha\\Child1", "\\Alpha\\Child2"})
-    # A Unicode name: stored as UTF-16, sorted by its upper case.
-    again = edit_hive(result.data, lambda ed: ed.rename_key("Bravo", "Ärger"), timestamp=STAMP)
+    # Latin-1 names are stored compressed, others as UTF-16; both sort by their upper case.
+    again = edit_hive(result.data, lambda ed: (ed.rename_key("Bravo", "Ärger"), ed.rename_key("Charlie", "ключ")),
+                      timestamp=STAMP)
     tree = loads_everywhere(again.data, write)
-    assert tree[""]["subkeys"] == ["Charlie", long_name, "Ärger"]
+    assert tree[""]["subkeys"] == [long_name, "Ärger", "ключ"]
+    assert "ключ".encode("utf-16-le") in again.data and "Ärger".encode("latin-1") in again.data
 
 
 def test_add_and_delete_keys_and_values(write):
@@ -707,3 +709,22 @@ def test_keep_old_grants_both_sids(av_service, write):
     sam = repoint_alias_member(files["SAM"], old, new, keep_old=True, timestamp=STAMP)
     loads_everywhere(sam.data, write)
     assert read_sam(sam.data).alias(0x3EC).members == (old, new)
+
+
+def test_profile_guid_follows_the_profile(write):
+    old, new = OLD, NEW
+    guid = "{2E8A4C3B-1111-2222-3333-444455556666}"
+    current = Key("CurrentVersion", subkeys=[
+        Key("ProfileGuid", subkeys=[Key(guid, [Value("SidString", REG_SZ, old)])]),
+        Key("ProfileList", subkeys=[Key(old, [Value("ProfileImagePath", REG_SZ, "C:\\Users\\ken"),
+                                               Value("Sid", REG_BINARY, SID.from_string(old).to_bytes())])]),
+    ])
+    root = Key("ROOT", subkeys=[Key("Microsoft", subkeys=[Key("Windows NT", subkeys=[current])])])
+    data = hive_bytes(root, name="\\REGISTRY\\MACHINE\\SOFTWARE")
+    result = repoint_profile(data, old, new, timestamp=STAMP)
+    tree = loads_everywhere(result.data, write)
+    base = "\\Microsoft\\Windows NT\\CurrentVersion"
+    assert tree[f"{base}\\ProfileList"]["subkeys"] == [new]
+    assert hivex_value(tree, f"{base}\\ProfileGuid\\{guid}", "SidString") == (REG_SZ, (new + "\0").encode("utf-16-le"))
+    assert old.encode("utf-16-le") not in result.data and old.encode() not in result.data
+    assert SID.from_string(old).to_bytes() not in result.data
