@@ -187,3 +187,31 @@ def test_choices_do_not_go_with_a_saved_plan(scenario_db, tmp_path, capsys):
     capsys.readouterr()
     assert main(["plan", str(scenario_db("member-after")), "--plan", str(saved), "--mode", "add"]) == 2
     assert "not with --plan" in capsys.readouterr().err
+
+
+def test_ken_mapped_to_a_new_account_by_name(tmp_path):
+    """The issue's case: the administrator creates MEMBER\\KenNew (here: a SAM with the
+    account added, written by the sample hive writer), scans again with it, and maps Ken
+    to it by name. Ken's access goes to KenNew and to nobody else."""
+    from dataclasses import replace
+
+    from aclscan.samples import build
+    from aclscan.samples.scenarios import Account, member_after
+
+    scenario = member_after()
+    scenario = replace(scenario, accounts=scenario.accounts + (Account(1003, "KenNew"),))
+    sam = tmp_path / "SAM"
+    sam.write_bytes(build.hive_files(scenario)["SAM"])
+    path = tmp_path / "member-after-kennew.db"
+    assert main(scenarios.scan_args("member-after", path) + ["--sam", str(sam)]) in (0, 3)
+    db = open_database(path)
+    assert resolve_account(db, "MEMBER\\KenNew", old=False) == KEN_NEW
+    plan = build_plan(db, mapping=parse_mapping("old,new\nMEMBER\\Ken,MEMBER\\KenNew\n", db))
+    action = next(a for a in plan.actions if a.sid == KEN and a.kind == "replace_sid")
+    assert action.new_sid == KEN_NEW and 'MEMBER\\KenNew gains "Ken"\'s access' in action.reason
+    for old, new, _ in changes(plan):
+        if KEN in old:
+            assert KEN not in new and new.get(KEN_NEW) == old[KEN]
+        else:
+            assert KEN_NEW not in new
+        assert new.get(JON, 0) <= old.get(JON, 0)
