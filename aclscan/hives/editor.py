@@ -417,7 +417,7 @@ class HiveEditor:
 
     def rename_key(self, path: str, new_name: str) -> None:
         """Give the key at ``path`` the name ``new_name``; its parent's list is sorted again."""
-        parent_path, old_name = self._split(path)
+        parent_path, _ = self._split(path)
         raw_name, compressed = self._check_key_name(new_name)
         nk = self.key(path)
         parent = self.key(parent_path)
@@ -731,5 +731,8 @@ def edit_hive(data: bytes, edit: Callable[[HiveEditor], None], *, logs_applied: 
     hive ``data``; the new bytes and the changes made. ``data`` itself is never changed;
     when ``edit`` raises, nothing is returned."""
     editor = HiveEditor(data, logs_applied=logs_applied, timestamp=timestamp, label=label)
-    edit(editor)
+    try:
+        edit(editor)
+    except struct.error as exc:  # an offset of a damaged hive pointing past its bins
+        raise HiveEditError(f"{label}: corrupt hive: a cell reaches past the hive bins ({exc})") from None
     return EditResult(editor.to_bytes(), tuple(editor.changes))

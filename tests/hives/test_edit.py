@@ -728,3 +728,13 @@ def test_profile_guid_follows_the_profile(write):
     assert hivex_value(tree, f"{base}\\ProfileGuid\\{guid}", "SidString") == (REG_SZ, (new + "\0").encode("utf-16-le"))
     assert old.encode("utf-16-le") not in result.data and old.encode() not in result.data
     assert SID.from_string(old).to_bytes() not in result.data
+
+
+def test_a_damaged_subkey_list_is_a_one_line_error():
+    data = bytearray(hive_bytes(small_tree()))
+    ed = HiveEditor(bytes(data))
+    struct.pack_into("<I", data, 0x1000 + ed.root + 4 + 28, 0x7FFFFFF0)  # the root's subkey list: far away
+    struct.pack_into("<I", data, 0x1FC, xor_checksum(bytes(data)))
+    with pytest.raises(HiveEditError) as caught:
+        edit_hive(bytes(data), lambda ed: ed.add_key("Delta"))
+    assert one_line(caught.value)
