@@ -11,6 +11,8 @@ Each function takes a hive's bytes and returns an :class:`~aclscan.hives.editor.
 * :func:`repoint_alias_member`: every alias whose ``C`` value lists the old SID lists the
   new one instead, and the reverse index ``Aliases\\Members\\<domain SID>\\<RID>`` (the
   aliases a member belongs to, kept by SAM beside each domain's aliases) moves with it;
+* :func:`remove_alias_member` and :func:`remove_lsa_account`: the old SID taken out of the
+  aliases and the LSA accounts, where its access is removed rather than re-pointed;
 * :func:`repoint_profile`: ``ProfileList\\<old SID>`` becomes the new SID's (key name,
   ``Sid``), and ``ProfileGuid\\{GUID}\\SidString`` follows;
 * :func:`replace_sids_in_key_security` and :func:`replace_sids_in_value_descriptor`: every
@@ -43,6 +45,8 @@ __all__ = [
     "PROFILE_GUIDS",
     "PROFILE_LIST",
     "SAM_ALIAS_CONTAINERS",
+    "remove_alias_member",
+    "remove_lsa_account",
     "repoint_alias_member",
     "repoint_lsa_account",
     "repoint_profile",
@@ -164,6 +168,15 @@ def repoint_lsa_account(security: bytes, old_sid: str, new_sid: str, *, keep_old
     return _edit(security, edit, _options(logs_applied, timestamp, label))
 
 
+def remove_lsa_account(security: bytes, old_sid: str, *, logs_applied: bool = False,
+                       timestamp: datetime | int | None = None, label: str = "SECURITY") -> EditResult:
+    """``Policy\\Accounts\\<old>`` deleted with its rights and privileges (for ``plan --mode
+    remove`` and ``--remove-orphans``)."""
+    old = _sid(old_sid, "old SID")
+    return _edit(security, lambda ed: ed.delete_key(f"{ACCOUNTS}\\{old}", recursive=True),
+                 _options(logs_applied, timestamp, label))
+
+
 def _rewrite_default_descriptor(ed: HiveEditor, path: str, rewrite: Rewrite) -> None:
     """The descriptor an LSA object keeps in its SecDesc key, where it names a mapped SID."""
     found = _default_of(ed, path)
@@ -182,10 +195,10 @@ def _rewrite_default_descriptor(ed: HiveEditor, path: str, rewrite: Rewrite) -> 
 # --------------------------------------------------------------------------- SAM aliases
 
 
-def _alias_c_with(raw: bytes, old: SID, new: SID, what: str, keep_old: bool = False) -> bytes | None:
+def _alias_c_with(raw: bytes, old: SID, new: SID | None, what: str, keep_old: bool = False) -> bytes | None:
     """The alias C value with ``old`` replaced by ``new`` among its members (``old`` dropped
-    where ``new`` is a member already; with ``keep_old``, ``new`` added after ``old``); None
-    when there is nothing to change."""
+    where ``new`` is a member already, or ``new`` is None; with ``keep_old``, ``new`` added
+    after ``old``); None when there is nothing to change."""
     end = _ALIAS_C_TABLE + 12 * _C_ENTRIES
     if len(raw) < end:
         raise HiveEditError(f"{what}: {len(raw)} bytes, too short for its entry table")
@@ -205,7 +218,7 @@ def _alias_c_with(raw: bytes, old: SID, new: SID, what: str, keep_old: bool = Fa
     if keep_old:
         at = members.index(old) + 1
         updated = members[:at] + [new] + members[at:]
-    elif new in members:
+    elif new is None or new in members:
         updated = [m for m in members if m != old]
     else:
         updated = [new if m == old else m for m in members]
@@ -227,27 +240,32 @@ def _alias_c_with(raw: bytes, old: SID, new: SID, what: str, keep_old: bool = Fa
     return raw[:_ALIAS_C_TABLE] + table + bytes(data)
 
 
-def _move_reverse_index(ed: HiveEditor, container: str, old: SID, new: SID, keep_old: bool = False) -> bool:
-    """Move (with ``keep_old``: copy) ``Members\\<old domain>\\<old RID>`` to the new SID's
-    key, merging alias RIDs."""
+def _move_reverse_index(ed: HiveEditor, container: str, old: SID, new: SID | None, keep_old: bool = False) -> bool:
+    """Move (with ``keep_old``: copy; with ``new`` None: delete) ``Members\\<old domain>\\<old
+    RID>`` to the new SID's key, merging alias RIDs."""
     members = f"{container}\\Members"
-    if old.rid is None or new.rid is None:
+    if old.rid is None or (new is not None and new.rid is None):
         return False
-    old_domain, new_domain = f"{members}\\{old.prefix}", f"{members}\\{new.prefix}"
-    old_key, new_key = f"{old_domain}\\{old.rid:08X}", f"{new_domain}\\{new.rid:08X}"
+    old_domain = f"{members}\\{old.prefix}"
+    old_key = f"{old_domain}\\{old.rid:08X}"
     if not ed.has_key(old_key):
         return False
-    rids = _rids(ed, old_key)
-    if ed.has_key(new_key):
-        rids = list(dict.fromkeys(_rids(ed, new_key) + rids))
-    else:
-        if not ed.has_key(new_domain):
-            ed.add_key(new_domain)
-        ed.add_key(new_key)
-    ed.set_value(new_key, "", len(rids), struct.pack(f"<{len(rids)}I", *rids))
+    domains = [old_domain]
+    if new is not None:
+        new_domain = f"{members}\\{new.prefix}"
+        new_key = f"{new_domain}\\{new.rid:08X}"
+        domains.append(new_domain)
+        rids = _rids(ed, old_key)
+        if ed.has_key(new_key):
+            rids = list(dict.fromkeys(_rids(ed, new_key) + rids))
+        else:
+            if not ed.has_key(new_domain):
+                ed.add_key(new_domain)
+            ed.add_key(new_key)
+        ed.set_value(new_key, "", len(rids), struct.pack(f"<{len(rids)}I", *rids))
     if not keep_old:
         ed.delete_key(old_key)
-    for domain in (old_domain, new_domain):
+    for domain in domains:
         if not ed.has_key(domain):
             continue
         remaining = len(ed.subkey_names(domain))
@@ -270,24 +288,34 @@ def repoint_alias_member(sam: bytes, old_sid: str, new_sid: str, *, keep_old: bo
     """Every alias (local group, account domain and Builtin) that lists ``old`` lists ``new``
     instead (with ``keep_old``: as well), and the reverse index follows."""
     old, new = _pair(old_sid, new_sid)
+    return _edit(sam, lambda ed: _edit_aliases(ed, sam, old, new, keep_old, label),
+                 _options(logs_applied, timestamp, label))
 
-    def edit(ed: HiveEditor) -> None:
-        # Read after the editor has refused a dirty hive; the reader knows the C layout.
-        info = read_sam(sam, label=label)
-        listing = [(SAM_ALIAS_CONTAINERS[0], a.rid) for a in info.aliases if str(old) in a.members]
-        listing += [(SAM_ALIAS_CONTAINERS[1], a.rid) for a in info.builtin_aliases if str(old) in a.members]
-        for container, rid in listing:
-            path = f"{container}\\{rid:08X}"
-            kind, raw = ed.value(path, "C")
-            updated = _alias_c_with(raw, old, new, f"{label}: {path}\\C", keep_old)
-            if updated is not None:
-                ed.set_value(path, "C", kind, updated)
-        moved = [_move_reverse_index(ed, container, old, new, keep_old) for container in SAM_ALIAS_CONTAINERS
-                 if ed.has_key(f"{container}\\Members")]
-        if not listing and not any(moved):
-            raise MissingHiveKey(f"{label}: no alias lists {old}")
 
-    return _edit(sam, edit, _options(logs_applied, timestamp, label))
+def remove_alias_member(sam: bytes, old_sid: str, *, logs_applied: bool = False,
+                        timestamp: datetime | int | None = None, label: str = "SAM") -> EditResult:
+    """``old`` taken out of every alias that lists it, and out of the reverse index (for
+    ``plan --mode remove`` and ``--remove-orphans``)."""
+    old = _sid(old_sid, "old SID")
+    return _edit(sam, lambda ed: _edit_aliases(ed, sam, old, None, False, label),
+                 _options(logs_applied, timestamp, label))
+
+
+def _edit_aliases(ed: HiveEditor, sam: bytes, old: SID, new: SID | None, keep_old: bool, label: str) -> None:
+    # Read after the editor has refused a dirty hive; the reader knows the C layout.
+    info = read_sam(sam, label=label)
+    listing = [(SAM_ALIAS_CONTAINERS[0], a.rid) for a in info.aliases if str(old) in a.members]
+    listing += [(SAM_ALIAS_CONTAINERS[1], a.rid) for a in info.builtin_aliases if str(old) in a.members]
+    for container, rid in listing:
+        path = f"{container}\\{rid:08X}"
+        kind, raw = ed.value(path, "C")
+        updated = _alias_c_with(raw, old, new, f"{label}: {path}\\C", keep_old)
+        if updated is not None:
+            ed.set_value(path, "C", kind, updated)
+    moved = [_move_reverse_index(ed, container, old, new, keep_old) for container in SAM_ALIAS_CONTAINERS
+             if ed.has_key(f"{container}\\Members")]
+    if not listing and not any(moved):
+        raise MissingHiveKey(f"{label}: no alias lists {old}")
 
 
 # --------------------------------------------------------------------------- profiles

@@ -738,3 +738,20 @@ def test_a_damaged_subkey_list_is_a_one_line_error():
     with pytest.raises(HiveEditError) as caught:
         edit_hive(bytes(data), lambda ed: ed.add_key("Delta"))
     assert one_line(caught.value)
+
+
+def test_an_old_sid_is_removed_from_aliases_and_lsa(av_service, write):
+    from aclscan.hives.repoint import remove_alias_member, remove_lsa_account
+
+    _, files, old, _ = av_service
+    sam = remove_alias_member(files["SAM"], old, timestamp=STAMP)
+    tree = loads_everywhere(sam.data, write)
+    assert read_sam(sam.data).alias(0x3EC).members == ()
+    assert tree["\\SAM\\Domains\\Account\\Aliases\\Members"]["subkeys"] == []
+    assert SID.from_string(old).to_bytes() not in sam.data
+    security = remove_lsa_account(files["SECURITY"], old, timestamp=STAMP)
+    tree = loads_everywhere(security.data, write)
+    assert old not in tree[f"\\{ACCOUNTS}"]["subkeys"] and old not in read_security(security.data).accounts
+    assert SID.from_string(old).to_bytes() not in security.data
+    with pytest.raises(MissingHiveKey):
+        remove_lsa_account(security.data, old)
