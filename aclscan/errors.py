@@ -134,3 +134,17 @@ class TargetMismatch(Error):
     cannot be written, or is mounted."""
 
     exit_code = 16
+
+
+class HiveEditError(HiveError):
+    """A hive edit that cannot be made (a key that exists already, a key with subkeys to delete,
+    a name too long); nothing is changed."""
+
+
+class DirtyHive(HiveEditError):
+    """A hive whose base block says its transaction logs were not applied (sequence numbers
+    differ, or its checksum is wrong): writing it would lose what the logs hold."""
+
+
+class MissingHiveKey(HiveEditError, NotFound):
+    """A key or value an edit names that the hive does not hold."""

@@ -11,8 +11,15 @@ more actions, or a refusal with its reason:
   the user names (BUILTIN\\Administrators by default);
 * ``grant_lsa_rights``, ``replace_alias_member``, ``repoint_service``: the registry
   side (LSA policy, SAM aliases, services), for the live machine's script;
+* ``add_sid``: with ``mode="add"``, the new SID's ACEs added beside the old SID's (a
+  staged migration), owner and group substituted;
 * ``refuse``: no safe action (a RID collision with no name match must never become a
   prefix rewrite; an unknown authority; a cloned domain controller).
+
+The administrator's choices (ADMT's translation modes, offline) shape it: a mapping file
+(:mod:`aclscan.mapping`) re-points SIDs the tool cannot map by itself; ``mode`` replace
+(default), add or remove applies to every re-pointing; ``remove_orphans`` drops the ACEs of
+RID collisions without a mapping, as orphans' are, their ownership going to ``owner``.
 
 Descriptor actions are applied per *distinct* descriptor: every descriptor that
 carries an acted-on SID is rewritten, explicit ACEs and their inherited copies
@@ -29,20 +36,20 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from aclscan import classify
 from aclscan.errors import MalformedData
 from aclscan.findings import iter_findings
 from aclscan.graph import build_graph, impact, sid_id
-from aclscan.sd.acl import ACL
+from aclscan.mapping import MapRow
 from aclscan.sd.descriptor import SecurityDescriptor
+from aclscan.sd.rewrite import ADMINISTRATORS, Rewrite
 from aclscan.sd.sddl import to_sddl
 from aclscan.sd.sid import SID
 
 PLAN_FORMAT = 1
 SCHEMA_PATH = Path(__file__).with_name("plan_schema.json")
-ADMINISTRATORS = "S-1-5-32-544"
 
 REPLACE_SID = "replace_sid"
 TRANSLATE_SID_HISTORY = "translate_sid_history"
@@ -52,12 +59,19 @@ REASSIGN_GROUP = "reassign_group"
 GRANT_LSA_RIGHTS = "grant_lsa_rights"
 REPLACE_ALIAS_MEMBER = "replace_alias_member"
 REPOINT_SERVICE = "repoint_service"
+ADD_SID = "add_sid"
 REFUSE = "refuse"
-ACTION_KINDS = (REPLACE_SID, TRANSLATE_SID_HISTORY, REMOVE_ACES, REASSIGN_OWNER, REASSIGN_GROUP,
+ACTION_KINDS = (REPLACE_SID, TRANSLATE_SID_HISTORY, ADD_SID, REMOVE_ACES, REASSIGN_OWNER, REASSIGN_GROUP,
                 GRANT_LSA_RIGHTS, REPLACE_ALIAS_MEMBER, REPOINT_SERVICE, REFUSE)
 # Actions on security descriptors (the offline fix applies these); the others change
 # the registry, which only the live machine's script does.
-DESCRIPTOR_KINDS = frozenset({REPLACE_SID, TRANSLATE_SID_HISTORY, REMOVE_ACES, REASSIGN_OWNER, REASSIGN_GROUP})
+DESCRIPTOR_KINDS = frozenset({REPLACE_SID, TRANSLATE_SID_HISTORY, ADD_SID, REMOVE_ACES, REASSIGN_OWNER,
+                              REASSIGN_GROUP})
+_REPOINTING = (REPLACE_SID, TRANSLATE_SID_HISTORY, ADD_SID)  # actions that hand a SID's access to another
+
+# --mode: how every re-pointing is done (ADMT's security translation modes).
+MODE_REPLACE, MODE_ADD, MODE_REMOVE = "replace", "add", "remove"
+MODES = (MODE_REPLACE, MODE_ADD, MODE_REMOVE)
 
 
 class InvalidPlan(MalformedData):
@@ -122,6 +136,7 @@ class Plan:
     descriptors: tuple[DescriptorChange, ...]
     skipped: tuple[Skipped, ...] = ()
     plan_format: int = PLAN_FORMAT
+    choices: dict = field(default_factory=dict)  # mode, remove_orphans, map rows: what the administrator chose
 
     @property
     def refusals(self) -> tuple[Action, ...]:
@@ -145,6 +160,7 @@ class Plan:
             "actions": [_action_dict(a) for a in self.actions],
             "descriptors": [_change_dict(c) for c in self.descriptors],
             "skipped": [asdict(s) for s in self.skipped],
+            **({"choices": self.choices} if self.choices else {}),
         }
 
     def to_json(self) -> str:
@@ -185,7 +201,7 @@ def plan_from_json(text: str) -> Plan:
             for c in data["descriptors"])
         skipped = tuple(Skipped(**s) for s in data.get("skipped", ()))
         plan = Plan(scan=dict(data["scan"]), owner=data["owner"], group=data["group"], actions=actions,
-                    descriptors=changes, skipped=skipped)
+                    descriptors=changes, skipped=skipped, choices=dict(data.get("choices") or {}))
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidPlan(f"not a plan: {exc.__class__.__name__}: {exc}") from None
     known = {a.id for a in actions}
@@ -209,59 +225,6 @@ def read_plan(path: str | Path) -> Plan:
 # --------------------------------------------------------------------- rewriting
 
 
-@dataclass(frozen=True)
-class Rewrite:
-    """SIDs to substitute and SIDs to drop, applied to any descriptor."""
-
-    replace: dict[str, str] = field(default_factory=dict)
-    remove: frozenset[str] = frozenset()
-    owner: str = ADMINISTRATORS  # a removed SID that owns the file gives way to this
-    group: str = ADMINISTRATORS
-
-    def owner_of(self, sid: SID | None) -> SID | None:
-        return self._principal(sid, self.owner)
-
-    def group_of(self, sid: SID | None) -> SID | None:
-        return self._principal(sid, self.group)
-
-    def _principal(self, sid: SID | None, fallback: str) -> SID | None:
-        if sid is None:
-            return None
-        text = str(sid)
-        if text in self.replace:
-            return SID.from_string(self.replace[text])
-        if text in self.remove:
-            return SID.from_string(fallback)
-        return sid
-
-    def acl(self, acl: ACL | None) -> ACL | None:
-        if acl is None:
-            return None
-        aces = []
-        changed = False
-        for ace in acl.aces:
-            sid = str(ace.sid) if ace.sid is not None else None
-            if sid in self.remove:
-                changed = True
-                continue
-            updates = {}
-            if sid in self.replace:
-                updates["sid"] = SID.from_string(self.replace[sid])
-            server = str(ace.server_sid) if ace.server_sid is not None else None
-            if server in self.replace:
-                updates["server_sid"] = SID.from_string(self.replace[server])
-            if updates:
-                changed = True
-                ace = replace(ace, **updates)
-            aces.append(ace)
-        return ACL(revision=acl.revision, aces=tuple(aces)) if changed else acl
-
-    def apply(self, sd: SecurityDescriptor) -> SecurityDescriptor:
-        return SecurityDescriptor(revision=sd.revision, control=sd.control, owner=self.owner_of(sd.owner),
-                                  group=self.group_of(sd.group), dacl=self.acl(sd.dacl), sacl=self.acl(sd.sacl),
-                                  sbz1=sd.sbz1)
-
-
 # ---------------------------------------------------------------------- planning
 
 
@@ -275,33 +238,51 @@ class _Intent:
     new_sid: str | None = None
 
 
-def build_plan(db, *, owner: str = ADMINISTRATORS, group: str | None = None, database: str | None = None) -> Plan:
-    """The plan for a scan database (sqlite-utils Database from store.open_database)."""
+def build_plan(db, *, owner: str = ADMINISTRATORS, group: str | None = None, database: str | None = None,
+               mapping: Sequence[MapRow] = (), mode: str = MODE_REPLACE, remove_orphans: bool = False) -> Plan:
+    """The plan for a scan database (sqlite-utils Database from store.open_database).
+
+    ``mapping`` (rows of :func:`aclscan.mapping.read_mapping`) re-points the SIDs it names,
+    overriding what the tool would do; ``mode`` says how every re-pointing is done
+    (replace, add beside, remove); ``remove_orphans`` removes the ACEs of RID collisions
+    left without a mapping (orphans' are removed in any case)."""
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
     owner = str(SID.from_string(owner))
     group = str(SID.from_string(group)) if group else owner
     findings = list(iter_findings(db, problems_only=True))
+    rows = {row.old: row for row in mapping}
+    listed = {f["sid"] for f in findings}
+    # A mapped SID the classifier found no problem with (a domain move): planned all the same.
+    findings += [f for f in iter_findings(db) if f["sid"] in rows and f["sid"] not in listed]
     dc_reason = _domain_controller(db)
     intents: list[_Intent] = []
     if dc_reason:
         intents.append(_Intent(REFUSE, {"sid": _machine_sid(db) or "", "verdict": "domain_controller",
                                         "account": None}, dc_reason))
     else:
+        names = _account_names(db)
         for finding in findings:
-            intents.extend(_intents_for(finding))
+            row = rows.get(finding["sid"])
+            found = [_mapped_intent(finding, row, names)] if row else _intents_for(finding)
+            if remove_orphans:
+                found = [_removed_collision(i) for i in found]
+            intents.extend(_in_mode(i, mode, owner) for i in found)
     actions: list[Action] = []
     numbered = [(f"A{i}", intent) for i, intent in enumerate(intents, 1)]
     rewrite = Rewrite(
         replace={i.finding["sid"]: i.new_sid for _, i in numbered if i.kind in (REPLACE_SID, TRANSLATE_SID_HISTORY)},
+        add={i.finding["sid"]: i.new_sid for _, i in numbered if i.kind == ADD_SID},
         remove=frozenset(i.finding["sid"] for _, i in numbered if i.kind == REMOVE_ACES),
         owner=owner, group=group)
     action_of = {}
     for action_id, intent in numbered:
         sid = intent.finding["sid"]
-        if intent.kind in (REPLACE_SID, TRANSLATE_SID_HISTORY, REMOVE_ACES):
+        if intent.kind in _REPOINTING + (REMOVE_ACES,):
             action_of.setdefault(sid, []).append(action_id)
     reassign_ids: dict[tuple[str, str], str] = {}
     next_id = len(numbered) + 1
-    # Orphans that own or group files get their reassignment actions too.
+    # SIDs whose ACEs go that own or group files get their reassignment actions too.
     for action_id, intent in list(numbered):
         if intent.kind != REMOVE_ACES:
             continue
@@ -311,8 +292,10 @@ def build_plan(db, *, owner: str = ADMINISTRATORS, group: str | None = None, dat
                 new_id = f"A{next_id}"
                 next_id += 1
                 reassign_ids[(intent.finding["sid"], role)] = new_id
-                numbered.append((new_id, _Intent(kind, intent.finding, f"the {role} is an orphan: "
-                                                 f"give the files' {role}ship to {target}", target)))
+                why = (f"the {role} is an orphan" if intent.finding["verdict"] == classify.ORPHAN
+                       else f"the {role}'s ACEs are removed")
+                numbered.append((new_id, _Intent(kind, intent.finding, f"{why}: give the files' {role}ship "
+                                                                       f"to {target}", target)))
     refused = {i.finding["sid"] for _, i in numbered if i.kind == REFUSE}
     changes, skipped, counts, left = _descriptor_changes(db, rewrite, action_of, reassign_ids, refused)
     graph = build_graph(db)
@@ -330,9 +313,52 @@ def build_plan(db, *, owner: str = ADMINISTRATORS, group: str | None = None, dat
             folders=tuple(folders.get(finding["sid"], ())) if intent.kind not in (REASSIGN_OWNER, REASSIGN_GROUP)
             else (),
         ))
-    actions.extend(_registry_actions(db, findings, impacts, start=next_id))
+    targets = {i.finding["sid"]: i.new_sid for _, i in numbered if i.kind in _REPOINTING}
+    actions.extend(_registry_actions(db, findings, impacts, targets, start=next_id))
+    choices = {}
+    if mapping or mode != MODE_REPLACE or remove_orphans:
+        choices = {"mode": mode, "remove_orphans": remove_orphans,
+                   "map": [{"line": r.line, "old": r.old, "new": r.new, "consent": r.consent} for r in mapping]}
     return Plan(scan=_scan_identity(db, database), owner=owner, group=group, actions=tuple(actions),
-                descriptors=tuple(changes), skipped=tuple(skipped))
+                descriptors=tuple(changes), skipped=tuple(skipped), choices=choices)
+
+
+def _account_names(db) -> dict[str, str]:
+    """SID -> DOMAIN\\name of today's accounts, to say who gains what."""
+    return {sid: f"{domain}\\{name}" if domain else name
+            for sid, name, domain in db.execute("SELECT sid, name, domain FROM accounts") if name}
+
+
+def _mapped_intent(finding: dict, row: MapRow, names: dict[str, str]) -> _Intent:
+    who = f'"{finding["account"]}"' if finding["account"] else finding["sid"]
+    heir = names.get(row.new, row.new)
+    reason = f"mapped by the administrator ({row.source}): {heir} gains {who}'s access"
+    if row.consent:
+        reason += f" (with consent: {heir} may hold {who}'s RID today)"
+    if row.new not in names:
+        reason += f"; {row.new} is no account this scan knows"
+    kind = TRANSLATE_SID_HISTORY if finding["verdict"] == classify.SID_HISTORY else REPLACE_SID
+    return _Intent(kind, finding, reason, row.new)
+
+
+def _removed_collision(intent: _Intent) -> _Intent:
+    """--remove-orphans: a refused RID collision loses its ACEs, as an orphan does."""
+    if intent.kind != REFUSE or intent.finding["verdict"] != classify.RID_COLLISION:
+        return intent
+    who = f'"{intent.finding["account"]}"' if intent.finding["account"] else "its old account"
+    return _Intent(REMOVE_ACES, intent.finding, f"--remove-orphans: no account today is named {who} and its RID "
+                                                f"belongs to another account: its ACEs are removed")
+
+
+def _in_mode(intent: _Intent, mode: str, owner: str) -> _Intent:
+    """A re-pointing as --mode asks: replace (as planned), add beside, or remove."""
+    if intent.kind not in (REPLACE_SID, TRANSLATE_SID_HISTORY) or mode == MODE_REPLACE:
+        return intent
+    if mode == MODE_ADD:
+        return replace(intent, kind=ADD_SID, reason=f"{intent.reason}; --mode add: the old SID keeps its ACEs "
+                                                    f"and {intent.new_sid} gets the same beside them")
+    return _Intent(REMOVE_ACES, intent.finding, f"{intent.reason}; --mode remove: its ACEs are removed instead "
+                                                f"(ownership to {owner})")
 
 
 def _intents_for(finding: dict) -> list[_Intent]:
@@ -357,9 +383,12 @@ def _refusal(finding: dict) -> str:
     # The evidence that says who holds the RID now comes first; then the latest facts.
     lines = finding["evidence"]
     evidence = "; ".join([e for e in lines if "now belongs" in e][:1] or lines[-2:])
+    way_out = "or map it to an account with --map FILE"
     if verdict == classify.RID_COLLISION:
         who = f'"{finding["account"]}"' if finding["account"] else "its old account"
         why = f"no account today is named {who}, and its RID belongs to another account now"
+        create = f"create {finding['account']} and scan again" if finding["account"] else "create the account"
+        way_out = f"way out: {create}; or --map FILE; or --remove-orphans (drops its ACEs)"
     elif verdict == classify.STALE_PREFIX:
         why = "a previous machine SID with no name mapping: give the master's SAM or an earlier scan (--history)"
     elif verdict == classify.SID_HISTORY:
@@ -372,14 +401,14 @@ def _refusal(finding: dict) -> str:
         why = "the volume's own hives disagree about the machine SID: resolve that first"
     else:
         why = f"no safe action for verdict {verdict}"
-    return f"{why} ({evidence})" if evidence else why
+    return f"{why} ({evidence}); {way_out}" if evidence else f"{why}; {way_out}"
 
 
 def _descriptor_changes(db, rewrite: Rewrite, action_of: dict[str, list[str]],
                         reassign_ids: dict[tuple[str, str], str], refused: set[str]):
     """Every distinct descriptor that carries an acted-on SID, rewritten; per-action counts
     (files, descriptors, explicit files) and the same per refused SID (what stays)."""
-    changing = set(rewrite.replace) | set(rewrite.remove)
+    changing = set(rewrite.replace) | set(rewrite.add) | set(rewrite.remove)
     acted = changing | refused
     if not acted:
         return [], [], {}, {}
@@ -456,16 +485,15 @@ def _sids_in(sd: SecurityDescriptor, wanted: set[str]) -> tuple[set[str], set[st
     return touched, explicit
 
 
-def _registry_actions(db, findings: list[dict], impacts: dict, start: int) -> list[Action]:
-    """LSA rights, alias memberships and service logons that name a mapped SID (from the
-    graph's impact of each finding)."""
+def _registry_actions(db, findings: list[dict], impacts: dict, targets: dict[str, str], start: int) -> list[Action]:
+    """LSA rights, alias memberships and service logons that name a re-pointed SID (from
+    the graph's impact of each finding); ``targets``: old SID -> the SID it goes to."""
     actions = []
     number = start
     for finding in findings:
-        new_sid = finding["mapped_sid"]
+        new_sid = targets.get(finding["sid"])
         found = impacts.get(finding["sid"])
-        if not new_sid or found is None or finding["verdict"] not in (
-                classify.STALE_PREFIX, classify.RID_COLLISION, classify.SID_HISTORY):
+        if not new_sid or found is None:
             continue
         # Alias names as this machine's SAM spells them (hive_references), not the graph's SIDs.
         groups = sorted({detail for (detail,) in db.execute(

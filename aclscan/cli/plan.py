@@ -9,7 +9,8 @@ import click
 from aclscan.cli import cli
 from aclscan.cli.options import db_argument
 from aclscan.formats.plans import PlanContext, PlanFormat, PlanOutput, render
-from aclscan.plan import ADMINISTRATORS, InvalidPlan, build_plan, read_plan
+from aclscan.mapping import read_mapping
+from aclscan.plan import ADMINISTRATORS, MODE_REPLACE, MODES, InvalidPlan, build_plan, read_plan
 from aclscan.sd.sddl import sid_from_sddl
 from aclscan.store import open_database
 
@@ -43,16 +44,28 @@ def _same_scan(plan, db) -> None:
               help="Render this saved JSON plan (made from this scan) instead of planning again.")
 @click.option("--volume", "volume_id", type=int, help="Only this volume's files (a scan of several volumes).")
 @click.option("--drive", default="C:", show_default=True, help="The volume's drive on the live machine (setacl).")
+@click.option("--map", "map_file", type=click.Path(exists=True, dir_okay=False),
+              help="CSV of old,new[,consent]: SIDs or account names (MEMBER\\Ken); re-points what the tool cannot "
+                   "map itself. 'consent' allows mapping onto the account that holds the old RID today.")
+@click.option("--mode", type=click.Choice(MODES), default=MODE_REPLACE, show_default=True,
+              help="How SIDs are re-pointed: replace them; add the new beside the old (staged migration); "
+                   "remove the old ACEs (ownership to --owner).")
+@click.option("--remove-orphans", is_flag=True,
+              help="Also remove the ACEs of RID collisions without a mapping (ownership to --owner).")
 @click.pass_context
-def plan(ctx, database, fmt, output, owner, group, plan_file, volume_id, drive):
+def plan(ctx, database, fmt, output, owner, group, plan_file, volume_id, drive, map_file, mode, remove_orphans):
     """The remediation plan of a scan: exit 0 when it acts on every problem, 1 when refusals remain."""
     db = open_database(database)
     fmt = PlanFormat(fmt)
     if plan_file:
+        if map_file or mode != MODE_REPLACE or remove_orphans:
+            raise click.UsageError("--map, --mode and --remove-orphans make a new plan: not with --plan")
         result = read_plan(plan_file)
         _same_scan(result, db)
     else:
-        result = build_plan(db, owner=_sid_option(owner), group=_sid_option(group), database=str(database))
+        mapping = read_mapping(map_file, db) if map_file else ()
+        result = build_plan(db, owner=_sid_option(owner), group=_sid_option(group), database=str(database),
+                            mapping=mapping, mode=mode, remove_orphans=remove_orphans)
     volumes = [row[0] for row in db.execute("SELECT id FROM volumes ORDER BY id")]
     if volume_id is None and len(volumes) > 1 and fmt in (PlanFormat.ICACLS, PlanFormat.SETACL, PlanFormat.POWERSHELL):
         raise click.UsageError(f"the scan has {len(volumes)} volumes: choose one with --volume")

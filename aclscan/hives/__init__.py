@@ -5,6 +5,10 @@ Bytes, a path or a binary file in, frozen dataclasses out; nothing here classifi
 :class:`~aclscan.errors.HiveError` for input that is no hive and
 :class:`~aclscan.errors.WrongHive` for a hive of another kind; records it cannot read
 are skipped and listed in the result's ``problems``.
+
+Writing is apart: ``editor`` is the one module that changes hive bytes (offline, bytes in,
+bytes out) and ``repoint`` re-points SIDs through it (LSA accounts, alias members, profiles,
+descriptors); nothing here imports them.
 """
 
 from aclscan.hives.registry import HIVE_KINDS, Hive, HiveStatus, RegKey, RegValue, open_hive

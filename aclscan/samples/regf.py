@@ -71,9 +71,14 @@ __all__ = [
     "REG_RESOURCE_REQUIREMENTS_LIST",
     "REG_SZ",
     "Value",
+    "base_block_checksum",
+    "encode_name",
     "filetime",
     "hive_bytes",
     "name_hash",
+    "name_hint",
+    "name_units",
+    "sort_key",
     "upcase",
     "write_hive",
 ]
@@ -161,9 +166,9 @@ class Key:
 
     def subkey(self, name: str) -> Key:
         """The direct subkey called ``name`` (case-insensitive, as Windows compares)."""
-        wanted = _sort_key(name)
+        wanted = sort_key(name)
         for child in self.subkeys:
-            if _sort_key(child.name) == wanted:
+            if sort_key(child.name) == wanted:
                 return child
         raise KeyError(name)
 
@@ -191,9 +196,9 @@ class Key:
 
     def value(self, name: str) -> Value:
         """The value called ``name`` (case-insensitive)."""
-        wanted = _sort_key(name)
+        wanted = sort_key(name)
         for value in self.values:
-            if _sort_key(value.name) == wanted:
+            if sort_key(value.name) == wanted:
                 return value
         raise KeyError(name)
 
@@ -201,7 +206,7 @@ class Key:
         """(path, key) for this key and every key below it, depth first, subkeys sorted.
         The path of the key walk starts from is ``path`` (``""`` for a root)."""
         yield path, self
-        for child in sorted(self.subkeys, key=lambda k: _sort_key(k.name)):
+        for child in sorted(self.subkeys, key=lambda k: sort_key(k.name)):
             yield from child.walk(f"{path}\\{child.name}")
 
 
@@ -209,7 +214,8 @@ class Key:
 # Names: encoding, upper-casing, hashing
 
 
-def _units(text: str) -> tuple[int, ...]:
+def name_units(text: str) -> tuple[int, ...]:
+    """The UTF-16 code units of ``text`` (a name's length in the hive counts these)."""
     raw = text.encode("utf-16-le", "surrogatepass")
     return struct.unpack(f"<{len(raw) // 2}H", raw)
 
@@ -227,23 +233,24 @@ def _upcase_unit(unit: int) -> int:
 
 def upcase(text: str) -> str:
     """``text`` upper-cased as Windows compares key names: unit by unit."""
-    units = [_upcase_unit(u) for u in _units(text)]
+    units = [_upcase_unit(u) for u in name_units(text)]
     return struct.pack(f"<{len(units)}H", *units).decode("utf-16-le", "surrogatepass")
 
 
-def _sort_key(name: str) -> tuple[int, ...]:
-    return tuple(_upcase_unit(u) for u in _units(name))
+def sort_key(name: str) -> tuple[int, ...]:
+    """What subkey lists are sorted by and names compared by: the upper-cased UTF-16 units."""
+    return tuple(_upcase_unit(u) for u in name_units(name))
 
 
 def name_hash(name: str) -> int:
     """The hash an lh leaf stores for a key name."""
     h = 0
-    for unit in _sort_key(name):
+    for unit in sort_key(name):
         h = (h * 37 + unit) & 0xFFFFFFFF
     return h
 
 
-def _encode_name(name: str) -> tuple[bytes, bool]:
+def encode_name(name: str) -> tuple[bytes, bool]:
     """(stored bytes, compressed?): Latin-1 where every character fits, UTF-16LE otherwise."""
     if all(ord(c) < 0x100 for c in name):
         return name.encode("latin-1"), True
@@ -323,7 +330,7 @@ def _check_tree(root: Key) -> None:
             raise InvalidHive(f"key below {where!r} has an empty name")
         if "\\" in key.name:
             raise InvalidHive(f"key name {key.name!r} contains a backslash")
-        if len(_units(key.name)) > MAX_KEY_NAME:
+        if len(name_units(key.name)) > MAX_KEY_NAME:
             raise InvalidHive(f"key name {key.name[:40]!r}... is longer than {MAX_KEY_NAME} characters")
         if key.class_name is not None:
             if not isinstance(key.class_name, str):
@@ -341,9 +348,9 @@ def _check_tree(root: Key) -> None:
         for value in key.values:
             if not isinstance(value, Value) or not isinstance(value.name, str):
                 raise InvalidHive(f"{where!r} holds {value!r}, not a Value")
-            if len(_units(value.name)) > MAX_VALUE_NAME:
+            if len(name_units(value.name)) > MAX_VALUE_NAME:
                 raise InvalidHive(f"value name {value.name[:40]!r}... is longer than {MAX_VALUE_NAME} characters")
-            folded = _sort_key(value.name)
+            folded = sort_key(value.name)
             if folded in names:
                 raise InvalidHive(f"{where!r} has two values called {value.name!r} (names ignore case)")
             names.add(folded)
@@ -352,7 +359,7 @@ def _check_tree(root: Key) -> None:
         for child in key.subkeys:
             if not isinstance(child, Key):
                 raise InvalidHive(f"{where!r} holds {child!r} as a subkey, not a Key")
-            folded = _sort_key(child.name) if isinstance(child.name, str) else ()
+            folded = sort_key(child.name) if isinstance(child.name, str) else ()
             if folded in names:
                 raise InvalidHive(f"{where!r} has two subkeys called {child.name!r} (names ignore case)")
             names.add(folded)
@@ -447,12 +454,12 @@ class _Writer:
         self.root = self._plan(root, None)
 
     def _plan(self, key: Key, parent: _KeyPlan | None) -> _KeyPlan:
-        name, compressed = _encode_name(key.name)
+        name, compressed = encode_name(key.name)
         plan = _KeyPlan(key, name, compressed, parent)
         for value in key.values:
-            vname, vcomp = _encode_name(value.name)
+            vname, vcomp = encode_name(value.name)
             plan.values.append(_ValuePlan(value, value.raw, vname, vcomp))
-        plan.children = [self._plan(c, plan) for c in sorted(key.subkeys, key=lambda k: _sort_key(k.name))]
+        plan.children = [self._plan(c, plan) for c in sorted(key.subkeys, key=lambda k: sort_key(k.name))]
         return plan
 
     # pass 1: give every cell its offset, depth first, as Windows lays out a fresh hive
@@ -527,12 +534,12 @@ class _Writer:
             flags |= KEY_HIVE_ENTRY | KEY_NO_DELETE
         stamp = self.timestamp if key.last_written is None else filetime(key.last_written)
         class_raw = key.class_name.encode("utf-16-le", "surrogatepass") if key.class_name else b""
-        largest_subkey = max((2 * len(_units(c.key.name)) for c in plan.children), default=0)
+        largest_subkey = max((2 * len(name_units(c.key.name)) for c in plan.children), default=0)
         largest_class = max(
             (len(c.key.class_name.encode("utf-16-le", "surrogatepass")) for c in plan.children if c.key.class_name),
             default=0,
         )
-        largest_value_name = max((2 * len(_units(v.value.name)) for v in plan.values), default=0)
+        largest_value_name = max((2 * len(name_units(v.value.name)) for v in plan.values), default=0)
         largest_data = max((len(v.raw) for v in plan.values), default=0)
         nk = struct.pack(
             "<2sHQIIIIIIIIIIIIIIIHH",
@@ -590,7 +597,7 @@ class _Writer:
         if self.minor >= 5:
             entries = b"".join(struct.pack("<II", c.nk, name_hash(c.key.name)) for c in children)
             return struct.pack("<2sH", b"lh", len(children)) + entries
-        entries = b"".join(struct.pack("<I", c.nk) + _name_hint(c.key.name) for c in children)
+        entries = b"".join(struct.pack("<I", c.nk) + name_hint(c.key.name) for c in children)
         return struct.pack("<2sH", b"lf", len(children)) + entries
 
     def _fill_subkey_lists(self, plan: _KeyPlan) -> None:
@@ -606,7 +613,8 @@ class _Writer:
         return self.bins.finish()
 
 
-def _name_hint(name: str) -> bytes:
+def name_hint(name: str) -> bytes:
+    """The name hint an lf leaf stores for a key name."""
     # lf leaves keep the first four characters where they fit one byte each, else zeros.
     head = name[:4]
     if all(ord(c) < 0x100 for c in head):
@@ -618,7 +626,8 @@ def _name_hint(name: str) -> bytes:
 # The base block
 
 
-def _checksum(block: bytes) -> int:
+def base_block_checksum(block: bytes) -> int:
+    """The CheckSum of a base block: XOR of its first 127 dwords, 0 -> 1, 0xFFFFFFFF -> 0xFFFFFFFE."""
     total = 0
     for (dword,) in struct.iter_unpack("<I", block[:508]):
         total ^= dword
@@ -650,7 +659,7 @@ def _base_block(
         1,  # clustering factor
     )
     # FileName keeps the last 31 characters of the hive's path, as Windows truncates it.
-    units = _units(name)[-31:]
+    units = name_units(name)[-31:]
     block[0x30 : 0x30 + 2 * len(units)] = struct.pack(f"<{len(units)}H", *units)
     # Resource manager, log and transaction manager GUIDs of the hive's (unused) CLFS log:
     # Windows fills them; ours derive from the name and time so the output stays repeatable.
@@ -660,7 +669,7 @@ def _base_block(
     block[0x80:0x90] = rm
     block[0x94:0xA4] = tm
     struct.pack_into("<4sQ4sI", block, 0xA4, b"rmtm", timestamp, b"OfRg", 1)
-    struct.pack_into("<I", block, 0x1FC, _checksum(bytes(block)))
+    struct.pack_into("<I", block, 0x1FC, base_block_checksum(bytes(block)))
     return bytes(block)
 
 

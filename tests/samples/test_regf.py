@@ -204,7 +204,7 @@ def test_hivex_reads_every_key_and_value(sample_hive):
     for path, key in expected.items():
         got = dump[path]
         assert got.name == key.name
-        assert got.subkeys == [c.name for c in sorted(key.subkeys, key=lambda k: regf._sort_key(k.name))]
+        assert got.subkeys == [c.name for c in sorted(key.subkeys, key=lambda k: regf.sort_key(k.name))]
         assert got.values == [as_hivex(v) for v in key.values], path
 
 
@@ -273,7 +273,7 @@ def test_windows_name_hash_on_a_real_hive(tmp_path):
             names = [c.header.key_name_string.decode("latin-1" if c.header.flags.KEY_COMP_NAME else "utf-16-le")
                      for c in children]
             assert hashes == [name_hash(n) for n in names]
-            assert names == sorted(names, key=regf._sort_key)
+            assert names == sorted(names, key=regf.sort_key)
             checked += count
         stack.extend(children)
     assert checked > 80  # 93 names in 27 leaves
@@ -364,7 +364,7 @@ def values(draw, _text=_text):
 def _unique(items, name):
     seen, out = set(), []
     for item in items:
-        folded = regf._sort_key(name(item))
+        folded = regf.sort_key(name(item))
         if folded not in seen:
             seen.add(folded)
             out.append(item)
@@ -391,7 +391,7 @@ def test_random_trees_round_trip_through_regipy(tmp_path, tree, minor):
         got = dump[where]
         assert got.name == key.name
         assert got.class_name == key.class_name
-        assert got.subkeys == [c.name for c in sorted(key.subkeys, key=lambda k: regf._sort_key(k.name))]
+        assert got.subkeys == [c.name for c in sorted(key.subkeys, key=lambda k: regf.sort_key(k.name))]
         assert same_values(got.values, [as_regipy(v) for v in key.values])
 
 
@@ -405,4 +405,4 @@ def test_random_trees_round_trip_through_hivex(tmp_path, tree):
     expected = tree_paths(tree)
     assert set(dump) == set(expected)
     for where, key in expected.items():
-        assert dump[where].subkeys == [c.name for c in sorted(key.subkeys, key=lambda k: regf._sort_key(k.name))]
+        assert dump[where].subkeys == [c.name for c in sorted(key.subkeys, key=lambda k: regf.sort_key(k.name))]
