@@ -59,10 +59,18 @@ REASSIGN_GROUP = "reassign_group"
 GRANT_LSA_RIGHTS = "grant_lsa_rights"
 REPLACE_ALIAS_MEMBER = "replace_alias_member"
 REPOINT_SERVICE = "repoint_service"
+REPOINT_PROFILE = "repoint_profile"
+REMOVE_ALIAS_MEMBER = "remove_alias_member"
+REVOKE_LSA_RIGHTS = "revoke_lsa_rights"
 ADD_SID = "add_sid"
 REFUSE = "refuse"
 ACTION_KINDS = (REPLACE_SID, TRANSLATE_SID_HISTORY, ADD_SID, REMOVE_ACES, REASSIGN_OWNER, REASSIGN_GROUP,
-                GRANT_LSA_RIGHTS, REPLACE_ALIAS_MEMBER, REPOINT_SERVICE, REFUSE)
+                GRANT_LSA_RIGHTS, REPLACE_ALIAS_MEMBER, REPOINT_SERVICE, REPOINT_PROFILE, REMOVE_ALIAS_MEMBER,
+                REVOKE_LSA_RIGHTS, REFUSE)
+# Actions on the machine's hives themselves (the offline fix writes them through the hive
+# editor; the live machine's script does them too).
+HIVE_KINDS = frozenset({GRANT_LSA_RIGHTS, REPLACE_ALIAS_MEMBER, REPOINT_PROFILE, REMOVE_ALIAS_MEMBER,
+                        REVOKE_LSA_RIGHTS})
 # Actions on security descriptors (the offline fix applies these); the others change
 # the registry, which only the live machine's script does.
 DESCRIPTOR_KINDS = frozenset({REPLACE_SID, TRANSLATE_SID_HISTORY, ADD_SID, REMOVE_ACES, REASSIGN_OWNER,
@@ -97,6 +105,8 @@ class Action:
     services: tuple[str, ...] = ()
     rights: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
+    places: dict = field(default_factory=dict)  # place kind -> places (keys, shares, ...) whose descriptor it changes
+    profiles: tuple[str, ...] = ()  # ProfileList entries (profile folders) it re-points
 
     @property
     def is_descriptor_action(self) -> bool:
@@ -116,6 +126,8 @@ class DescriptorChange:
     old_sha256: str  # of the original bytes: fix refuses a file whose descriptor differs
     new_raw: bytes  # the self-relative bytes to write
     actions: tuple[str, ...]  # ids of the actions that change it
+    source: str = "sds"  # sds/attribute (files), registry (sk cell), value (in a registry value), task (task file)
+    places: int = 0  # places other than files (keys, services, ...) that use it
 
 
 @dataclass(frozen=True)
@@ -156,6 +168,7 @@ class Plan:
                 "refusals": len(self.refusals),
                 "descriptors": len(self.descriptors),
                 "files": sum(c.files for c in self.descriptors),
+                "places": sum(c.places for c in self.descriptors),
             },
             "actions": [_action_dict(a) for a in self.actions],
             "descriptors": [_change_dict(c) for c in self.descriptors],
@@ -169,7 +182,7 @@ class Plan:
 
 def _action_dict(action: Action) -> dict:
     item = asdict(action)
-    for name in ("folders", "services", "rights", "groups"):
+    for name in ("folders", "services", "rights", "groups", "profiles"):
         item[name] = list(item[name])
     return item
 
@@ -193,7 +206,9 @@ def plan_from_json(text: str) -> Plan:
         raise InvalidPlan(f"plan format {data['plan_format']!r}; this aclscan reads format {PLAN_FORMAT}")
     try:
         actions = tuple(
-            Action(**{**a, **{n: tuple(a.get(n, ())) for n in ("folders", "services", "rights", "groups")}})
+            Action(**{**a, **{n: tuple(a.get(n, ())) for n in ("folders", "services", "rights", "groups",
+                                                                  "profiles")},
+                      "places": dict(a.get("places") or {})})
             for a in data["actions"])
         changes = tuple(
             DescriptorChange(**{**c, "new_raw": base64.b64decode(c["new_raw"], validate=True),
@@ -301,6 +316,7 @@ def build_plan(db, *, owner: str = ADMINISTRATORS, group: str | None = None, dat
     graph = build_graph(db)
     impacts = {f["sid"]: impact(graph, f["sid"]) for f in findings if sid_id(f["sid"]) in graph}
     folders = {sid: i.folders for sid, i in impacts.items()}
+    places_of = _action_places(db, changes)
     for action_id, intent in numbered:
         finding = intent.finding
         # A refusal counts what it leaves as it is; the others what they change.
@@ -312,9 +328,11 @@ def build_plan(db, *, owner: str = ADMINISTRATORS, group: str | None = None, dat
             explicit_files=explicit, inherited_files=files - explicit,
             folders=tuple(folders.get(finding["sid"], ())) if intent.kind not in (REASSIGN_OWNER, REASSIGN_GROUP)
             else (),
+            places=dict(sorted(places_of.get(action_id, {}).items())),
         ))
     targets = {i.finding["sid"]: i.new_sid for _, i in numbered if i.kind in _REPOINTING}
-    actions.extend(_registry_actions(db, findings, impacts, targets, start=next_id))
+    removed = {i.finding["sid"] for _, i in numbered if i.kind == REMOVE_ACES}
+    actions.extend(_registry_actions(db, findings, impacts, targets, start=next_id, removed=removed))
     choices = {}
     if mapping or mode != MODE_REPLACE or remove_orphans:
         choices = {"mode": mode, "remove_orphans": remove_orphans,
@@ -416,12 +434,13 @@ def _descriptor_changes(db, rewrite: Rewrite, action_of: dict[str, list[str]],
     marks = ", ".join("?" for _ in acted)
     params = sorted(acted)
     rows = db.execute(
-        f"SELECT key, volume_id, security_id, raw, files FROM descriptors WHERE key IN "
+        f"SELECT key, volume_id, security_id, raw, files, source FROM descriptors WHERE key IN "
         f"(SELECT descriptor_key FROM aces WHERE sid IN ({marks})) OR owner IN ({marks}) OR \"group\" IN ({marks}) "
-        f"ORDER BY key", params * 3)
+        f"ORDER BY key", params * 3).fetchall()
+    place_uses = _place_uses(db, [row[0] for row in rows])
     changes, skipped = [], []
     counts: dict[str, list[int]] = {}
-    for key, volume_id, security_id, raw, files in rows:
+    for key, volume_id, security_id, raw, files, source in rows:
         if raw is None:
             continue  # unparsed descriptors are in scan_errors; nothing to rewrite safely
         files = files or 0
@@ -455,8 +474,34 @@ def _descriptor_changes(db, rewrite: Rewrite, action_of: dict[str, list[str]],
         changes.append(DescriptorChange(
             volume_id=volume_id, descriptor_key=key, security_id=security_id, files=files,
             old_sddl=to_sddl(old), new_sddl=to_sddl(new), old_sha256=hashlib.sha256(raw).hexdigest(),
-            new_raw=new_raw, actions=tuple(dict.fromkeys(ids))))
+            new_raw=new_raw, actions=tuple(dict.fromkeys(ids)), source=source or "sds",
+            places=sum(place_uses.get(key, {}).values())))
     return changes, skipped, {k: tuple(v) for k, v in counts.items()}, {k: tuple(v) for k, v in left.items()}
+
+
+def _place_uses(db, keys: list[int]) -> dict[int, dict[str, int]]:
+    """descriptor key -> place kind -> places using it (none for file descriptors)."""
+    found: dict[int, dict[str, int]] = {}
+    for start in range(0, len(keys), 500):
+        chunk = keys[start:start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        for key, kind, count in db.execute(
+                f"SELECT descriptor_key, kind, COUNT(*) FROM places WHERE descriptor_key IN ({marks})"
+                " GROUP BY descriptor_key, kind", chunk):
+            found.setdefault(key, {})[kind] = count
+    return found
+
+
+def _action_places(db, changes: list[DescriptorChange]) -> dict[str, dict[str, int]]:
+    """action id -> place kind -> places whose descriptor the action changes."""
+    uses = _place_uses(db, [c.descriptor_key for c in changes if c.places])
+    found: dict[str, dict[str, int]] = {}
+    for change in changes:
+        for action_id in change.actions:
+            for kind, count in uses.get(change.descriptor_key, {}).items():
+                per = found.setdefault(action_id, {})
+                per[kind] = per.get(kind, 0) + count
+    return found
 
 
 def _tally(table: dict, key: str, files: int, explicit: bool) -> None:
@@ -485,14 +530,21 @@ def _sids_in(sd: SecurityDescriptor, wanted: set[str]) -> tuple[set[str], set[st
     return touched, explicit
 
 
-def _registry_actions(db, findings: list[dict], impacts: dict, targets: dict[str, str], start: int) -> list[Action]:
-    """LSA rights, alias memberships and service logons that name a re-pointed SID (from
-    the graph's impact of each finding); ``targets``: old SID -> the SID it goes to."""
+def _registry_actions(db, findings: list[dict], impacts: dict, targets: dict[str, str], start: int,
+                      removed: set[str] = frozenset()) -> list[Action]:
+    """LSA rights, alias memberships, profiles and service logons that name a re-pointed
+    SID (from the graph's impact of each finding); ``targets``: old SID -> the SID it goes
+    to; ``removed``: SIDs whose access is removed (their memberships and rights go too)."""
     actions = []
     number = start
     for finding in findings:
         new_sid = targets.get(finding["sid"])
         found = impacts.get(finding["sid"])
+        if finding["sid"] in removed:
+            for action in _removal_actions(db, finding, f"A{number}"):
+                actions.append(replace(action, id=f"A{number}"))
+                number += 1
+            continue
         if not new_sid or found is None:
             continue
         # Alias names as this machine's SAM spells them (hive_references), not the graph's SIDs.
@@ -516,7 +568,38 @@ def _registry_actions(db, findings: list[dict], impacts: dict, targets: dict[str
             actions.append(Action(id=f"A{number}", kind=REPOINT_SERVICE, services=found.services,
                                   reason=f"these services log on as the old SID of {who}", **common))
             number += 1
+        profiles = _profiles_of(db, finding["sid"])
+        if profiles:
+            actions.append(Action(id=f"A{number}", kind=REPOINT_PROFILE, profiles=profiles,
+                                  reason=f"ProfileList keeps the profile of {who} under the old SID: today's "
+                                         f"{new_sid} must find it", **common))
+            number += 1
     return actions
+
+
+def _profiles_of(db, sid: str) -> tuple[str, ...]:
+    return tuple(sorted({d for (d,) in db.execute(
+        "SELECT detail FROM hive_references WHERE sid = ? AND kind = 'profile'", [sid])}))
+
+
+def _removal_actions(db, finding: dict, first_id: str) -> list[Action]:
+    """A SID whose access is removed: out of the groups that list it, and its LSA rights gone."""
+    sid = finding["sid"]
+    who = finding["account"] or sid
+    common = {"sid": sid, "verdict": finding["verdict"], "account": finding["account"], "new_sid": None}
+    found = []
+    groups = tuple(sorted({d for (d,) in db.execute(
+        "SELECT detail FROM hive_references WHERE sid = ? AND kind = 'alias_member'", [sid])}))
+    if groups:
+        found.append(Action(id=first_id, kind=REMOVE_ALIAS_MEMBER, groups=groups,
+                            reason=f"{who}'s access is removed: out of the groups that list it", **common))
+    rights = tuple(sorted({r.strip() for (d,) in db.execute(
+        "SELECT detail FROM hive_references WHERE sid = ? AND kind = 'lsa_right'", [sid]) for r in d.split(",")
+        if r.strip()}))
+    if rights:
+        found.append(Action(id=first_id, kind=REVOKE_LSA_RIGHTS, rights=rights,
+                            reason=f"{who}'s access is removed: its LSA rights and privileges go", **common))
+    return found
 
 
 def _domain_controller(db) -> str | None:

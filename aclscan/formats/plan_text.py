@@ -12,6 +12,7 @@ from aclscan.formats.plans import PlanContext, PlanOutput, sections_changed
 from aclscan.formats.rows import terminal_safe
 from aclscan.plan import (
     GRANT_LSA_RIGHTS,
+    HIVE_KINDS,
     REASSIGN_GROUP,
     REASSIGN_OWNER,
     REFUSE,
@@ -71,12 +72,17 @@ def _action_lines(action: Action, plan: Plan, context: PlanContext) -> list[str]
         lines.append(f"    groups: {', '.join(_safe(g) for g in action.groups)}")
     if action.services:
         lines.append(f"    services: {', '.join(_safe(s) for s in action.services)}")
+    if action.profiles:
+        lines.append(f"    profiles: {', '.join(_safe(p) for p in action.profiles)}")
+    if action.places:
+        named = ", ".join(f"{n} {k.replace('_', ' ')}{'s' if n != 1 else ''}" for k, n in action.places.items())
+        lines.append(f"    also changes the descriptors of: {named} (aclscan places lists them)")
     return lines
 
 
 def _script_only(plan: Plan) -> tuple[list[str], list[str]]:
     """(actions the icacls file cannot carry, actions only the live machine's script can do)."""
-    registry = [a.id for a in plan.actions if a.kind in (GRANT_LSA_RIGHTS, REPLACE_ALIAS_MEMBER, REPOINT_SERVICE)]
+    registry = [a.id for a in plan.actions if a.kind in HIVE_KINDS | {REPOINT_SERVICE}]
     beyond_dacl = {a.id for a in plan.actions if a.kind in (REASSIGN_OWNER, REASSIGN_GROUP)}
     for change in plan.descriptors:
         if sections_changed(change) & {"owner", "group", "sacl"}:

@@ -44,8 +44,12 @@ from aclscan.formats.plans import PlanContext, PlanOutput, sections_changed, win
 from aclscan.formats.rows import terminal_safe
 from aclscan.plan import (
     GRANT_LSA_RIGHTS,
+    HIVE_KINDS,
+    REMOVE_ALIAS_MEMBER,
     REPLACE_ALIAS_MEMBER,
+    REPOINT_PROFILE,
     REPOINT_SERVICE,
+    REVOKE_LSA_RIGHTS,
     Action,
     DescriptorChange,
     Plan,
@@ -274,6 +278,34 @@ function Set-PlannedMember([string]$Group, [string]$NewSid, [string]$OldSid) {
     } catch { Write-Warning ('group ' + (Format-PlanText $Group) + ': ' + $_.Exception.Message); $script:failed++ }
 }
 
+function Revoke-PlannedRights([string]$OldSid, [string[]]$Rights) {
+    if ($WhatIf) { Write-Host ('would take ' + ($Rights -join ', ') + ' from ' + $OldSid); return }
+    try { [AclscanPlanNative]::RemoveRights($OldSid, $Rights) }
+    catch { Write-Warning ('LSA rights of ' + $OldSid + ': ' + $_.Exception.Message); $script:failed++ }
+}
+
+function Remove-PlannedMember([string]$Group, [string]$OldSid) {
+    if ($WhatIf) { Write-Host ('would take ' + $OldSid + ' out of ' + (Format-PlanText $Group)); return }
+    try {
+        try { Remove-LocalGroupMember -Group $Group -Member $OldSid -ErrorAction Stop }
+        catch { ([ADSI]('WinNT://./' + $Group + ',group')).Remove('WinNT://' + $OldSid) }
+    } catch { Write-Warning ('group ' + (Format-PlanText $Group) + ': ' + $_.Exception.Message); $script:failed++ }
+}
+
+function Move-PlannedProfile([string]$OldSid, [string]$NewSid) {
+    # ProfileList keeps a profile under its owner's SID; today's account must find it there.
+    $list = 'Registry::HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Windows NT\CurrentVersion\ProfileList'
+    if ($WhatIf) { Write-Host ('would re-point the profile of ' + $OldSid + ' to ' + $NewSid); return }
+    try {
+        if (Test-Path -LiteralPath ($list + '\' + $NewSid)) { throw ('ProfileList already has ' + $NewSid) }
+        Rename-Item -LiteralPath ($list + '\' + $OldSid) -NewName $NewSid -ErrorAction Stop
+        $sid = New-Object System.Security.Principal.SecurityIdentifier($NewSid)
+        $bytes = New-Object byte[] $sid.BinaryLength
+        $sid.GetBinaryForm($bytes, 0)
+        Set-ItemProperty -LiteralPath ($list + '\' + $NewSid) -Name 'Sid' -Value $bytes -Type Binary -ErrorAction Stop
+    } catch { Write-Warning ('profile of ' + $OldSid + ': ' + $_.Exception.Message); $script:failed++ }
+}
+
 foreach ($privilege in @('SeRestorePrivilege', 'SeTakeOwnershipPrivilege', 'SeSecurityPrivilege')) {
     if (-not [AclscanPlanNative]::EnablePrivilege($privilege)) { Write-Warning ('could not enable ' + $privilege) }
 }
@@ -340,6 +372,14 @@ def _registry_lines(writer: _Writer, action: Action) -> None:
     elif action.kind == REPLACE_ALIAS_MEMBER:
         for group in action.groups:
             writer.line(f"Set-PlannedMember {ps_literal(group)} {ps_literal(action.new_sid)} {ps_literal(action.sid)}")
+    elif action.kind == REVOKE_LSA_RIGHTS:
+        rights = ", ".join(ps_literal(r) for r in action.rights)
+        writer.line(f"Revoke-PlannedRights {ps_literal(action.sid)} @({rights})")
+    elif action.kind == REMOVE_ALIAS_MEMBER:
+        for group in action.groups:
+            writer.line(f"Remove-PlannedMember {ps_literal(group)} {ps_literal(action.sid)}")
+    elif action.kind == REPOINT_PROFILE:
+        writer.line(f"Move-PlannedProfile {ps_literal(action.sid)} {ps_literal(action.new_sid)}")
     elif action.kind == REPOINT_SERVICE:
         account = action.account or action.new_sid
         logon = account if "\\" in account or "@" in account else ".\\" + account
@@ -376,9 +416,9 @@ def write_script(plan: Plan, context: PlanContext, out: PlanOutput) -> None:
         writer.line("# ---- Descriptors")
     for number, change in enumerate(changes, 1):
         _descriptor_block(writer, change, number, len(changes), plan, context)
-    registry = [a for a in plan.actions if a.kind in (GRANT_LSA_RIGHTS, REPLACE_ALIAS_MEMBER, REPOINT_SERVICE)]
+    registry = [a for a in plan.actions if a.kind in HIVE_KINDS | {REPOINT_SERVICE}]
     if registry:
-        writer.line("# ---- Registry: LSA rights, local groups, services")
+        writer.line("# ---- Registry: LSA rights, local groups, profiles, services")
         for action in registry:
             _registry_lines(writer, action)
     writer.block(_FOOTER)
