@@ -134,3 +134,9 @@ class TargetMismatch(Error):
     cannot be written, or is mounted."""
 
     exit_code = 16
+
+
+class PlanMismatch(TargetMismatch):
+    """A plan that disagrees with the scan it names: a descriptor whose new bytes are not
+    the scanned original with the plan's actions applied, or an action the scan's
+    findings do not call for. A plan is a file that travels; the fixer trusts the scan."""

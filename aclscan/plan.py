@@ -29,10 +29,10 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from aclscan import classify
-from aclscan.errors import MalformedData
+from aclscan.errors import MalformedData, PlanMismatch
 from aclscan.findings import iter_findings
 from aclscan.graph import build_graph, impact, sid_id
 from aclscan.sd.acl import ACL
@@ -261,6 +261,26 @@ class Rewrite:
                                   group=self.group_of(sd.group), dacl=self.acl(sd.dacl), sacl=self.acl(sd.sacl),
                                   sbz1=sd.sbz1)
 
+    @classmethod
+    def of(cls, actions: Iterable[tuple[str, str, str | None]], *, owner: str, group: str) -> "Rewrite":
+        """The rewrite that (kind, sid, new_sid) actions call for: planning builds it from
+        its intents, the fixer from a plan file's actions, so both rewrite alike."""
+        replace_, remove = {}, set()
+        for kind, sid, new_sid in actions:
+            if kind in (REPLACE_SID, TRANSLATE_SID_HISTORY):
+                replace_[sid] = new_sid
+            elif kind == REMOVE_ACES:
+                remove.add(sid)
+        return cls(replace=replace_, remove=frozenset(remove), owner=owner, group=group)
+
+    def rewritten(self, old: SecurityDescriptor) -> tuple[SecurityDescriptor, bool]:
+        """(the new descriptor, whether removals were held back). Dropping an orphan's ACEs
+        must not leave an empty DACL, which denies everyone: then only the substitutions apply."""
+        new = self.apply(old)
+        if self.remove and old.dacl is not None and old.dacl.aces and new.dacl is not None and not new.dacl.aces:
+            return replace(self, remove=frozenset()).apply(old), True
+        return new, False
+
 
 # ---------------------------------------------------------------------- planning
 
@@ -290,10 +310,7 @@ def build_plan(db, *, owner: str = ADMINISTRATORS, group: str | None = None, dat
             intents.extend(_intents_for(finding))
     actions: list[Action] = []
     numbered = [(f"A{i}", intent) for i, intent in enumerate(intents, 1)]
-    rewrite = Rewrite(
-        replace={i.finding["sid"]: i.new_sid for _, i in numbered if i.kind in (REPLACE_SID, TRANSLATE_SID_HISTORY)},
-        remove=frozenset(i.finding["sid"] for _, i in numbered if i.kind == REMOVE_ACES),
-        owner=owner, group=group)
+    rewrite = Rewrite.of(((i.kind, i.finding["sid"], i.new_sid) for _, i in numbered), owner=owner, group=group)
     action_of = {}
     for action_id, intent in numbered:
         sid = intent.finding["sid"]
@@ -401,15 +418,13 @@ def _descriptor_changes(db, rewrite: Rewrite, action_of: dict[str, list[str]],
         for sid in touched & refused:
             _tally(left, sid, files, sid in explicit_here)
         touched -= refused
-        new = rewrite.apply(old)
-        if rewrite.remove and old.dacl is not None and old.dacl.aces and new.dacl is not None and not new.dacl.aces:
-            # Dropping the orphan's ACEs would leave an empty DACL, which denies everyone.
+        new, held_back = rewrite.rewritten(old)
+        if held_back:
             for sid in touched & rewrite.remove:
                 for action_id in action_of.get(sid, ()):
                     skipped.append(Skipped(key, action_id, "removing the orphan's ACEs would leave an empty DACL "
                                                            "(no access for anyone): left as it is"))
             touched -= rewrite.remove
-            new = replace(rewrite, remove=frozenset()).apply(old)
         ids = []
         for sid in sorted(touched):
             for action_id in action_of.get(sid, ()):
@@ -512,6 +527,54 @@ def _scan_identity(db, database: str | None) -> dict:
             "SELECT id, image, serial, mft_records, scanned_at FROM volumes ORDER BY id")
     ]
     return {"database": database, "machine_sid": _machine_sid(db), "volumes": volumes}
+
+
+# ------------------------------------------------------------------ checking a plan
+
+
+def verify_plan(db, plan: Plan) -> None:
+    """PlanMismatch unless the plan is what its scan calls for: every descriptor action is
+    the one the scan's finding gives (same kind, same new SID), and every descriptor
+    change is the scanned original (``old_sha256``) rewritten by the plan's actions
+    (``new_raw``, and the SDDL shown to people). Nothing of the plan's bytes is trusted."""
+    _verify_actions(db, plan)
+    rewrite = Rewrite.of(((a.kind, a.sid, a.new_sid) for a in plan.actions), owner=plan.owner, group=plan.group)
+    originals = {key: (volume_id, raw) for key, volume_id, raw in db.execute(
+        "SELECT key, volume_id, raw FROM descriptors WHERE key IN (SELECT value FROM json_each(?))",
+        [json.dumps(sorted({c.descriptor_key for c in plan.descriptors}))])}
+    for change in plan.descriptors:
+        volume_id, raw = originals.get(change.descriptor_key, (None, None))
+        if raw is None or volume_id != change.volume_id:
+            raise PlanMismatch(f"plan descriptor {change.descriptor_key}: the scan has no such descriptor on "
+                               f"volume {change.volume_id}")
+        if hashlib.sha256(raw).hexdigest() != change.old_sha256:
+            raise PlanMismatch(f"plan descriptor {change.descriptor_key}: old_sha256 is not the scanned descriptor's")
+        old = SecurityDescriptor.from_bytes(raw)
+        new, _held_back = rewrite.rewritten(old)
+        if new.to_bytes() != change.new_raw:
+            raise PlanMismatch(f"plan descriptor {change.descriptor_key}: new_raw is not the scanned descriptor "
+                               "with the plan's actions applied: refusing the plan")
+        if change.old_sddl != to_sddl(old) or change.new_sddl != to_sddl(new):
+            raise PlanMismatch(f"plan descriptor {change.descriptor_key}: its SDDL is not the descriptor's")
+
+
+def _verify_actions(db, plan: Plan) -> None:
+    findings = {f["sid"]: f for f in iter_findings(db, problems_only=True)}
+    removed = {a.sid for a in plan.actions if a.kind == REMOVE_ACES}
+    refusing_all = _domain_controller(db) is not None
+    for action in plan.actions:
+        if not action.is_descriptor_action:
+            continue
+        if action.kind in (REASSIGN_OWNER, REASSIGN_GROUP):
+            expected = plan.owner if action.kind == REASSIGN_OWNER else plan.group
+            agrees = action.sid in removed and action.new_sid == expected
+        else:
+            finding = findings.get(action.sid)
+            intents = _intents_for(finding) if finding is not None and not refusing_all else []
+            agrees = any(i.kind == action.kind and i.new_sid == action.new_sid for i in intents)
+        if not agrees:
+            raise PlanMismatch(f"plan action {action.id} ({action.kind} {action.sid} -> {action.new_sid}) is not "
+                               "what the scan's findings call for: refusing the plan")
 
 
 # ------------------------------------------------------------------ files of a plan

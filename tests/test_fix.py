@@ -274,3 +274,49 @@ def test_fix_and_undo_through_a_block_device(prepared, capsys):
     finally:
         subprocess.run(["losetup", "-d", device], capture_output=True)
     assert rescan(case.image, case.image.with_suffix(".device-undone.db")) == before
+
+
+def test_a_plan_whose_new_bytes_were_swapped_is_refused(prepared, tmp_path, capsys):
+    """The plan file travels between people: its new_raw is recomputed from the scan."""
+    import base64
+    import json
+
+    from aclscan.sd.sddl import from_sddl
+
+    case = prepared("member-after")
+    digest = hashlib.sha256(case.image.read_bytes()).hexdigest()
+    data = json.loads(case.plan_path.read_text())
+    victim = data["descriptors"][0]
+    assert victim["new_sddl"] != "O:WDG:WDD:(A;;FA;;;WD)"
+    victim["new_raw"] = base64.b64encode(from_sddl("O:WDG:WDD:(A;;FA;;;WD)").to_bytes()).decode()
+    swapped = tmp_path / "swapped.json"
+    swapped.write_text(json.dumps(data))
+    for extra in ([], ["--apply", "--journal", str(case.journal)]):
+        assert main(["fix", str(case.db), "--plan", str(swapped), "--target", str(case.image), *extra]) == 16
+        err = capsys.readouterr().err
+        assert err == (f"Error: plan descriptor {victim['descriptor_key']}: new_raw is not the scanned descriptor "
+                       "with the plan's actions applied: refusing the plan\n")
+    assert not case.journal.exists()
+    assert hashlib.sha256(case.image.read_bytes()).hexdigest() == digest
+
+
+def test_a_plan_whose_action_or_old_hash_was_changed_is_refused(prepared, tmp_path, capsys):
+    import json
+
+    case = prepared("member-after")
+    digest = hashlib.sha256(case.image.read_bytes()).hexdigest()
+    data = json.loads(case.plan_path.read_text())
+    replaced = next(a for a in data["actions"] if a["kind"] == "replace_sid")
+    replaced["new_sid"] = "S-1-1-0"  # Everyone instead of today's account of that name
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(data))
+    assert main(["fix", str(case.db), "--plan", str(edited), "--target", str(case.image), "--apply"]) == 16
+    assert f"plan action {replaced['id']} (replace_sid {replaced['sid']} -> S-1-1-0)" in capsys.readouterr().err
+    data = json.loads(case.plan_path.read_text())
+    data["descriptors"][-1]["old_sha256"] = "0" * 64
+    edited.write_text(json.dumps(data))
+    assert main(["fix", str(case.db), "--plan", str(edited), "--target", str(case.image), "--apply"]) == 16
+    assert (f"plan descriptor {data['descriptors'][-1]['descriptor_key']}: old_sha256"
+            in capsys.readouterr().err)
+    assert hashlib.sha256(case.image.read_bytes()).hexdigest() == digest
+    assert not list(tmp_path.glob("*.aclscan-journal-*"))

@@ -3,7 +3,10 @@
 The order of things is the safety argument:
 
 1. The target must be the scanned volume: same serial number at the same offset,
-   same number of MFT records, a writable raw image or device, not mounted.
+   same number of MFT records, a writable raw image or device, not mounted and
+   not held by a loop device (compared by device and inode, not by path). The
+   plan must be what the scan calls for: each new descriptor is recomputed from
+   the scanned original and the plan's actions (``plan.verify_plan``).
 2. A dry run (the default) reads nothing but the boot sector and $MFT size and
    says what would change.
 3. With ``apply`` the volume is mounted with ntfs-3g (which keeps ``$Secure``
@@ -38,7 +41,7 @@ from aclscan.fix import ntfs3g
 from aclscan.fix.journal import APPLIED, UNDONE, Journal, JournalEntry
 from aclscan.image import Image
 from aclscan.ntfs.mft import BootSector
-from aclscan.plan import Plan, PlannedFile, iter_plan_files
+from aclscan.plan import Plan, PlannedFile, iter_plan_files, verify_plan
 from aclscan.store import utc_now
 
 ORPHAN_FILES = "/$OrphanFiles/"  # records whose parent is gone: no path reaches them through ntfs-3g
@@ -209,6 +212,7 @@ def fix(db, plan: Plan, target: str | os.PathLike, *, apply: bool = False, journ
     """Dry run (default) or apply ``plan`` to ``target``; see the module notes.
     ``on_journal`` hears the journal's path before anything is written."""
     volume = locate_target(target, db, plan)
+    verify_plan(db, plan)  # the plan file's bytes are recomputed from the scan, never trusted
     changes = [c for c in plan.descriptors if c.volume_id == volume.volume_id]
     report = FixReport(target=volume.target, applied=apply, files_planned=sum(c.files for c in changes),
                        descriptors_planned=len(changes))
