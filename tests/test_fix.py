@@ -320,3 +320,33 @@ def test_a_plan_whose_action_or_old_hash_was_changed_is_refused(prepared, tmp_pa
             in capsys.readouterr().err)
     assert hashlib.sha256(case.image.read_bytes()).hexdigest() == digest
     assert not list(tmp_path.glob("*.aclscan-journal-*"))
+
+
+def test_undo_leaves_a_descriptor_changed_since_the_fix_unless_forced(prepared, capsys):
+    from aclscan.sd.sddl import from_sddl
+
+    case = prepared("av-service")
+    before = descriptors_by_entry(case.db)
+    assert main(["fix", str(case.db), "--plan", str(case.plan_path), "--target", str(case.image), "--apply",
+                 "--journal", str(case.journal)]) == 0
+    capsys.readouterr()
+    victim = "/Program Files/AVScan"
+    later = from_sddl("O:BAG:SYD:(A;;FA;;;BA)(A;;FR;;;BU)").to_bytes()  # an administrator's change after the fix
+    with _ntfs3g.mounted(case.image) as root:
+        path = root / victim.lstrip("/")
+        fixed = _ntfs3g.get_ntfs_acl(path)
+        _ntfs3g.set_ntfs_acl(path, later)
+    assert fixed != later
+    assert main(["undo", str(case.journal)]) == 1
+    out = capsys.readouterr().out
+    files = sum(c.files for c in case.plan.descriptors)
+    assert f"restored {files - 1} descriptors, 0 already original, 1 changed since the fix" in out
+    assert f"left alone, changed since the fix: {victim}\n" in out
+    after = rescan(case.image, case.image.with_suffix(".undone.db"))
+    entry = next(e for e, raw in after.items() if raw == later)
+    with _ntfs3g.mounted(case.image, readonly=True) as root:
+        assert _ntfs3g.get_ntfs_acl(root / victim.lstrip("/")) == later  # ntfs-3g's own view
+    assert {e: r for e, r in after.items() if e != entry} == {e: r for e, r in before.items() if e != entry}
+    assert main(["undo", str(case.journal), "--force"]) == 0
+    assert f"restored 1 descriptors, {files - 1} already original, 0 changed since the fix" in capsys.readouterr().out
+    assert rescan(case.image, case.image.with_suffix(".forced.db")) == before

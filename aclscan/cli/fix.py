@@ -88,20 +88,32 @@ def _print_fix(plan, report) -> None:
 
 @cli.command()
 @click.argument("journal", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True,
+              help="Also restore descriptors changed since the fix (by default they are left alone and listed).")
 @report_format
 @click.pass_context
-def undo(ctx, journal, fmt):
-    """Restore every descriptor a fix changed, byte for byte, from its JOURNAL."""
+def undo(ctx, journal, force, fmt):
+    """Restore every descriptor a fix changed, byte for byte, from its JOURNAL.
+
+    A descriptor that is no longer what the fix wrote (changed since) is left alone and
+    listed (exit 1); --force restores it too.
+    """
     from aclscan.fix import offline
 
     with progress_bar(sys.stderr.isatty(), "restoring", "files") as progress:
-        report = offline.undo(journal, progress=progress)
+        report = offline.undo(journal, force=force, progress=progress)
     if fmt == "json":
         click.echo(json.dumps({"undo_format": 1, **asdict(report)}, indent=2))
     else:
         click.echo(f"{terminal_safe(report.target)}: restored {report.restored} descriptors, "
-                   f"{report.unchanged} already original, {len(report.errors)} errors "
-                   f"({report.entries} journaled)")
+                   f"{report.unchanged} already original, {len(report.changed_since_fix)} changed since the fix, "
+                   f"{len(report.errors)} errors ({report.entries} journaled)")
+        for path in report.changed_since_fix[:20]:
+            click.echo(f"  left alone, changed since the fix: {terminal_safe(path)}")
+        if len(report.changed_since_fix) > 20:
+            click.echo(f"  ... and {len(report.changed_since_fix) - 20} more (--format json lists them all)")
+        if report.changed_since_fix:
+            click.echo("  aclscan undo --force restores them too")
         for error in report.errors[:20]:
             click.echo(f"  error: {terminal_safe(error)}")
-    ctx.exit(0 if not report.errors else 1)
+    ctx.exit(0 if not report.errors and not report.changed_since_fix else 1)

@@ -19,7 +19,8 @@ The order of things is the safety argument:
    says how many files still carry each SID the plan acted on.
 
 ``undo`` mounts the target again and writes back every journaled original whose
-file no longer carries it, then reads each back to prove it byte for byte. A fix
+file still carries exactly what the fix wrote (a later change by anyone is left
+alone and listed, unless forced), then reads each back to prove it byte for byte. A fix
 killed with SIGKILL leaves its ntfs-3g driver serving the mount; undo takes that
 mount down first (the journal names it).
 """
@@ -87,6 +88,8 @@ class UndoReport:
     entries: int = 0
     restored: int = 0
     unchanged: int = 0  # already carried the original (never written, or undone before)
+    changed_since_fix: list[str] = field(default_factory=list)  # neither the fix's bytes nor the original: kept
+    forced: bool = False  # --force: restored those too
     errors: list[str] = field(default_factory=list)
 
 
@@ -347,13 +350,16 @@ def _rescan(db, plan: Plan, volume: TargetVolume, report: FixReport) -> None:
 # ----------------------------------------------------------------------- undo
 
 
-def undo(journal_path: str | os.PathLike, *, progress: Callable[[int, int], None] | None = None) -> UndoReport:
-    """Write back every journaled original; each is read back and compared byte for byte."""
+def undo(journal_path: str | os.PathLike, *, force: bool = False,
+         progress: Callable[[int, int], None] | None = None) -> UndoReport:
+    """Write back every journaled original whose file still carries exactly what the fix
+    wrote; each is read back and compared byte for byte. A descriptor changed since the
+    fix (by anyone) is left alone and listed, unless ``force``."""
     journal = Journal.open(journal_path)
     try:
         meta = journal.meta
         target, offset, serial = meta["target"], int(meta["offset"]), meta["serial"]
-        report = UndoReport(target=target, journal=str(journal.path))
+        report = UndoReport(target=target, journal=str(journal.path), forced=force)
         _release_interrupted_mounts(target, meta)
         with Image(target) as image:
             found = f"{_boot_sector(image, target, offset).serial_number:016X}"
@@ -366,11 +372,14 @@ def undo(journal_path: str | os.PathLike, *, progress: Callable[[int, int], None
             done = 0
             for chunk in journal.chunks_newest_first(BATCH):
                 restored = []
-                for item, outcome in zip(chunk, pool.map(lambda e: _restore(Path(mount_point), e), chunk)):
+                for item, outcome in zip(chunk, pool.map(lambda e: _restore(Path(mount_point), e, force), chunk)):
                     if outcome == "restored":
                         report.restored += 1
                     elif outcome == "unchanged":
                         report.unchanged += 1
+                    elif outcome == "changed":
+                        report.changed_since_fix.append(item.path)
+                        continue
                     else:
                         report.errors.append(outcome)
                         continue
@@ -379,19 +388,24 @@ def undo(journal_path: str | os.PathLike, *, progress: Callable[[int, int], None
                 done += len(chunk)
                 if progress:
                     progress(done, report.entries)
-        if not report.errors:
+        if not report.errors and not report.changed_since_fix:
             journal.set_meta(state=UNDONE, undone=utc_now())
         return report
     finally:
         journal.close()
 
 
-def _restore(mount_point: Path, item: JournalEntry) -> str:
-    """Write one journaled original back and read it back: "restored", "unchanged" or the error."""
+def _restore(mount_point: Path, item: JournalEntry, force: bool = False) -> str:
+    """Write one journaled original back and read it back: "restored", "unchanged",
+    "changed" (it carries neither the fix's bytes nor the original: someone changed it
+    since; left alone unless ``force``) or the error."""
     on_mount = _mounted_path(mount_point, item.path)
     try:
-        if ntfs3g.get_ntfs_acl(on_mount) == item.original:
+        current = ntfs3g.get_ntfs_acl(on_mount)
+        if current == item.original:
             return "unchanged"
+        if current != item.replacement and not force:
+            return "changed"
         ntfs3g.set_ntfs_acl(on_mount, item.original)
         if ntfs3g.get_ntfs_acl(on_mount) != item.original:
             return f"{item.path}: read back differs from the original"
