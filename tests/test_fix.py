@@ -350,3 +350,54 @@ def test_undo_leaves_a_descriptor_changed_since_the_fix_unless_forced(prepared, 
     assert main(["undo", str(case.journal), "--force"]) == 0
     assert f"restored 1 descriptors, {files - 1} already original, 0 changed since the fix" in capsys.readouterr().out
     assert rescan(case.image, case.image.with_suffix(".forced.db")) == before
+
+
+def test_refuses_a_target_mounted_through_a_hard_link(prepared, tmp_path, capsys):
+    """Compared by device and inode: another name of the same file is the same target."""
+    case = prepared("av-service")
+    digest = hashlib.sha256(case.image.read_bytes()).hexdigest()
+    link = tmp_path / "elsewhere" / "another-name.img"
+    link.parent.mkdir()
+    os.link(case.image, link)
+    with _ntfs3g.mounted(link) as mount_point:
+        assert main(["fix", str(case.db), "--plan", str(case.plan_path), "--target", str(case.image), "--apply",
+                     "--journal", str(case.journal)]) == 16
+        assert capsys.readouterr().err == f"Error: {case.image} is mounted at {mount_point}: unmount it first\n"
+    assert not case.journal.exists()
+    assert hashlib.sha256(case.image.read_bytes()).hexdigest() == digest
+
+
+def test_refuses_a_target_attached_to_a_loop_device_not_mounted(prepared, tmp_path, capsys):
+    case = prepared("av-service")
+    digest = hashlib.sha256(case.image.read_bytes()).hexdigest()
+    link = tmp_path / "linked.img"
+    os.link(case.image, link)
+    device = subprocess.run(["losetup", "--find", "--show", str(link)], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    try:
+        assert main(["fix", str(case.db), "--plan", str(case.plan_path), "--target", str(case.image), "--apply",
+                     "--journal", str(case.journal)]) == 16
+        assert capsys.readouterr().err == (f"Error: {case.image} is attached to {device}: detach it first "
+                                           f"(losetup -d {device})\n")
+        # losetup -j, util-linux's own lookup by the backing file, agrees.
+        listed = subprocess.run(["losetup", "-j", str(case.image)], capture_output=True, text=True).stdout
+        assert listed.startswith(f"{device}:")
+    finally:
+        subprocess.run(["losetup", "-d", device], check=True)
+    assert not case.journal.exists()
+    assert hashlib.sha256(case.image.read_bytes()).hexdigest() == digest
+    assert main(["fix", str(case.db), "--plan", str(case.plan_path), "--target", str(case.image)]) == 0
+
+
+def test_refuses_a_target_another_process_has_open(prepared, capsys):
+    case = prepared("av-service")
+    with open(case.image, "rb") as held:
+        holder = subprocess.Popen(["sleep", "60"], stdin=held)
+    try:
+        assert main(["fix", str(case.db), "--plan", str(case.plan_path), "--target", str(case.image), "--apply",
+                     "--journal", str(case.journal)]) == 16
+        assert f"is open in process {holder.pid} (sleep)" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not case.journal.exists()

@@ -39,6 +39,7 @@ from typing import Callable, Iterable, Iterator
 from aclscan.errors import Error, MountError, TargetMismatch
 from aclscan.findings import iter_findings
 from aclscan.fix import ntfs3g
+from aclscan.fix.holders import Identity, holders, is_mounted, loop_devices_of, mount_source, mounted_at
 from aclscan.fix.journal import APPLIED, UNDONE, Journal, JournalEntry
 from aclscan.image import Image
 from aclscan.ntfs.mft import BootSector
@@ -135,9 +136,16 @@ def _boot_sector(image: Image, target: str | os.PathLike, offset: int) -> BootSe
 
 
 def _refuse_if_mounted(path: str) -> None:
-    mounts = mounted_at(path)
-    if mounts:
-        raise TargetMismatch(f"{path} is mounted at {', '.join(mounts)}: unmount it first")
+    """TargetMismatch when anything else holds the target: a mount (also through a hard
+    link or a loop device), a loop device (mounted or not), another process."""
+    held = holders(path)
+    if held.mounts:
+        raise TargetMismatch(f"{path} is mounted at {', '.join(held.mounts)}: unmount it first")
+    if held.loop_devices:
+        raise TargetMismatch(f"{path} is attached to {', '.join(held.loop_devices)}: detach it first "
+                             f"(losetup -d {held.loop_devices[0]})")
+    if held.processes:
+        raise TargetMismatch(f"{path} is open in process {', '.join(held.processes)}: stop it first")
 
 
 def _check_plan_matches_scan(db, plan: Plan) -> None:
@@ -157,53 +165,6 @@ def _check_writable(path: str) -> None:
         raise TargetMismatch(f"{path} is neither an image file nor a block device")
     if not os.access(path, os.W_OK):
         raise TargetMismatch(f"{path} is not writable")
-
-
-def mounted_at(path: str) -> list[str]:
-    """Mount points where ``path`` (an image file or block device) is mounted: directly
-    (ntfs-3g shows the image as the source), or through a loop device backed by it."""
-    real = os.path.realpath(path)
-    sources = {real}
-    try:
-        info = os.stat(real)
-        device = info.st_rdev if stat.S_ISBLK(info.st_mode) else None
-    except OSError:
-        device = None
-    for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
-        try:
-            if os.path.realpath(backing.read_text().strip()) == real:
-                sources.add(f"/dev/{backing.parent.parent.name}")
-        except OSError:
-            continue
-    found = []
-    try:
-        lines = Path("/proc/self/mountinfo").read_text().splitlines()
-    except OSError:
-        return found
-    for line in lines:
-        fields = line.split()
-        if " - " not in line:
-            continue
-        after = line.split(" - ", 1)[1].split()
-        source = _unescape(after[1]) if len(after) > 1 else ""
-        major_minor = fields[2]
-        if os.path.realpath(source) in sources or source in sources or (
-                device is not None and major_minor == f"{os.major(device)}:{os.minor(device)}"):
-            found.append(_unescape(fields[4]))
-    return found
-
-
-def _unescape(text: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as octal."""
-    out, i = [], 0
-    while i < len(text):
-        if text[i] == "\\" and text[i + 1:i + 4].isdigit() and len(text[i + 1:i + 4]) == 3:
-            out.append(chr(int(text[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
 
 
 # ------------------------------------------------------------------------ fix
@@ -232,7 +193,7 @@ def fix(db, plan: Plan, target: str | os.PathLike, *, apply: bool = False, journ
         on_journal(report.journal)
     try:
         with ntfs3g.mounted(volume.target, offset=volume.offset) as mount_point:
-            journal.set_meta(mount_point=mount_point)
+            _note_mount(journal, mount_point)
             _apply(db, plan, volume, Path(mount_point), journal, report, progress)
         journal.set_meta(state=APPLIED, finished=utc_now())
     finally:
@@ -368,7 +329,7 @@ def undo(journal_path: str | os.PathLike, *, force: bool = False,
         _refuse_if_mounted(target)
         report.entries = journal.counts()["journaled"]
         with ntfs3g.mounted(target, offset=offset) as mount_point, ThreadPoolExecutor(IO_THREADS) as pool:
-            journal.set_meta(mount_point=mount_point)
+            _note_mount(journal, mount_point)
             done = 0
             for chunk in journal.chunks_newest_first(BATCH):
                 restored = []
@@ -414,17 +375,29 @@ def _restore(mount_point: Path, item: JournalEntry, force: bool = False) -> str:
     return "restored"
 
 
+def _note_mount(journal: Journal, mount_point: Path) -> None:
+    """Tell the journal where the volume is mounted, and through which loop device, so
+    that undo can take both down should this process be killed."""
+    source = mount_source(mount_point) or ""
+    journal.set_meta(mount_point=mount_point, loop_device=source if source.startswith("/dev/loop") else None)
+
+
 def _release_interrupted_mounts(target: str, meta: dict[str, str]) -> None:
-    """A fix killed while mounted leaves its ntfs-3g driver serving the volume: the mount
-    the journal names, or (killed before it was noted) one of aclscan's own temporary
-    mount points of this target. Anyone else's mount is left for the user."""
+    """A fix killed while mounted leaves its ntfs-3g driver serving the volume (or, the
+    driver killed too, a dead mount: "Transport endpoint is not connected"), its work
+    folder and maybe its loop device: the ones the journal names, or (killed before
+    they were noted) aclscan's own temporary mount points of this target. Anyone
+    else's mount or loop device is left for the user."""
     ours = {meta["mount_point"]} if meta.get("mount_point") else set()
     ours |= {m for m in mounted_at(target) if Path(m).name == "mnt"
              and Path(m).parent.name.startswith(ntfs3g.MOUNT_PREFIX)}
     for mount_point in sorted(ours):
-        if os.path.ismount(mount_point) and not ntfs3g.release_mount(mount_point):
+        if is_mounted(mount_point) and not ntfs3g.release_mount(mount_point):
             raise MountError(f"the interrupted fix's mount {mount_point} cannot be released: unmount it by hand")
-
+        ntfs3g.remove_work_folder(Path(mount_point))
+    loop, me = meta.get("loop_device"), Identity.of(target)
+    if loop and me is not None and loop in loop_devices_of(me) and not holders(loop, processes=False).mounts:
+        ntfs3g.detach_loop_device(loop)
 
 
 __all__ = ["FixReport", "TargetMismatch", "TargetVolume", "UndoReport", "fix", "locate_target", "mounted_at",
