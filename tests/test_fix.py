@@ -401,3 +401,136 @@ def test_refuses_a_target_another_process_has_open(prepared, capsys):
         holder.kill()
         holder.wait()
     assert not case.journal.exists()
+
+
+def _no_work_folders(directory: Path) -> None:
+    assert not list(directory.glob(f"{_ntfs3g.MOUNT_PREFIX}*")), "a work folder was left behind"
+
+
+def test_a_full_journal_disk_says_what_was_changed_and_how_to_undo(prepared, tmp_path, monkeypatch, capsys):
+    """The journal on a small tmpfs that fills after the first batch: one line with the count
+    of files already changed and the undo command; undo works on the still-full disk."""
+    from aclscan.errors import JournalWriteFailed
+    from aclscan.fix import offline
+
+    case = prepared("member-after")
+    before = descriptors_by_entry(case.db)
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], check=True)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(offline, "BATCH", 8)
+    try:
+        journal = small / "journal.db"
+        batches = []
+
+        def fill_after_the_first_batch(done, total):
+            batches.append(done)
+            if len(batches) == 1:
+                with open(small / "filler", "wb") as filler:
+                    with pytest.raises(OSError):
+                        while True:
+                            filler.write(b"\0" * 65536)
+                            filler.flush()
+
+        with pytest.raises(JournalWriteFailed) as failed:
+            offline.fix(open_database(case.db), read_plan(case.plan_path), case.image, apply=True,
+                        journal_path=str(journal), progress=fill_after_the_first_batch)
+        conn = sqlite3.connect(journal)
+        written = conn.execute("SELECT sum(written) FROM entries").fetchone()[0]
+        conn.close()
+        assert written == 8
+        message = str(failed.value)
+        assert "\n" not in message and failed.value.exit_code == 5
+        assert message.startswith(f"the journal {journal} cannot be written (database or disk is full): ")
+        assert message.endswith(f": 8 files were already changed; aclscan undo {journal} restores them")
+        assert not offline.mounted_at(str(case.image))
+        _no_work_folders(tmp_path)
+        assert main(["undo", str(journal)]) == 0  # the disk is still full
+        out = capsys.readouterr().out
+        assert "restored 8 descriptors" in out and "note: the journal" in out
+    finally:
+        subprocess.run(["umount", "--lazy", str(small)], check=True)
+    assert rescan(case.image, case.image.with_suffix(".undone.db")) == before
+
+
+def _start_fix(case: Prepared, journal: Path, tmp: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "aclscan", "fix", str(case.db), "--plan", str(case.plan_path), "--target",
+         str(case.image), "--apply", "--journal", str(journal)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, "TMPDIR": str(tmp)})
+
+
+def _wait_until_writing(journal: Path, proc: subprocess.Popen) -> str:
+    """The mount point, once the journal names it and holds a first batch."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the fix ended before it could be interrupted"
+        if journal.exists():
+            try:
+                conn = sqlite3.connect(journal)
+                mount = conn.execute("SELECT value FROM meta WHERE key = 'mount_point'").fetchone()
+                rows = conn.execute("SELECT count(*) FROM entries").fetchone()[0]
+                conn.close()
+            except sqlite3.Error:
+                mount, rows = None, 0
+            if mount and mount[0] and rows:
+                return mount[0]
+        time.sleep(0.01)
+    raise AssertionError("the fix never started writing")
+
+
+def test_sigterm_mid_fix_unmounts_and_cleans_up(prepared, tmp_path, capsys):
+    case = prepared("member-after")
+    before = descriptors_by_entry(case.db)
+    work = tmp_path / "tmp"
+    work.mkdir()
+    proc = _start_fix(case, case.journal, work)
+    mount_point = _wait_until_writing(case.journal, proc)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("Error: the fix stopped by SIGTERM: ") and last.endswith(
+        f"files were already changed; aclscan undo {case.journal} restores them")
+    assert not os.path.exists(mount_point) and not _ntfs3g_mounts(case.image)
+    _no_work_folders(work)
+    assert main(["undo", str(case.journal)]) == 0
+    assert rescan(case.image, case.image.with_suffix(".undone.db")) == before
+
+
+def _ntfs3g_mounts(image: Path) -> list[str]:
+    from aclscan.fix.offline import mounted_at
+
+    return mounted_at(str(image))
+
+
+def test_undo_takes_down_the_dead_mount_a_killed_fix_and_driver_leave(prepared, tmp_path, capsys):
+    """kill -9 of the fix and its ntfs-3g: the mount is dead ("Transport endpoint is not
+    connected"); undo releases it, removes the work folder and restores byte for byte."""
+    import errno
+
+    case = prepared("member-after")
+    before = descriptors_by_entry(case.db)
+    work = tmp_path / "tmp"
+    work.mkdir()
+    proc = _start_fix(case, case.journal, work)
+    mount_point = _wait_until_writing(case.journal, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the driver dies with the group
+        try:
+            os.stat(mount_point)
+        except OSError as exc:
+            assert exc.errno == errno.ENOTCONN
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the mount is still served")
+    assert _ntfs3g_mounts(case.image) == [mount_point]
+    assert main(["undo", str(case.journal)]) == 0, capsys.readouterr()
+    assert not _ntfs3g_mounts(case.image)
+    _no_work_folders(work)
+    assert rescan(case.image, case.image.with_suffix(".undone.db")) == before

@@ -30,13 +30,14 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import os
+import shlex
 import stat
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from aclscan.errors import Error, MountError, TargetMismatch
+from aclscan.errors import Error, Interrupted, JournalWriteFailed, MountError, TargetMismatch
 from aclscan.findings import iter_findings
 from aclscan.fix import ntfs3g
 from aclscan.fix.holders import Identity, holders, is_mounted, loop_devices_of, mount_source, mounted_at
@@ -92,6 +93,7 @@ class UndoReport:
     changed_since_fix: list[str] = field(default_factory=list)  # neither the fix's bytes nor the original: kept
     forced: bool = False  # --force: restored those too
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------ the target
@@ -196,11 +198,22 @@ def fix(db, plan: Plan, target: str | os.PathLike, *, apply: bool = False, journ
             _note_mount(journal, mount_point)
             _apply(db, plan, volume, Path(mount_point), journal, report, progress)
         journal.set_meta(state=APPLIED, finished=utc_now())
+    except JournalWriteFailed as exc:
+        raise JournalWriteFailed(f"{exc}: {_changed_so_far(report)}") from None
+    except Interrupted as exc:
+        raise Interrupted(f"{exc}: {_changed_so_far(report)}", exc.signum) from None
     finally:
         journal.close()
     report.rescan = rescan_path or f"{journal_path}.after.db"
     _rescan(db, plan, volume, report)
     return report
+
+
+def _changed_so_far(report: FixReport) -> str:
+    """How far an interrupted fix got, and the one command that takes it back (the volume
+    is unmounted by then: the journal holds the original of every file it may have changed)."""
+    return (f"{report.written} files were already changed; "
+            f"aclscan undo {shlex.quote(report.journal or '')} restores them")
 
 
 def default_journal_path(target: str) -> str:
@@ -281,8 +294,8 @@ def _write_batch(batch: list[tuple], journal: Journal, report: FixReport, pool: 
             report.errors.append(error)
         else:
             written.append(seq)
+            report.written += 1  # counted as it happens: an interruption reports it
     journal.mark("written", written)
-    report.written += len(written)
 
 
 def _mounted_path(mount_point: Path, path: str) -> Path:
@@ -329,7 +342,7 @@ def undo(journal_path: str | os.PathLike, *, force: bool = False,
         _refuse_if_mounted(target)
         report.entries = journal.counts()["journaled"]
         with ntfs3g.mounted(target, offset=offset) as mount_point, ThreadPoolExecutor(IO_THREADS) as pool:
-            _note_mount(journal, mount_point)
+            _bookkeeping(report, _note_mount, journal, mount_point)
             done = 0
             for chunk in journal.chunks_newest_first(BATCH):
                 restored = []
@@ -345,15 +358,26 @@ def undo(journal_path: str | os.PathLike, *, force: bool = False,
                         report.errors.append(outcome)
                         continue
                     restored.append(item.seq)
-                journal.mark("restored", restored)
+                _bookkeeping(report, journal.mark, "restored", restored)
                 done += len(chunk)
                 if progress:
                     progress(done, report.entries)
         if not report.errors and not report.changed_since_fix:
-            journal.set_meta(state=UNDONE, undone=utc_now())
+            _bookkeeping(report, journal.set_meta, state=UNDONE, undone=utc_now())
         return report
     finally:
         journal.close()
+
+
+def _bookkeeping(report: UndoReport, write: Callable, *args, **kwargs) -> None:
+    """Undo's own notes in the journal (mount point, restored marks, state) help a later
+    run but are not needed for this one: on a disk that is still full, undo restores
+    every descriptor anyway (each is read back) and says the notes were not kept."""
+    try:
+        write(*args, **kwargs)
+    except JournalWriteFailed as exc:
+        if not report.notes:
+            report.notes.append(f"{exc}: its notes of what was restored were not updated")
 
 
 def _restore(mount_point: Path, item: JournalEntry, force: bool = False) -> str:
