@@ -65,6 +65,7 @@ class ResolveInputs:
     hive_files: dict[str, str] = field(default_factory=dict)  # "SAM" -> path; the volume's own otherwise
     domain_sources: tuple = ()  # AccountSource: domain exports, a live directory
     history: tuple[str, ...] = ()  # the master's SAM or earlier scan databases
+    domain_files: tuple[str, ...] = ()  # the files domain_sources came from (noted for a re-scan)
 
 
 @dataclass
@@ -170,6 +171,9 @@ def _resolve(db, volumes: list[Volume], inputs: ResolveInputs) -> tuple[int, int
     verdicts = resolution.classifier.classify_all(sorted(sids))
     verdicts += inconsistent_hives(hives, {v.sid for v in verdicts})
     store_resolution(db, resolution, verdicts)
+    from aclscan.scan_inputs import record
+
+    record(db, inputs)  # so that the re-scan after a fix resolves alike
     return len(verdicts), sum(v.is_problem for v in verdicts), tuple(resolution.notes)
 
 

@@ -534,3 +534,35 @@ def test_undo_takes_down_the_dead_mount_a_killed_fix_and_driver_leave(prepared, 
     assert not _ntfs3g_mounts(case.image)
     _no_work_folders(work)
     assert rescan(case.image, case.image.with_suffix(".undone.db")) == before
+
+
+def _findings(db: Path) -> set[tuple]:
+    conn = sqlite3.connect(db)
+    try:
+        return set(conn.execute("SELECT sid, verdict, account, mapped_sid, files FROM findings"))
+    finally:
+        conn.close()
+
+
+def test_the_after_database_has_the_original_scans_verdicts(prepared, tmp_path, capsys):
+    """fix --apply re-scans with the original scan's account sources (member-after's
+    history, the volume's hives read again): findings and check on it tell the truth."""
+    import json
+
+    case = prepared("member-after")
+    assert main(["fix", str(case.db), "--plan", str(case.plan_path), "--target", str(case.image), "--apply",
+                 "--journal", str(case.journal)]) == 1
+    capsys.readouterr()
+    after = Path(f"{case.journal}.after.db")
+    # The same scan, run by hand on the fixed image with the scenario's inputs, is the reference.
+    by_hand = tmp_path / "by-hand.db"
+    assert main(scenarios.scan_args("member-after", by_hand, image=case.image)) == 0
+    assert _findings(after) and _findings(after) == _findings(by_hand)
+    assert main(["findings", str(after), "--problems", "--format", "json"]) == 1
+    listed = json.loads(capsys.readouterr().out)
+    refused = {a.sid for a in case.plan.refusals}
+    assert refused and refused <= {row["sid"] for row in listed}
+    on_files = {row["sid"] for row in listed if row["files"]}
+    assert on_files == refused  # every acted-on SID is gone from the files
+    assert main(["check", str(after)]) == 1  # judged (not exit 5: it has machine facts)
+    assert "NOT READY" in capsys.readouterr().out

@@ -103,6 +103,8 @@ def _print_fix(plan, report) -> None:
         out.write("dry run: nothing was written (add --apply)\n")
         return
     out.write(f"  journal {terminal_safe(report.journal or '')}; re-scan {terminal_safe(report.rescan or '')}\n")
+    for note in report.rescan_notes:
+        out.write(f"  re-scan: {terminal_safe(note)}\n")
     if report.already_fixed:
         out.write(f"  {report.already_fixed} files already carried the new descriptor (an earlier run)\n")
     for path in report.changed_since_scan[:20]:

@@ -15,8 +15,9 @@ The order of things is the safety argument:
    alone and reported. The originals of a batch are committed to the journal
    (fsynced) before any of them is replaced through ``system.ntfs_acl``. Only
    descriptors are written, never file contents.
-4. The volume is unmounted (ntfs-3g flushes and exits) and re-scanned: the report
-   says how many files still carry each SID the plan acted on.
+4. The volume is unmounted (ntfs-3g flushes and exits) and re-scanned with the
+   original scan's account sources (``scan_inputs``), so the after-database has
+   verdicts: the report says how many files still carry each SID the plan acted on.
 
 ``undo`` mounts the target again and writes back every journaled original whose
 file still carries exactly what the fix wrote (a later change by anyone is left
@@ -76,6 +77,7 @@ class FixReport:
     rescan: str | None = None
     remaining: dict[str, int] = field(default_factory=dict)  # acted-on SID -> files still carrying it
     problems_left: dict[str, int] = field(default_factory=dict)  # problem SID (any) -> files, after the fix
+    rescan_notes: list[str] = field(default_factory=list)  # account sources the re-scan could not use again
 
     @property
     def clean(self) -> bool:
@@ -303,19 +305,24 @@ def _mounted_path(mount_point: Path, path: str) -> Path:
 
 
 def _rescan(db, plan: Plan, volume: TargetVolume, report: FixReport) -> None:
-    """Scan the fixed volume (descriptors only: the hives did not change) and count, per
-    SID, the files that still carry it; verdicts come from the original scan."""
+    """Scan the fixed volume with the account sources the original scan used (its hives
+    read again from the volume), so the after-database has verdicts of its own; count,
+    per SID the plan acted on, the files that still carry it, and the problem SIDs left."""
     from aclscan.scan import scan_image
+    from aclscan.scan_inputs import recall
     from aclscan.store import open_database
 
     if os.path.exists(report.rescan):
         os.unlink(report.rescan)
-    scan_image(volume.target, report.rescan, offset=volume.offset, resolve=None)
+    recalled = recall(db)
+    report.rescan_notes = list(recalled.notes)
+    scan_image(volume.target, report.rescan, offset=volume.offset, resolve=recalled.inputs)
     after = open_database(report.rescan)
     files_of = dict(after.execute("SELECT sid, files FROM sids WHERE volume_id = 1"))  # the one volume scanned
     acted = {a.sid for a in plan.actions if a.is_descriptor_action}
     report.remaining = {sid: files_of.get(sid, 0) for sid in sorted(acted)}
-    for finding in iter_findings(db, problems_only=True):
+    judged = after if recalled.inputs is not None else db  # no verdicts after: the original's
+    for finding in iter_findings(judged, problems_only=True):
         if files_of.get(finding["sid"]):
             report.problems_left[finding["sid"]] = files_of[finding["sid"]]
     after.conn.close()
