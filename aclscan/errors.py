@@ -148,3 +148,24 @@ class DirtyHive(HiveEditError):
 
 class MissingHiveKey(HiveEditError, NotFound):
     """A key or value an edit names that the hive does not hold."""
+
+
+class PlanMismatch(TargetMismatch):
+    """A plan that disagrees with the scan it names: a descriptor whose new bytes are not
+    the scanned original with the plan's actions applied, or an action the scan's
+    findings do not call for. A plan is a file that travels; the fixer trusts the scan."""
+
+
+class JournalWriteFailed(DatabaseError):
+    """The fix journal could not be written (its disk is full, say): the fix stops; the
+    message says how many files were already changed and how to undo them."""
+
+
+class Interrupted(Error):
+    """A fix or undo stopped by SIGTERM or SIGHUP, after unmounting and cleaning up.
+    The exit code is the shell's for that signal: 128 + its number."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum

@@ -36,10 +36,10 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from aclscan import classify
-from aclscan.errors import MalformedData
+from aclscan.errors import MalformedData, PlanMismatch
 from aclscan.findings import iter_findings
 from aclscan.graph import build_graph, impact, sid_id
 from aclscan.mapping import MapRow
@@ -243,6 +243,20 @@ def read_plan(path: str | Path) -> Plan:
 # ---------------------------------------------------------------------- planning
 
 
+def rewrite_of(actions: Iterable[tuple[str, str, str | None]], *, owner: str, group: str) -> Rewrite:
+    """The descriptor rewrite that (kind, sid, new_sid) actions call for: planning builds it
+    from its intents, the fixer from a plan file's actions, so both rewrite alike."""
+    replace_, add, remove = {}, {}, set()
+    for kind, sid, new_sid in actions:
+        if kind in (REPLACE_SID, TRANSLATE_SID_HISTORY):
+            replace_[sid] = new_sid
+        elif kind == ADD_SID:
+            add[sid] = new_sid
+        elif kind == REMOVE_ACES:
+            remove.add(sid)
+    return Rewrite(replace=replace_, add=add, remove=frozenset(remove), owner=owner, group=group)
+
+
 @dataclass(frozen=True)
 class _Intent:
     """What a finding calls for, before its descriptors are counted."""
@@ -285,11 +299,7 @@ def build_plan(db, *, owner: str = ADMINISTRATORS, group: str | None = None, dat
             intents.extend(_in_mode(i, mode, owner) for i in found)
     actions: list[Action] = []
     numbered = [(f"A{i}", intent) for i, intent in enumerate(intents, 1)]
-    rewrite = Rewrite(
-        replace={i.finding["sid"]: i.new_sid for _, i in numbered if i.kind in (REPLACE_SID, TRANSLATE_SID_HISTORY)},
-        add={i.finding["sid"]: i.new_sid for _, i in numbered if i.kind == ADD_SID},
-        remove=frozenset(i.finding["sid"] for _, i in numbered if i.kind == REMOVE_ACES),
-        owner=owner, group=group)
+    rewrite = rewrite_of(((i.kind, i.finding["sid"], i.new_sid) for _, i in numbered), owner=owner, group=group)
     action_of = {}
     for action_id, intent in numbered:
         sid = intent.finding["sid"]
@@ -449,15 +459,13 @@ def _descriptor_changes(db, rewrite: Rewrite, action_of: dict[str, list[str]],
         for sid in touched & refused:
             _tally(left, sid, files, sid in explicit_here)
         touched -= refused
-        new = rewrite.apply(old)
-        if rewrite.remove and old.dacl is not None and old.dacl.aces and new.dacl is not None and not new.dacl.aces:
-            # Dropping the orphan's ACEs would leave an empty DACL, which denies everyone.
+        new, held_back = rewrite.rewritten(old)
+        if held_back:
             for sid in touched & rewrite.remove:
                 for action_id in action_of.get(sid, ()):
                     skipped.append(Skipped(key, action_id, "removing the orphan's ACEs would leave an empty DACL "
                                                            "(no access for anyone): left as it is"))
             touched -= rewrite.remove
-            new = replace(rewrite, remove=frozenset()).apply(old)
         ids = []
         for sid in sorted(touched):
             for action_id in action_of.get(sid, ()):
@@ -623,6 +631,46 @@ def _scan_identity(db, database: str | None) -> dict:
             "SELECT id, image, serial, mft_records, scanned_at FROM volumes ORDER BY id")
     ]
     return {"database": database, "machine_sid": _machine_sid(db), "volumes": volumes}
+
+
+# ------------------------------------------------------------------ checking a plan
+
+
+def verify_plan(db, plan: Plan) -> None:
+    """PlanMismatch unless the plan is what its scan calls for. The plan is made again from
+    the scan database with the choices it records (owner, group, mode, mapping rows,
+    --remove-orphans): every action must be one the scan calls for (same kind, SID and new
+    SID), and every descriptor change the scanned original (``old_sha256``) rewritten by
+    those actions (``new_raw``, and the SDDL shown to people). Nothing of the plan's bytes
+    is trusted: a plan is a file that travels between people."""
+    from aclscan.mapping import MapRow
+
+    choices = plan.choices or {}
+    try:
+        rows = [MapRow(line=int(r["line"]), old=r["old"], new=r["new"], consent=bool(r.get("consent")))
+                for r in choices.get("map", ())]
+        again = build_plan(db, owner=plan.owner, group=plan.group, mapping=rows,
+                           mode=choices.get("mode", MODE_REPLACE), remove_orphans=bool(choices.get("remove_orphans")))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PlanMismatch(f"the plan's choices cannot be made again from the scan ({exc}): refusing the plan") from None
+    expected = {(a.kind, a.sid, a.new_sid) for a in again.actions}
+    for action in plan.actions:
+        if (action.kind, action.sid, action.new_sid) not in expected:
+            raise PlanMismatch(f"plan action {action.id} ({action.kind} {action.sid} -> {action.new_sid}) is not "
+                               "what the scan's findings call for: refusing the plan")
+    wanted = {c.descriptor_key: c for c in again.descriptors}
+    for change in plan.descriptors:
+        right = wanted.get(change.descriptor_key)
+        if right is None or right.volume_id != change.volume_id:
+            raise PlanMismatch(f"plan descriptor {change.descriptor_key}: the scan calls for no change of it on "
+                               f"volume {change.volume_id}")
+        if change.old_sha256 != right.old_sha256:
+            raise PlanMismatch(f"plan descriptor {change.descriptor_key}: old_sha256 is not the scanned descriptor's")
+        if change.new_raw != right.new_raw:
+            raise PlanMismatch(f"plan descriptor {change.descriptor_key}: new_raw is not the scanned descriptor "
+                               "with the plan's actions applied: refusing the plan")
+        if (change.old_sddl, change.new_sddl) != (right.old_sddl, right.new_sddl):
+            raise PlanMismatch(f"plan descriptor {change.descriptor_key}: its SDDL is not the descriptor's")
 
 
 # ------------------------------------------------------------------ files of a plan

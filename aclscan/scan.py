@@ -65,6 +65,7 @@ class ResolveInputs:
     hive_files: dict[str, str] = field(default_factory=dict)  # "SAM" -> path; the volume's own otherwise
     domain_sources: tuple = ()  # AccountSource: domain exports, a live directory
     history: tuple[str, ...] = ()  # the master's SAM or earlier scan databases
+    domain_files: tuple[str, ...] = ()  # the files domain_sources came from (noted for a re-scan)
 
 
 @dataclass
@@ -200,6 +201,9 @@ def _resolve(db, volumes: list[tuple[int, Volume]], inputs: ResolveInputs) -> Re
     verdicts += inconsistent_hives(hives, {v.sid for v in verdicts})
     store_resolution(db, resolution, verdicts, place_counts=places.place_counts if places else {})
     _store_problems(db, volume_id, problems)
+    from aclscan.scan_inputs import record
+
+    record(db, inputs)  # so that the re-scan after a fix resolves alike
     return ResolveOutcome(len(verdicts), sum(v.is_problem for v in verdicts), tuple(resolution.notes),
                           tuple(problems), places.places if places else 0, _sources_used(hives, inputs, places))
 

@@ -274,3 +274,295 @@ def test_fix_and_undo_through_a_block_device(prepared, capsys):
     finally:
         subprocess.run(["losetup", "-d", device], capture_output=True)
     assert rescan(case.image, case.image.with_suffix(".device-undone.db")) == before
+
+
+def test_a_plan_whose_new_bytes_were_swapped_is_refused(prepared, tmp_path, capsys):
+    """The plan file travels between people: its new_raw is recomputed from the scan."""
+    import base64
+    import json
+
+    from aclscan.sd.sddl import from_sddl
+
+    case = prepared("member-after")
+    digest = hashlib.sha256(case.image.read_bytes()).hexdigest()
+    data = json.loads(case.plan_path.read_text())
+    victim = data["descriptors"][0]
+    assert victim["new_sddl"] != "O:WDG:WDD:(A;;FA;;;WD)"
+    victim["new_raw"] = base64.b64encode(from_sddl("O:WDG:WDD:(A;;FA;;;WD)").to_bytes()).decode()
+    swapped = tmp_path / "swapped.json"
+    swapped.write_text(json.dumps(data))
+    for extra in ([], ["--apply", "--journal", str(case.journal)]):
+        assert main(["fix", str(case.db), "--plan", str(swapped), "--target", str(case.image), *extra]) == 16
+        err = capsys.readouterr().err
+        assert err == (f"Error: plan descriptor {victim['descriptor_key']}: new_raw is not the scanned descriptor "
+                       "with the plan's actions applied: refusing the plan\n")
+    assert not case.journal.exists()
+    assert hashlib.sha256(case.image.read_bytes()).hexdigest() == digest
+
+
+def test_a_plan_whose_action_or_old_hash_was_changed_is_refused(prepared, tmp_path, capsys):
+    import json
+
+    case = prepared("member-after")
+    digest = hashlib.sha256(case.image.read_bytes()).hexdigest()
+    data = json.loads(case.plan_path.read_text())
+    replaced = next(a for a in data["actions"] if a["kind"] == "replace_sid")
+    replaced["new_sid"] = "S-1-1-0"  # Everyone instead of today's account of that name
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(data))
+    assert main(["fix", str(case.db), "--plan", str(edited), "--target", str(case.image), "--apply"]) == 16
+    assert f"plan action {replaced['id']} (replace_sid {replaced['sid']} -> S-1-1-0)" in capsys.readouterr().err
+    data = json.loads(case.plan_path.read_text())
+    data["descriptors"][-1]["old_sha256"] = "0" * 64
+    edited.write_text(json.dumps(data))
+    assert main(["fix", str(case.db), "--plan", str(edited), "--target", str(case.image), "--apply"]) == 16
+    assert (f"plan descriptor {data['descriptors'][-1]['descriptor_key']}: old_sha256"
+            in capsys.readouterr().err)
+    assert hashlib.sha256(case.image.read_bytes()).hexdigest() == digest
+    assert not list(tmp_path.glob("*.aclscan-journal-*"))
+
+
+def test_undo_leaves_a_descriptor_changed_since_the_fix_unless_forced(prepared, capsys):
+    from aclscan.sd.sddl import from_sddl
+
+    case = prepared("av-service")
+    before = descriptors_by_entry(case.db)
+    assert main(["fix", str(case.db), "--plan", str(case.plan_path), "--target", str(case.image), "--apply",
+                 "--journal", str(case.journal)]) == 0
+    capsys.readouterr()
+    victim = "/Program Files/AVScan"
+    later = from_sddl("O:BAG:SYD:(A;;FA;;;BA)(A;;FR;;;BU)").to_bytes()  # an administrator's change after the fix
+    with _ntfs3g.mounted(case.image) as root:
+        path = root / victim.lstrip("/")
+        fixed = _ntfs3g.get_ntfs_acl(path)
+        _ntfs3g.set_ntfs_acl(path, later)
+    assert fixed != later
+    assert main(["undo", str(case.journal)]) == 1
+    out = capsys.readouterr().out
+    files = sum(c.files for c in case.plan.descriptors)
+    assert f"restored {files - 1} descriptors, 0 already original, 1 changed since the fix" in out
+    assert f"left alone, changed since the fix: {victim}\n" in out
+    after = rescan(case.image, case.image.with_suffix(".undone.db"))
+    entry = next(e for e, raw in after.items() if raw == later)
+    with _ntfs3g.mounted(case.image, readonly=True) as root:
+        assert _ntfs3g.get_ntfs_acl(root / victim.lstrip("/")) == later  # ntfs-3g's own view
+    assert {e: r for e, r in after.items() if e != entry} == {e: r for e, r in before.items() if e != entry}
+    assert main(["undo", str(case.journal), "--force"]) == 0
+    assert f"restored 1 descriptors, {files - 1} already original, 0 changed since the fix" in capsys.readouterr().out
+    assert rescan(case.image, case.image.with_suffix(".forced.db")) == before
+
+
+def test_refuses_a_target_mounted_through_a_hard_link(prepared, tmp_path, capsys):
+    """Compared by device and inode: another name of the same file is the same target."""
+    case = prepared("av-service")
+    digest = hashlib.sha256(case.image.read_bytes()).hexdigest()
+    link = tmp_path / "elsewhere" / "another-name.img"
+    link.parent.mkdir()
+    os.link(case.image, link)
+    with _ntfs3g.mounted(link) as mount_point:
+        assert main(["fix", str(case.db), "--plan", str(case.plan_path), "--target", str(case.image), "--apply",
+                     "--journal", str(case.journal)]) == 16
+        assert capsys.readouterr().err == f"Error: {case.image} is mounted at {mount_point}: unmount it first\n"
+    assert not case.journal.exists()
+    assert hashlib.sha256(case.image.read_bytes()).hexdigest() == digest
+
+
+def test_refuses_a_target_attached_to_a_loop_device_not_mounted(prepared, tmp_path, capsys):
+    case = prepared("av-service")
+    digest = hashlib.sha256(case.image.read_bytes()).hexdigest()
+    link = tmp_path / "linked.img"
+    os.link(case.image, link)
+    device = subprocess.run(["losetup", "--find", "--show", str(link)], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    try:
+        assert main(["fix", str(case.db), "--plan", str(case.plan_path), "--target", str(case.image), "--apply",
+                     "--journal", str(case.journal)]) == 16
+        assert capsys.readouterr().err == (f"Error: {case.image} is attached to {device}: detach it first "
+                                           f"(losetup -d {device})\n")
+        # losetup -j, util-linux's own lookup by the backing file, agrees.
+        listed = subprocess.run(["losetup", "-j", str(case.image)], capture_output=True, text=True).stdout
+        assert listed.startswith(f"{device}:")
+    finally:
+        subprocess.run(["losetup", "-d", device], check=True)
+    assert not case.journal.exists()
+    assert hashlib.sha256(case.image.read_bytes()).hexdigest() == digest
+    assert main(["fix", str(case.db), "--plan", str(case.plan_path), "--target", str(case.image)]) == 0
+
+
+def test_refuses_a_target_another_process_has_open(prepared, capsys):
+    case = prepared("av-service")
+    with open(case.image, "rb") as held:
+        holder = subprocess.Popen(["sleep", "60"], stdin=held)
+    try:
+        assert main(["fix", str(case.db), "--plan", str(case.plan_path), "--target", str(case.image), "--apply",
+                     "--journal", str(case.journal)]) == 16
+        assert f"is open in process {holder.pid} (sleep)" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not case.journal.exists()
+
+
+def _no_work_folders(directory: Path) -> None:
+    assert not list(directory.glob(f"{_ntfs3g.MOUNT_PREFIX}*")), "a work folder was left behind"
+
+
+def test_a_full_journal_disk_says_what_was_changed_and_how_to_undo(prepared, tmp_path, monkeypatch, capsys):
+    """The journal on a small tmpfs that fills after the first batch: one line with the count
+    of files already changed and the undo command; undo works on the still-full disk."""
+    from aclscan.errors import JournalWriteFailed
+    from aclscan.fix import offline
+
+    case = prepared("member-after")
+    before = descriptors_by_entry(case.db)
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], check=True)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(offline, "BATCH", 8)
+    try:
+        journal = small / "journal.db"
+        batches = []
+
+        def fill_after_the_first_batch(done, total):
+            batches.append(done)
+            if len(batches) == 1:
+                with open(small / "filler", "wb") as filler:
+                    with pytest.raises(OSError):
+                        while True:
+                            filler.write(b"\0" * 65536)
+                            filler.flush()
+
+        with pytest.raises(JournalWriteFailed) as failed:
+            offline.fix(open_database(case.db), read_plan(case.plan_path), case.image, apply=True,
+                        journal_path=str(journal), progress=fill_after_the_first_batch)
+        conn = sqlite3.connect(journal)
+        written = conn.execute("SELECT sum(written) FROM entries").fetchone()[0]
+        conn.close()
+        assert written == 8
+        message = str(failed.value)
+        assert "\n" not in message and failed.value.exit_code == 5
+        assert message.startswith(f"the journal {journal} cannot be written (database or disk is full): ")
+        assert message.endswith(f": 8 files were already changed; aclscan undo {journal} restores them")
+        assert not offline.mounted_at(str(case.image))
+        _no_work_folders(tmp_path)
+        assert main(["undo", str(journal)]) == 0  # the disk is still full
+        out = capsys.readouterr().out
+        assert "restored 8 descriptors" in out and "note: the journal" in out
+    finally:
+        subprocess.run(["umount", "--lazy", str(small)], check=True)
+    assert rescan(case.image, case.image.with_suffix(".undone.db")) == before
+
+
+def _start_fix(case: Prepared, journal: Path, tmp: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "aclscan", "fix", str(case.db), "--plan", str(case.plan_path), "--target",
+         str(case.image), "--apply", "--journal", str(journal)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, "TMPDIR": str(tmp)})
+
+
+def _wait_until_writing(journal: Path, proc: subprocess.Popen) -> str:
+    """The mount point, once the journal names it and holds a first batch."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the fix ended before it could be interrupted"
+        if journal.exists():
+            try:
+                conn = sqlite3.connect(journal)
+                mount = conn.execute("SELECT value FROM meta WHERE key = 'mount_point'").fetchone()
+                rows = conn.execute("SELECT count(*) FROM entries").fetchone()[0]
+                conn.close()
+            except sqlite3.Error:
+                mount, rows = None, 0
+            if mount and mount[0] and rows:
+                return mount[0]
+        time.sleep(0.01)
+    raise AssertionError("the fix never started writing")
+
+
+def test_sigterm_mid_fix_unmounts_and_cleans_up(prepared, tmp_path, capsys):
+    case = prepared("member-after")
+    before = descriptors_by_entry(case.db)
+    work = tmp_path / "tmp"
+    work.mkdir()
+    proc = _start_fix(case, case.journal, work)
+    mount_point = _wait_until_writing(case.journal, proc)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("Error: the fix stopped by SIGTERM: ") and last.endswith(
+        f"files were already changed; aclscan undo {case.journal} restores them")
+    assert not os.path.exists(mount_point) and not _ntfs3g_mounts(case.image)
+    _no_work_folders(work)
+    assert main(["undo", str(case.journal)]) == 0
+    assert rescan(case.image, case.image.with_suffix(".undone.db")) == before
+
+
+def _ntfs3g_mounts(image: Path) -> list[str]:
+    from aclscan.fix.offline import mounted_at
+
+    return mounted_at(str(image))
+
+
+def test_undo_takes_down_the_dead_mount_a_killed_fix_and_driver_leave(prepared, tmp_path, capsys):
+    """kill -9 of the fix and its ntfs-3g: the mount is dead ("Transport endpoint is not
+    connected"); undo releases it, removes the work folder and restores byte for byte."""
+    import errno
+
+    case = prepared("member-after")
+    before = descriptors_by_entry(case.db)
+    work = tmp_path / "tmp"
+    work.mkdir()
+    proc = _start_fix(case, case.journal, work)
+    mount_point = _wait_until_writing(case.journal, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the driver dies with the group
+        try:
+            os.stat(mount_point)
+        except OSError as exc:
+            assert exc.errno == errno.ENOTCONN
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the mount is still served")
+    assert _ntfs3g_mounts(case.image) == [mount_point]
+    assert main(["undo", str(case.journal)]) == 0, capsys.readouterr()
+    assert not _ntfs3g_mounts(case.image)
+    _no_work_folders(work)
+    assert rescan(case.image, case.image.with_suffix(".undone.db")) == before
+
+
+def _findings(db: Path) -> set[tuple]:
+    conn = sqlite3.connect(db)
+    try:
+        return set(conn.execute("SELECT sid, verdict, account, mapped_sid, files FROM findings"))
+    finally:
+        conn.close()
+
+
+def test_the_after_database_has_the_original_scans_verdicts(prepared, tmp_path, capsys):
+    """fix --apply re-scans with the original scan's account sources (member-after's
+    history, the volume's hives read again): findings and check on it tell the truth."""
+    import json
+
+    case = prepared("member-after")
+    assert main(["fix", str(case.db), "--plan", str(case.plan_path), "--target", str(case.image), "--apply",
+                 "--journal", str(case.journal)]) == 1
+    capsys.readouterr()
+    after = Path(f"{case.journal}.after.db")
+    # The same scan, run by hand on the fixed image with the scenario's inputs, is the reference.
+    by_hand = tmp_path / "by-hand.db"
+    assert main(scenarios.scan_args("member-after", by_hand, image=case.image)) == 0
+    assert _findings(after) and _findings(after) == _findings(by_hand)
+    assert main(["findings", str(after), "--problems", "--format", "json"]) == 1
+    listed = json.loads(capsys.readouterr().out)
+    refused = {a.sid for a in case.plan.refusals}
+    assert refused and refused <= {row["sid"] for row in listed}
+    on_files = {row["sid"] for row in listed if row["files"]}
+    assert on_files == refused  # every acted-on SID is gone from the files
+    assert main(["check", str(after)]) == 1  # judged (not exit 5: it has machine facts)
+    assert "NOT READY" in capsys.readouterr().out

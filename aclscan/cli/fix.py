@@ -2,20 +2,49 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
+import threading
 from dataclasses import asdict
 
 import click
 
 from aclscan.cli import cli
 from aclscan.cli.options import db_argument, progress_bar
+from aclscan.errors import Interrupted
 from aclscan.formats.rows import terminal_safe
 from aclscan.plan import read_plan
 from aclscan.store import open_database
 
 report_format = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
                              show_default=True, help="text for people, json for programs.")
+
+
+CLEANUP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def _signals_end_cleanly(what: str):
+    """SIGTERM and SIGHUP stop a fix or undo as an error does, so every cleanup runs on the
+    way out: ntfs-3g unmounted and waited for, loop devices detached, work folders removed.
+    (SIGKILL cannot be caught: undo takes down what a killed fix leaves.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, _frame):
+        for number in CLEANUP_SIGNALS:  # the cleanup itself must not be cut short by a second signal
+            signal.signal(number, signal.SIG_IGN)
+        raise Interrupted(f"{what} stopped by {signal.Signals(signum).name}", signum)
+
+    previous = {number: signal.signal(number, stop) for number in CLEANUP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 @cli.command()
@@ -40,7 +69,8 @@ def fix(ctx, database, plan_path, target, do_apply, journal_path, fmt):
 
     db = open_database(database)
     plan = read_plan(plan_path)
-    with progress_bar(do_apply and sys.stderr.isatty(), "descriptors", "files") as progress:
+    with _signals_end_cleanly("the fix"), \
+            progress_bar(do_apply and sys.stderr.isatty(), "descriptors", "files") as progress:
         report = offline.fix(db, plan, target, apply=do_apply, journal_path=journal_path, progress=progress,
                              on_journal=lambda path: click.echo(f"journal: {path}", err=True))
     if fmt == "json":
@@ -73,6 +103,8 @@ def _print_fix(plan, report) -> None:
         out.write("dry run: nothing was written (add --apply)\n")
         return
     out.write(f"  journal {terminal_safe(report.journal or '')}; re-scan {terminal_safe(report.rescan or '')}\n")
+    for note in report.rescan_notes:
+        out.write(f"  re-scan: {terminal_safe(note)}\n")
     if report.already_fixed:
         out.write(f"  {report.already_fixed} files already carried the new descriptor (an earlier run)\n")
     for path in report.changed_since_scan[:20]:
@@ -88,20 +120,35 @@ def _print_fix(plan, report) -> None:
 
 @cli.command()
 @click.argument("journal", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True,
+              help="Also restore descriptors changed since the fix (by default they are left alone and listed).")
 @report_format
 @click.pass_context
-def undo(ctx, journal, fmt):
-    """Restore every descriptor a fix changed, byte for byte, from its JOURNAL."""
+def undo(ctx, journal, force, fmt):
+    """Restore every descriptor a fix changed, byte for byte, from its JOURNAL.
+
+    A descriptor that is no longer what the fix wrote (changed since) is left alone and
+    listed (exit 1); --force restores it too.
+    """
     from aclscan.fix import offline
 
-    with progress_bar(sys.stderr.isatty(), "restoring", "files") as progress:
-        report = offline.undo(journal, progress=progress)
+    with _signals_end_cleanly("undo (run it again to finish)"), \
+            progress_bar(sys.stderr.isatty(), "restoring", "files") as progress:
+        report = offline.undo(journal, force=force, progress=progress)
     if fmt == "json":
         click.echo(json.dumps({"undo_format": 1, **asdict(report)}, indent=2))
     else:
         click.echo(f"{terminal_safe(report.target)}: restored {report.restored} descriptors, "
-                   f"{report.unchanged} already original, {len(report.errors)} errors "
-                   f"({report.entries} journaled)")
+                   f"{report.unchanged} already original, {len(report.changed_since_fix)} changed since the fix, "
+                   f"{len(report.errors)} errors ({report.entries} journaled)")
+        for path in report.changed_since_fix[:20]:
+            click.echo(f"  left alone, changed since the fix: {terminal_safe(path)}")
+        if len(report.changed_since_fix) > 20:
+            click.echo(f"  ... and {len(report.changed_since_fix) - 20} more (--format json lists them all)")
+        if report.changed_since_fix:
+            click.echo("  aclscan undo --force restores them too")
         for error in report.errors[:20]:
             click.echo(f"  error: {terminal_safe(error)}")
-    ctx.exit(0 if not report.errors else 1)
+        for note in report.notes:
+            click.echo(f"  note: {terminal_safe(note)}")
+    ctx.exit(0 if not report.errors and not report.changed_since_fix else 1)

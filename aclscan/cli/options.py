@@ -50,13 +50,9 @@ def resolve_inputs(*, sam=None, security=None, system=None, software=None, domai
 
     if no_resolve:
         return None
-    sources = []
-    if domain_files:
-        from aclscan.accounts.domain import DomainSource, read_csv, read_ldif
+    from aclscan.scan_inputs import domain_sources
 
-        for path in domain_files:
-            export = read_csv(path) if path.lower().endswith(".csv") else read_ldif(path)
-            sources.append(DomainSource(export, name=f"domain export {path}"))
+    sources = domain_sources(domain_files)
     if ldap_url:
         if not bind_dn:
             raise click.UsageError("--ldap needs --bind-dn")
@@ -69,7 +65,8 @@ def resolve_inputs(*, sam=None, security=None, system=None, software=None, domai
             password = click.prompt(f"Password for {bind_dn}", hide_input=True, err=True)
         sources.append(LdapSource.connect(ldap_url, bind_dn, password, ca_file=ca_file, insecure=insecure))
     hive_files = {"SAM": sam, "SECURITY": security, "SYSTEM": system, "SOFTWARE": software}
-    return ResolveInputs({k: v for k, v in hive_files.items() if v}, tuple(sources), tuple(history))
+    return ResolveInputs({k: v for k, v in hive_files.items() if v}, tuple(sources), tuple(history),
+                         tuple(domain_files))
 
 
 @contextmanager

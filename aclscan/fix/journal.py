@@ -13,13 +13,14 @@ harmless, and it is the only safe answer for a write whose outcome is unknown.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from aclscan.errors import DatabaseError
+from aclscan.errors import DatabaseError, JournalWriteFailed
 from aclscan.store import connect_and_identify, utc_now
 
 JOURNAL_FORMAT = 1
@@ -104,8 +105,16 @@ class Journal:
     def meta(self) -> dict[str, str]:
         return dict(self.conn.execute("SELECT key, value FROM meta"))
 
+    @contextlib.contextmanager
+    def _writing(self):
+        """A write that fails (disk full, I/O error) is JournalWriteFailed, never sqlite3's."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise JournalWriteFailed(f"the journal {self.path} cannot be written ({exc})") from None
+
     def set_meta(self, **values: object) -> None:
-        with self.conn:
+        with self._writing(), self.conn:
             self.conn.execute("BEGIN")
             self.conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                                   [(k, _text(v)) for k, v in values.items()])
@@ -116,7 +125,7 @@ class Journal:
         """Journal (volume_id, entry, path, original, replacement, descriptor_key) rows;
         returns their sequence numbers once they are durably on disk."""
         seqs = []
-        with self.conn:
+        with self._writing(), self.conn:
             self.conn.execute("BEGIN")
             for row in rows:
                 cursor = self.conn.execute(
@@ -127,7 +136,7 @@ class Journal:
 
     def mark(self, column: str, seqs: Iterable[int]) -> None:
         assert column in ("written", "restored")
-        with self.conn:
+        with self._writing(), self.conn:
             self.conn.execute("BEGIN")
             self.conn.executemany(f"UPDATE entries SET {column} = 1 WHERE seq = ?", [(s,) for s in seqs])
 

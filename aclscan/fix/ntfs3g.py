@@ -45,6 +45,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from aclscan.errors import MountError, ToolMissing
+from aclscan.fix.holders import is_mounted
 
 __all__ = [
     "ACL_XATTR",
@@ -213,10 +214,17 @@ def _loop_device(image: Path, offset: int, readonly: bool) -> Iterator[str]:
     try:
         yield device
     finally:
-        for _ in range(UNMOUNT_TRIES):
-            if subprocess.run([losetup, "-d", device], capture_output=True).returncode == 0:
-                break
-            time.sleep(UNMOUNT_PAUSE)
+        detach_loop_device(device)
+
+
+def detach_loop_device(device: str) -> bool:
+    """losetup -d, retried while the device is still busy (a driver exiting)."""
+    losetup = _need("losetup")
+    for _ in range(UNMOUNT_TRIES):
+        if subprocess.run([losetup, "-d", device], capture_output=True).returncode == 0:
+            return True
+        time.sleep(UNMOUNT_PAUSE)
+    return False
 
 
 def _unmount(mount_point: str) -> bool:
@@ -229,13 +237,13 @@ def _unmount(mount_point: str) -> bool:
     if umount:
         commands.append([umount, mount_point])
     for _ in range(UNMOUNT_TRIES):
-        if not os.path.ismount(mount_point):
+        if not is_mounted(mount_point):
             return True
         for argv in commands:
             if subprocess.run(argv, capture_output=True).returncode == 0:
                 return True
         time.sleep(UNMOUNT_PAUSE)
-    return not os.path.ismount(mount_point)
+    return not is_mounted(mount_point)
 
 
 def _mount_options(readonly: bool, inherit: bool, mapping: Path | None) -> str:
@@ -279,8 +287,9 @@ def mounted(
     if offset < 0:
         raise MountError(f"cannot mount {image}: negative offset {offset}")
     with contextlib.ExitStack() as stack:
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=MOUNT_PREFIX)))
+        work = Path(tempfile.mkdtemp(prefix=MOUNT_PREFIX))
         mount_point = work / "mnt"
+        stack.callback(remove_work_folder, mount_point)
         mount_point.mkdir()
         mapping = None
         if inherit:
@@ -298,6 +307,24 @@ def mounted(
                 yield mount_point
             finally:
                 _stop(proc, str(mount_point))
+
+
+WORK_FILES = ("ntfs-3g.log", "UserMapping")  # what mounted() puts beside the mount point
+
+
+def remove_work_folder(mount_point: Path) -> None:
+    """Remove a work folder of ours (``<tmp>/aclscan-ntfs3g-XXXX/mnt``) once nothing is
+    mounted there. Never recursive: a folder with a volume still mounted in it must not
+    lose the volume's files."""
+    work = mount_point.parent
+    if not work.name.startswith(MOUNT_PREFIX) or mount_point.name != "mnt" or is_mounted(mount_point):
+        return
+    for name in WORK_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            (work / name).unlink()
+    for folder in (mount_point, work):
+        with contextlib.suppress(FileNotFoundError):
+            folder.rmdir()
 
 
 _CHATTER = ("Version ", "Requested device", "Mounted ", "Cmdline options", "Mount options",
@@ -355,7 +382,7 @@ def release_mount(mount_point: str, timeout: float = EXIT_TIMEOUT) -> bool:
             if _is_zombie(pid):
                 break
             time.sleep(0.05)
-    return not os.path.ismount(mount_point)
+    return not is_mounted(mount_point)
 
 
 def _processes() -> Iterator[tuple[int, list[str]]]:

@@ -3,7 +3,10 @@
 The order of things is the safety argument:
 
 1. The target must be the scanned volume: same serial number at the same offset,
-   same number of MFT records, a writable raw image or device, not mounted.
+   same number of MFT records, a writable raw image or device, not mounted and
+   not held by a loop device (compared by device and inode, not by path). The
+   plan must be what the scan calls for: each new descriptor is recomputed from
+   the scanned original and the plan's actions (``plan.verify_plan``).
 2. A dry run (the default) reads nothing but the boot sector and $MFT size and
    says what would change.
 3. With ``apply`` the volume is mounted with ntfs-3g (which keeps ``$Secure``
@@ -12,11 +15,13 @@ The order of things is the safety argument:
    alone and reported. The originals of a batch are committed to the journal
    (fsynced) before any of them is replaced through ``system.ntfs_acl``. Only
    descriptors are written, never file contents.
-4. The volume is unmounted (ntfs-3g flushes and exits) and re-scanned: the report
-   says how many files still carry each SID the plan acted on.
+4. The volume is unmounted (ntfs-3g flushes and exits) and re-scanned with the
+   original scan's account sources (``scan_inputs``), so the after-database has
+   verdicts: the report says how many files still carry each SID the plan acted on.
 
 ``undo`` mounts the target again and writes back every journaled original whose
-file no longer carries it, then reads each back to prove it byte for byte. A fix
+file still carries exactly what the fix wrote (a later change by anyone is left
+alone and listed, unless forced), then reads each back to prove it byte for byte. A fix
 killed with SIGKILL leaves its ntfs-3g driver serving the mount; undo takes that
 mount down first (the journal names it).
 """
@@ -26,19 +31,21 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import os
+import shlex
 import stat
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from aclscan.errors import Error, MountError, TargetMismatch
+from aclscan.errors import Error, Interrupted, JournalWriteFailed, MountError, TargetMismatch
 from aclscan.findings import iter_findings
 from aclscan.fix import ntfs3g
+from aclscan.fix.holders import Identity, holders, is_mounted, loop_devices_of, mount_source, mounted_at
 from aclscan.fix.journal import APPLIED, UNDONE, Journal, JournalEntry
 from aclscan.image import Image
 from aclscan.ntfs.mft import BootSector
-from aclscan.plan import Plan, PlannedFile, iter_plan_files
+from aclscan.plan import Plan, PlannedFile, iter_plan_files, verify_plan
 from aclscan.store import utc_now
 
 ORPHAN_FILES = "/$OrphanFiles/"  # records whose parent is gone: no path reaches them through ntfs-3g
@@ -70,6 +77,7 @@ class FixReport:
     rescan: str | None = None
     remaining: dict[str, int] = field(default_factory=dict)  # acted-on SID -> files still carrying it
     problems_left: dict[str, int] = field(default_factory=dict)  # problem SID (any) -> files, after the fix
+    rescan_notes: list[str] = field(default_factory=list)  # account sources the re-scan could not use again
 
     @property
     def clean(self) -> bool:
@@ -84,7 +92,10 @@ class UndoReport:
     entries: int = 0
     restored: int = 0
     unchanged: int = 0  # already carried the original (never written, or undone before)
+    changed_since_fix: list[str] = field(default_factory=list)  # neither the fix's bytes nor the original: kept
+    forced: bool = False  # --force: restored those too
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------ the target
@@ -129,9 +140,16 @@ def _boot_sector(image: Image, target: str | os.PathLike, offset: int) -> BootSe
 
 
 def _refuse_if_mounted(path: str) -> None:
-    mounts = mounted_at(path)
-    if mounts:
-        raise TargetMismatch(f"{path} is mounted at {', '.join(mounts)}: unmount it first")
+    """TargetMismatch when anything else holds the target: a mount (also through a hard
+    link or a loop device), a loop device (mounted or not), another process."""
+    held = holders(path)
+    if held.mounts:
+        raise TargetMismatch(f"{path} is mounted at {', '.join(held.mounts)}: unmount it first")
+    if held.loop_devices:
+        raise TargetMismatch(f"{path} is attached to {', '.join(held.loop_devices)}: detach it first "
+                             f"(losetup -d {held.loop_devices[0]})")
+    if held.processes:
+        raise TargetMismatch(f"{path} is open in process {', '.join(held.processes)}: stop it first")
 
 
 def _check_plan_matches_scan(db, plan: Plan) -> None:
@@ -153,53 +171,6 @@ def _check_writable(path: str) -> None:
         raise TargetMismatch(f"{path} is not writable")
 
 
-def mounted_at(path: str) -> list[str]:
-    """Mount points where ``path`` (an image file or block device) is mounted: directly
-    (ntfs-3g shows the image as the source), or through a loop device backed by it."""
-    real = os.path.realpath(path)
-    sources = {real}
-    try:
-        info = os.stat(real)
-        device = info.st_rdev if stat.S_ISBLK(info.st_mode) else None
-    except OSError:
-        device = None
-    for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
-        try:
-            if os.path.realpath(backing.read_text().strip()) == real:
-                sources.add(f"/dev/{backing.parent.parent.name}")
-        except OSError:
-            continue
-    found = []
-    try:
-        lines = Path("/proc/self/mountinfo").read_text().splitlines()
-    except OSError:
-        return found
-    for line in lines:
-        fields = line.split()
-        if " - " not in line:
-            continue
-        after = line.split(" - ", 1)[1].split()
-        source = _unescape(after[1]) if len(after) > 1 else ""
-        major_minor = fields[2]
-        if os.path.realpath(source) in sources or source in sources or (
-                device is not None and major_minor == f"{os.major(device)}:{os.minor(device)}"):
-            found.append(_unescape(fields[4]))
-    return found
-
-
-def _unescape(text: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as octal."""
-    out, i = [], 0
-    while i < len(text):
-        if text[i] == "\\" and text[i + 1:i + 4].isdigit() and len(text[i + 1:i + 4]) == 3:
-            out.append(chr(int(text[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
-
-
 # ------------------------------------------------------------------------ fix
 
 
@@ -209,6 +180,7 @@ def fix(db, plan: Plan, target: str | os.PathLike, *, apply: bool = False, journ
     """Dry run (default) or apply ``plan`` to ``target``; see the module notes.
     ``on_journal`` hears the journal's path before anything is written."""
     volume = locate_target(target, db, plan)
+    verify_plan(db, plan)  # the plan file's bytes are recomputed from the scan, never trusted
     changes = [c for c in plan.descriptors if c.volume_id == volume.volume_id]
     report = FixReport(target=volume.target, applied=apply, files_planned=sum(c.files for c in changes),
                        descriptors_planned=len(changes))
@@ -225,14 +197,25 @@ def fix(db, plan: Plan, target: str | os.PathLike, *, apply: bool = False, journ
         on_journal(report.journal)
     try:
         with ntfs3g.mounted(volume.target, offset=volume.offset) as mount_point:
-            journal.set_meta(mount_point=mount_point)
+            _note_mount(journal, mount_point)
             _apply(db, plan, volume, Path(mount_point), journal, report, progress)
         journal.set_meta(state=APPLIED, finished=utc_now())
+    except JournalWriteFailed as exc:
+        raise JournalWriteFailed(f"{exc}: {_changed_so_far(report)}") from None
+    except Interrupted as exc:
+        raise Interrupted(f"{exc}: {_changed_so_far(report)}", exc.signum) from None
     finally:
         journal.close()
     report.rescan = rescan_path or f"{journal_path}.after.db"
     _rescan(db, plan, volume, report)
     return report
+
+
+def _changed_so_far(report: FixReport) -> str:
+    """How far an interrupted fix got, and the one command that takes it back (the volume
+    is unmounted by then: the journal holds the original of every file it may have changed)."""
+    return (f"{report.written} files were already changed; "
+            f"aclscan undo {shlex.quote(report.journal or '')} restores them")
 
 
 def default_journal_path(target: str) -> str:
@@ -313,8 +296,8 @@ def _write_batch(batch: list[tuple], journal: Journal, report: FixReport, pool: 
             report.errors.append(error)
         else:
             written.append(seq)
+            report.written += 1  # counted as it happens: an interruption reports it
     journal.mark("written", written)
-    report.written += len(written)
 
 
 def _mounted_path(mount_point: Path, path: str) -> Path:
@@ -322,19 +305,24 @@ def _mounted_path(mount_point: Path, path: str) -> Path:
 
 
 def _rescan(db, plan: Plan, volume: TargetVolume, report: FixReport) -> None:
-    """Scan the fixed volume (descriptors only: the hives did not change) and count, per
-    SID, the files that still carry it; verdicts come from the original scan."""
+    """Scan the fixed volume with the account sources the original scan used (its hives
+    read again from the volume), so the after-database has verdicts of its own; count,
+    per SID the plan acted on, the files that still carry it, and the problem SIDs left."""
     from aclscan.scan import scan_image
+    from aclscan.scan_inputs import recall
     from aclscan.store import open_database
 
     if os.path.exists(report.rescan):
         os.unlink(report.rescan)
-    scan_image(volume.target, report.rescan, offset=volume.offset, resolve=None)
+    recalled = recall(db)
+    report.rescan_notes = list(recalled.notes)
+    scan_image(volume.target, report.rescan, offset=volume.offset, resolve=recalled.inputs)
     after = open_database(report.rescan)
     files_of = dict(after.execute("SELECT sid, files FROM sids WHERE volume_id = 1"))  # the one volume scanned
     acted = {a.sid for a in plan.actions if a.is_descriptor_action}
     report.remaining = {sid: files_of.get(sid, 0) for sid in sorted(acted)}
-    for finding in iter_findings(db, problems_only=True):
+    judged = after if recalled.inputs is not None else db  # no verdicts after: the original's
+    for finding in iter_findings(judged, problems_only=True):
         if files_of.get(finding["sid"]):
             report.problems_left[finding["sid"]] = files_of[finding["sid"]]
     after.conn.close()
@@ -343,13 +331,16 @@ def _rescan(db, plan: Plan, volume: TargetVolume, report: FixReport) -> None:
 # ----------------------------------------------------------------------- undo
 
 
-def undo(journal_path: str | os.PathLike, *, progress: Callable[[int, int], None] | None = None) -> UndoReport:
-    """Write back every journaled original; each is read back and compared byte for byte."""
+def undo(journal_path: str | os.PathLike, *, force: bool = False,
+         progress: Callable[[int, int], None] | None = None) -> UndoReport:
+    """Write back every journaled original whose file still carries exactly what the fix
+    wrote; each is read back and compared byte for byte. A descriptor changed since the
+    fix (by anyone) is left alone and listed, unless ``force``."""
     journal = Journal.open(journal_path)
     try:
         meta = journal.meta
         target, offset, serial = meta["target"], int(meta["offset"]), meta["serial"]
-        report = UndoReport(target=target, journal=str(journal.path))
+        report = UndoReport(target=target, journal=str(journal.path), forced=force)
         _release_interrupted_mounts(target, meta)
         with Image(target) as image:
             found = f"{_boot_sector(image, target, offset).serial_number:016X}"
@@ -358,36 +349,55 @@ def undo(journal_path: str | os.PathLike, *, progress: Callable[[int, int], None
         _refuse_if_mounted(target)
         report.entries = journal.counts()["journaled"]
         with ntfs3g.mounted(target, offset=offset) as mount_point, ThreadPoolExecutor(IO_THREADS) as pool:
-            journal.set_meta(mount_point=mount_point)
+            _bookkeeping(report, _note_mount, journal, mount_point)
             done = 0
             for chunk in journal.chunks_newest_first(BATCH):
                 restored = []
-                for item, outcome in zip(chunk, pool.map(lambda e: _restore(Path(mount_point), e), chunk)):
+                for item, outcome in zip(chunk, pool.map(lambda e: _restore(Path(mount_point), e, force), chunk)):
                     if outcome == "restored":
                         report.restored += 1
                     elif outcome == "unchanged":
                         report.unchanged += 1
+                    elif outcome == "changed":
+                        report.changed_since_fix.append(item.path)
+                        continue
                     else:
                         report.errors.append(outcome)
                         continue
                     restored.append(item.seq)
-                journal.mark("restored", restored)
+                _bookkeeping(report, journal.mark, "restored", restored)
                 done += len(chunk)
                 if progress:
                     progress(done, report.entries)
-        if not report.errors:
-            journal.set_meta(state=UNDONE, undone=utc_now())
+        if not report.errors and not report.changed_since_fix:
+            _bookkeeping(report, journal.set_meta, state=UNDONE, undone=utc_now())
         return report
     finally:
         journal.close()
 
 
-def _restore(mount_point: Path, item: JournalEntry) -> str:
-    """Write one journaled original back and read it back: "restored", "unchanged" or the error."""
+def _bookkeeping(report: UndoReport, write: Callable, *args, **kwargs) -> None:
+    """Undo's own notes in the journal (mount point, restored marks, state) help a later
+    run but are not needed for this one: on a disk that is still full, undo restores
+    every descriptor anyway (each is read back) and says the notes were not kept."""
+    try:
+        write(*args, **kwargs)
+    except JournalWriteFailed as exc:
+        if not report.notes:
+            report.notes.append(f"{exc}: its notes of what was restored were not updated")
+
+
+def _restore(mount_point: Path, item: JournalEntry, force: bool = False) -> str:
+    """Write one journaled original back and read it back: "restored", "unchanged",
+    "changed" (it carries neither the fix's bytes nor the original: someone changed it
+    since; left alone unless ``force``) or the error."""
     on_mount = _mounted_path(mount_point, item.path)
     try:
-        if ntfs3g.get_ntfs_acl(on_mount) == item.original:
+        current = ntfs3g.get_ntfs_acl(on_mount)
+        if current == item.original:
             return "unchanged"
+        if current != item.replacement and not force:
+            return "changed"
         ntfs3g.set_ntfs_acl(on_mount, item.original)
         if ntfs3g.get_ntfs_acl(on_mount) != item.original:
             return f"{item.path}: read back differs from the original"
@@ -396,17 +406,29 @@ def _restore(mount_point: Path, item: JournalEntry) -> str:
     return "restored"
 
 
+def _note_mount(journal: Journal, mount_point: Path) -> None:
+    """Tell the journal where the volume is mounted, and through which loop device, so
+    that undo can take both down should this process be killed."""
+    source = mount_source(mount_point) or ""
+    journal.set_meta(mount_point=mount_point, loop_device=source if source.startswith("/dev/loop") else None)
+
+
 def _release_interrupted_mounts(target: str, meta: dict[str, str]) -> None:
-    """A fix killed while mounted leaves its ntfs-3g driver serving the volume: the mount
-    the journal names, or (killed before it was noted) one of aclscan's own temporary
-    mount points of this target. Anyone else's mount is left for the user."""
+    """A fix killed while mounted leaves its ntfs-3g driver serving the volume (or, the
+    driver killed too, a dead mount: "Transport endpoint is not connected"), its work
+    folder and maybe its loop device: the ones the journal names, or (killed before
+    they were noted) aclscan's own temporary mount points of this target. Anyone
+    else's mount or loop device is left for the user."""
     ours = {meta["mount_point"]} if meta.get("mount_point") else set()
     ours |= {m for m in mounted_at(target) if Path(m).name == "mnt"
              and Path(m).parent.name.startswith(ntfs3g.MOUNT_PREFIX)}
     for mount_point in sorted(ours):
-        if os.path.ismount(mount_point) and not ntfs3g.release_mount(mount_point):
+        if is_mounted(mount_point) and not ntfs3g.release_mount(mount_point):
             raise MountError(f"the interrupted fix's mount {mount_point} cannot be released: unmount it by hand")
-
+        ntfs3g.remove_work_folder(Path(mount_point))
+    loop, me = meta.get("loop_device"), Identity.of(target)
+    if loop and me is not None and loop in loop_devices_of(me) and not holders(loop, processes=False).mounts:
+        ntfs3g.detach_loop_device(loop)
 
 
 __all__ = ["FixReport", "TargetMismatch", "TargetVolume", "UndoReport", "fix", "locate_target", "mounted_at",

@@ -76,3 +76,11 @@ class Rewrite:
         return SecurityDescriptor(revision=sd.revision, control=sd.control, owner=self.owner_of(sd.owner),
                                   group=self.group_of(sd.group), dacl=self.acl(sd.dacl), sacl=self.acl(sd.sacl),
                                   sbz1=sd.sbz1)
+
+    def rewritten(self, old: SecurityDescriptor) -> tuple[SecurityDescriptor, bool]:
+        """(the new descriptor, whether removals were held back). Dropping an orphan's ACEs
+        must not leave an empty DACL, which denies everyone: then only the substitutions apply."""
+        new = self.apply(old)
+        if self.remove and old.dacl is not None and old.dacl.aces and new.dacl is not None and not new.dacl.aces:
+            return replace(self, remove=frozenset()).apply(old), True
+        return new, False
