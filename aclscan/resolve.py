@@ -15,7 +15,8 @@ from pathlib import Path
 from aclscan.accounts.base import PREVIOUS_MACHINE, Account, AccountSource, Authority
 from aclscan.accounts.wellknown import WellKnownSource
 from aclscan.classify import Classifier, PreviousName, profile_name, split_domain_relative
-from aclscan.errors import Error
+from aclscan.errors import Error, HiveError
+from aclscan.hives.files import LOG_SUFFIXES, HiveFiles, read_hive_files
 
 HIVE_NAMES = ("SAM", "SECURITY", "SYSTEM", "SOFTWARE")
 CONFIG_DIR = "/Windows/System32/config"
@@ -33,9 +34,10 @@ class HiveSet:
     problems: list[str] = field(default_factory=list)
 
     @classmethod
-    def parse(cls, raw: dict[str, tuple[bytes, str]], *, strict: frozenset[str] = frozenset()) -> "HiveSet":
-        """From {"SAM": (bytes, origin), ...}. A hive the user named (in ``strict``)
-        must read; one found on the volume that cannot be read is noted instead."""
+    def parse(cls, raw: dict[str, HiveFiles], *, strict: frozenset[str] = frozenset()) -> "HiveSet":
+        """From {"SAM": HiveFiles, ...} (each hive's bytes, where it came from, its
+        transaction logs). A hive the user named (in ``strict``) must read; one found on
+        the volume that cannot be read is noted instead."""
         from aclscan.hives.sam import read_sam
         from aclscan.hives.security import read_security
         from aclscan.hives.software import read_software
@@ -43,14 +45,14 @@ class HiveSet:
 
         readers = {"SAM": read_sam, "SECURITY": read_security, "SYSTEM": read_system, "SOFTWARE": read_software}
         found = cls()
-        for name, (data, origin) in raw.items():
+        for name, files in raw.items():
             try:
-                setattr(found, name.lower(), readers[name](data))
-                found.origins[name] = origin
+                setattr(found, name.lower(), readers[name](files))  # applies the logs to a dirty hive
+                found.origins[name] = files.label
             except Error as exc:
                 if name in strict:
                     raise
-                found.problems.append(f"{name} hive ({origin}) unreadable: {exc}")
+                found.problems.append(f"{name} hive ({files.label}) unreadable: {exc}")
         return found
 
     @property
@@ -58,8 +60,9 @@ class HiveSet:
         return not any((self.sam, self.security, self.system, self.software))
 
 
-def hives_from_volume(volume) -> dict[str, tuple[bytes, str]]:
-    """The hives under Windows/System32/config, in any letter case (NTFS names are
+def hives_from_volume(volume) -> dict[str, HiveFiles]:
+    """The hives under Windows/System32/config and their transaction logs
+    (``NAME.LOG1``, ``.LOG2``, ``.LOG``), in any letter case (NTFS names are
     case-insensitive and The Sleuth Kit looks them up so)."""
     from aclscan.errors import NotFound
 
@@ -67,20 +70,30 @@ def hives_from_volume(volume) -> dict[str, tuple[bytes, str]]:
     for name in HIVE_NAMES:
         path = f"{CONFIG_DIR}/{name}"
         try:
-            found[name] = (volume.open_path(path), f"volume {path}")
+            data = volume.open_path(path)
         except NotFound:
             continue
+        logs, problems = [], []
+        for suffix in LOG_SUFFIXES:
+            try:
+                logs.append((f"{name}{suffix}", volume.open_path(path + suffix)))
+            except NotFound:
+                continue
+            except Error as exc:
+                problems.append(f"{name}{suffix}: cannot read: {exc}")
+        found[name] = HiveFiles(data, f"volume {path}", tuple(logs), tuple(problems))
     return found
 
 
-def hives_from_files(paths: dict[str, str | os.PathLike | None]) -> dict[str, tuple[bytes, str]]:
+def hives_from_files(paths: dict[str, str | os.PathLike | None]) -> dict[str, HiveFiles]:
+    """The hives given on the command line, each with the logs beside it."""
     found = {}
     for name, path in paths.items():
         if path:
             try:
-                found[name] = (Path(path).read_bytes(), str(path))
-            except OSError as exc:
-                raise Error(f"cannot read the {name} hive {path}: {exc.strerror or exc}") from None
+                found[name] = read_hive_files(path)
+            except HiveError as exc:  # "PATH: cannot read: REASON"
+                raise Error(f"the {name} hive {exc}") from None
     return found
 
 

@@ -432,31 +432,37 @@ class Hive:
         or a shared subtree), is a problem; its subtree is left out and the walk goes on.
         """
         data, end, walk, problem = self._data, self._end, _NK_WALK.unpack_from, self._problem
+        last = end - _NK_WALK.size
         seen = bytearray((end >> 3) + 1)  # one byte per 8-byte cell position
-        stack: list[tuple[int, str | None]] = [(self._root_offset, None)]
-        pop, push = stack.pop, stack.extend
+        # a stack of (subkey offsets still to visit, their parent's path); None: the root
+        stack: list[tuple[Iterator[int], str | None]] = [(iter((self._root_offset,)), None)]
         while stack:
-            offset, parent = pop()
-            position = BASE_BLOCK_SIZE + offset
-            if offset & 7 or position + _NK_WALK.size > end:
-                problem(f"a subkey of {parent or '(root)'}: key cell offset {offset:#x} is outside the hive bins")
-                continue
-            if seen[position >> 3]:
-                problem(f"a subkey of {parent or '(root)'}: the key at {offset:#x} is listed twice (a loop)")
-                continue
-            seen[position >> 3] = 1
-            size, signature, flags, subkey_count, subkey_list, security, name_length = walk(data, position)
-            if signature != b"nk" or position + _NK_NAME + name_length > end or -size < _NK_NAME + name_length:
-                problem(f"a subkey of {parent or '(root)'}: no readable key (nk) cell at {offset:#x}")
-                continue
-            raw = data[position + _NK_NAME : position + _NK_NAME + name_length]
-            name = raw.decode("latin-1") if flags & KEY_COMP_NAME else raw.decode("utf-16-le", "replace")
-            path = "" if parent is None else f"{parent}\\{name}" if parent else name
-            yield path, security
-            if subkey_count:
-                children = self._subkey_offsets(subkey_list, path or "(root)")
-                children.reverse()  # popped in listed order
-                push([(child, path) for child in children])
+            offsets, parent = stack[-1]
+            for offset in offsets:
+                position = BASE_BLOCK_SIZE + offset
+                if offset & 7 or position > last:
+                    problem(f"a subkey of {parent or '(root)'}: key cell offset {offset:#x} is outside the hive bins")
+                    continue
+                if seen[position >> 3]:
+                    problem(f"a subkey of {parent or '(root)'}: the key at {offset:#x} is listed twice (a loop)")
+                    continue
+                seen[position >> 3] = 1
+                size, signature, flags, subkey_count, subkey_list, security, name_length = walk(data, position)
+                name_at = position + _NK_NAME
+                if signature != b"nk" or name_at + name_length > end or -size < _NK_NAME + name_length:
+                    problem(f"a subkey of {parent or '(root)'}: no readable key (nk) cell at {offset:#x}")
+                    continue
+                if flags & KEY_COMP_NAME:
+                    name = data[name_at : name_at + name_length].decode("latin-1")
+                else:
+                    name = data[name_at : name_at + name_length].decode("utf-16-le", "replace")
+                path = f"{parent}\\{name}" if parent else name if parent is not None else ""
+                yield path, security
+                if subkey_count:
+                    stack.append((iter(self._subkey_offsets(subkey_list, path or "(root)")), path))
+                    break  # its subkeys first, then the rest of this list
+            else:
+                stack.pop()
 
     def security_descriptor(self, offset: int) -> bytes:
         """The self-relative security descriptor of the sk cell at ``offset``;
