@@ -9,6 +9,8 @@ import struct
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from regipy.registry import NKRecord, RegistryHive
 from regipy.structs import SECURITY_KEY_v1_1
 
@@ -271,3 +273,32 @@ def test_unreadable_root_is_one_line_hive_error():
     root = struct.unpack_from("<I", data, 0x24)[0]
     with pytest.raises(HiveError, match=r"^hive: corrupt registry hive \(root key: no key \(nk\) cell"):
         open_hive(patch(data, 0x1000 + root + 4, "2s", b"xx"))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0x1000, 0x2FFF), st.integers(0, 255)), min_size=1, max_size=16))
+def test_damaged_hive_walks_never_raise(damage):
+    """Bytes flipped anywhere in the hive bins: opening gives a hive or one HiveError;
+    every walk and read of an opened hive gives results and problems, no exception."""
+    data = bytearray(three_sk_hive())
+    for offset, byte in damage:
+        if offset < len(data):
+            data[offset] = byte
+    try:
+        hive = open_hive(bytes(data))
+    except HiveError as exc:
+        assert "\n" not in str(exc)
+        return
+    walked = list(hive.key_security())
+    assert walked and walked[0][0] == ""
+    cells = hive.security_cells()
+    stack = [hive.root]
+    while stack:
+        key = stack.pop()
+        key.values()
+        stack += key.subkeys()
+        try:
+            assert key.security() == cells.get(key.security_offset, key.security())
+        except HiveError as exc:
+            assert "\n" not in str(exc)
+    assert all("\n" not in p for p in hive.status.problems)
