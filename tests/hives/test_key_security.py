@@ -21,6 +21,7 @@ from aclscan.samples.regf import Key, Value, hive_bytes, REG_SZ
 from aclscan.sd.descriptor import SecurityDescriptor
 from aclscan.sd.sddl import from_sddl
 from tests.hives.conftest import SCENARIOS
+from tests.hives.damage import flip_bytes
 from tests.samples.readers import hivex_dump, regipy_key_name, require_hivex
 
 logging.getLogger("regipy").setLevel(logging.CRITICAL)
@@ -280,12 +281,8 @@ def test_unreadable_root_is_one_line_hive_error():
 def test_damaged_hive_walks_never_raise(damage):
     """Bytes flipped anywhere in the hive bins: opening gives a hive or one HiveError;
     every walk and read of an opened hive gives results and problems, no exception."""
-    data = bytearray(three_sk_hive())
-    for offset, byte in damage:
-        if offset < len(data):
-            data[offset] = byte
     try:
-        hive = open_hive(bytes(data))
+        hive = open_hive(flip_bytes(three_sk_hive(), damage))
     except HiveError as exc:
         assert "\n" not in str(exc)
         return

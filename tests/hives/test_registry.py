@@ -17,6 +17,7 @@ from aclscan.hives import open_hive, read_hive, read_sam, read_security, read_sy
 from aclscan.hives.registry import REG_BINARY, REG_DWORD, REG_MULTI_SZ, REG_QWORD, REG_SZ
 from aclscan.samples.hives import HIVE_NAMES, sam_hive, system_hive
 from aclscan.samples.regf import Key, Value, hive_bytes
+from tests.hives.damage import flip_bytes
 from tests.hives.txlogs import hvle_entry, hvle_log, make_dirty
 
 
@@ -155,12 +156,8 @@ def test_unreadable_paths(tmp_path):
 @given(st.lists(st.tuples(st.integers(0x1000, 0x3FFF), st.integers(0, 255)), min_size=1, max_size=12))
 def test_corrupt_bins_never_escape_as_other_errors(sam_bytes, damage):
     """Bytes flipped anywhere in the hive bins: a result (with problems) or HiveError."""
-    data = bytearray(sam_bytes)
-    for offset, byte in damage:
-        if offset < len(data):
-            data[offset] = byte
     try:
-        info = read_sam(bytes(data))
+        info = read_sam(flip_bytes(sam_bytes, damage))
     except HiveError as exc:
         one_line(exc)
     else:
