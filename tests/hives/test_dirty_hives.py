@@ -163,3 +163,36 @@ def test_system_reader_sees_the_post_log_state_through_files(tmp_path):
     (tmp_path / "SYSTEM").write_bytes(dirty)
     (tmp_path / "SYSTEM.LOG2").write_bytes(log)
     assert read_system(tmp_path / "SYSTEM").computer_name == "NEWNAME1"
+
+
+@pytest.mark.ntfs3g
+def test_a_scan_reads_dirty_hives_on_the_volume_and_beside_given_files(ntfs3g, tmp_path):
+    """The scan's machine row says NEWNAME1, the name only the log holds: for the
+    volume's own SYSTEM (its log in another letter case) and for one given with --system."""
+    import sqlite3
+
+    from aclscan.image import Image
+    from aclscan.scan import ResolveInputs, scan_image
+    from tests import volumes
+
+    dirty, log = system_states(tmp_path)
+    manifest = volumes.build_volume(tmp_path / "v.img", [
+        volumes.File("Windows/System32/config/SYSTEM", dirty),
+        volumes.File("Windows/System32/config/system.LOG1", log),
+    ])
+    with Image(manifest.image) as image:
+        raw = hives_from_volume(image.open_volume(image.volumes()[0]))
+    assert [n for n, _ in raw["SYSTEM"].logs] == ["SYSTEM.LOG1"]
+    assert HiveSet.parse(raw).system.computer_name == "NEWNAME1"
+
+    scan_image(manifest.image, tmp_path / "volume.db")
+    row = sqlite3.connect(tmp_path / "volume.db").execute("SELECT computer_name FROM machine").fetchone()
+    assert row == ("NEWNAME1",)
+
+    given = tmp_path / "given"
+    given.mkdir()
+    (given / "SYSTEM").write_bytes(dirty)
+    (given / "System.Log2").write_bytes(log)
+    scan_image(manifest.image, tmp_path / "given.db", resolve=ResolveInputs(hive_files={"SYSTEM": str(given / "SYSTEM")}))
+    row = sqlite3.connect(tmp_path / "given.db").execute("SELECT computer_name FROM machine").fetchone()
+    assert row == ("NEWNAME1",)
