@@ -196,3 +196,29 @@ def test_a_scan_reads_dirty_hives_on_the_volume_and_beside_given_files(ntfs3g, t
     scan_image(manifest.image, tmp_path / "given.db", resolve=ResolveInputs(hive_files={"SYSTEM": str(given / "SYSTEM")}))
     row = sqlite3.connect(tmp_path / "given.db").execute("SELECT computer_name FROM machine").fetchone()
     assert row == ("NEWNAME1",)
+
+
+def test_a_bogus_log_entry_stops_recovery_before_it():
+    """Specification, log entries note 8: a wrong hive bins data size (no multiple of
+    4096) stops recovery; entries before it are applied, none after."""
+    old, new = software_states()
+    middle_tree = software_hive()
+    middle_tree.ensure("AVScan")
+    middle = hive_bytes(middle_tree, name=HIVE_NAMES["SOFTWARE"])
+    bogus = bytearray(hvle_entry(middle, new, 5))
+    struct.pack_into("<I", bogus, 16, len(new) - 0x1000 + 512)
+    log = hvle_log(hvle_entry(old, middle, 4), bytes(bogus))
+    hive = open_hive(make_dirty(old, 6, 4), logs={"SOFTWARE.LOG1": log})
+    walked = dict(hive.key_security())
+    assert "AVScan" in walked and "AVScan\\Engine000" not in walked
+    assert hive.status.logs_applied == ("SOFTWARE.LOG1",)
+    assert any("log entry 5" in p and "no multiple of 4096" in p for p in hive.status.problems)
+
+
+def test_a_log_entry_whose_pages_run_past_it_is_not_applied():
+    old, new = software_states()
+    entry = bytearray(hvle_entry(old, new, 4))
+    struct.pack_into("<I", entry, 20, 10_000)  # more dirty pages than the entry holds
+    hive = open_hive(make_dirty(old, 5, 4), logs=[hvle_log(bytes(entry))])
+    assert hive.status.logs_applied == () and "AVScan" not in dict(hive.key_security())
+    assert any("dirty pages do not fit" in p for p in hive.status.problems)
