@@ -499,11 +499,12 @@ class Hive:
 
         first = self.root.security_offset
         cells: dict[int, bytes] = {}
-        visited: set[int] = set()
+        parsed: set[int] = set()
         for direction in (1, 2):  # 1: Flink, 2: Blink
             offset, previous = first, None
+            this_way: set[int] = set()  # a cell met again this way round: a loop
             while True:
-                if offset in visited and offset != first:
+                if offset in this_way and offset != first:
                     self._problem(f"key security list: {offset:#x} is reached twice (a loop)")
                     break
                 if offset == first and previous is not None:
@@ -517,8 +518,9 @@ class Hive:
                 back = cell[1] if direction == 1 else cell[0]  # the link that should lead back
                 if previous is not None and back != previous:
                     self._problem(f"key security list: the cell at {offset:#x} does not link back to {previous:#x}")
-                if offset not in visited:
-                    visited.add(offset)
+                this_way.add(offset)
+                if offset not in parsed:
+                    parsed.add(offset)
                     try:
                         SecurityDescriptor.from_bytes(cell[2])
                     except Error as exc:

@@ -170,7 +170,8 @@ def test_sk_list_loop_is_a_problem():
     broken = patch(data, 0x1000 + c + 8, "<I", a)  # C's Flink back to A: a loop
     hive = open_hive(broken)
     assert set(hive.security_cells()) == {first, a, b, c}  # Blink still reaches every cell
-    assert any(f"{a:#x} is reached twice (a loop)" in p for p in hive.status.problems)
+    loops = [p for p in hive.status.problems if "(a loop)" in p]
+    assert loops == [f"key security list: {a:#x} is reached twice (a loop)"]
     assert len(list(hive.key_security())) == 5  # ROOT, A, A\\A1, B, C
 
 
