@@ -16,9 +16,12 @@ transaction log files", "Dirty state of a hive", "Multiple transaction log files
   secondary sequence number, each next one that number plus one; recovery stops at
   the first gap (older entries stay in a reused log and would undo newer pages).
   LOG1 is used first, then LOG2: the run may go on from one log into the other.
-  A HiveBinsDataSize that is no multiple of 4096 stops recovery; the primary file
-  grows to the HiveBinsDataSize of the entry applied. The entries' Marvin32 hashes
-  are not checked (an entry is applied when its structure is sound).
+  A HiveBinsDataSize that is no multiple of 4096, or a wrong hash, stops recovery (an
+  entry torn by a crash is never applied); the primary file grows to the
+  HiveBinsDataSize of the entry applied. Hash-2 is the Marvin32 hash of the entry's
+  first 32 bytes, Hash-1 that of its ``Size - 40`` bytes from offset 40, both with the
+  seed 82 EF 4D 88 7A 4E 55 C5 (little-endian); they are compared as Windows' 32-bit
+  Marvin32 result, the XOR of the two halves.
 - **Old format** (Windows XP to 8; ``NAME.LOG``): at offset 512 a dirty vector,
   "DIRT" then a bitmap with one bit per 512-byte page of the hive bins data
   (HiveBinsDataSize / 512 bits, least significant bit first); the dirty pages follow
@@ -35,7 +38,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Recovered", "apply_logs", "base_block_checksum"]
+__all__ = ["HVLE_HASH_SEED", "Recovered", "apply_logs", "base_block_checksum", "marvin32"]
 
 BASE_BLOCK_SIZE = 0x1000
 LOG_HEADER_SIZE = 0x200  # the part of the base block a log keeps
@@ -44,6 +47,32 @@ PAGE = 0x1000
 HVLE_HEADER = struct.Struct("<4sIIIII16x")  # 40 bytes
 # A hive bins data size beyond this is no hive aclscan reads (and no allocation to make).
 MAX_BINS_SIZE = 1 << 31
+HVLE_HASH_SEED = int.from_bytes(bytes.fromhex("82EF4D887A4E55C5"), "little")
+_MASK = 0xFFFFFFFF
+
+
+def marvin32(data: bytes, seed: int) -> int:
+    """The 64-bit Marvin32 hash of ``data`` (Niels Ferguson's checksum, as .NET and
+    Windows compute it): the high state word above the low one."""
+    low, high = seed & _MASK, seed >> 32
+    words = len(data) // 4
+    tail = 0x80  # the last 0-3 bytes, above them a 0x80 byte
+    for byte in reversed(data[4 * words :]):
+        tail = tail << 8 | byte
+    for word in (*struct.unpack_from(f"<{words}I", data), tail, None):
+        if word is not None:
+            low = (low + word) & _MASK
+        high ^= low
+        low = ((low << 20 | low >> 12) & _MASK) + high & _MASK
+        high = (high << 9 | high >> 23) & _MASK
+        high ^= low
+        low = ((low << 27 | low >> 5) & _MASK) + high & _MASK
+        high = (high << 19 | high >> 13) & _MASK
+    return high << 32 | low
+
+
+def _folded(hash64: int) -> int:
+    return (hash64 >> 32) ^ (hash64 & _MASK)
 
 
 @dataclass(frozen=True)
@@ -87,6 +116,11 @@ def _hvle_entries(log: bytes, name: str) -> tuple[list[_Entry], str | None]:
             return entries, f"{where}: hive bins data size {bins_size} is no multiple of 4096"
         if HVLE_HEADER.size + 8 * count > size:
             return entries, f"{where}: {count} dirty pages do not fit the entry"
+        hash1, hash2 = struct.unpack_from("<QQ", log, position + 24)
+        if _folded(hash2) != _folded(marvin32(log[position : position + 32], HVLE_HASH_SEED)) or _folded(
+            hash1
+        ) != _folded(marvin32(log[position + HVLE_HEADER.size : position + size], HVLE_HASH_SEED)):
+            return entries, f"{where}: its hash is wrong (an entry torn by a crash?)"
         references = struct.unpack_from(f"<{2 * count}I", log, position + HVLE_HEADER.size)
         page_at = position + HVLE_HEADER.size + 8 * count
         pages = []

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import struct
 
+from aclscan.hives.recovery import HVLE_HASH_SEED, marvin32
+
 
 def checksum(block: bytes) -> int:
     total = 0
@@ -39,13 +41,17 @@ def changed_pages(old: bytes, new: bytes) -> list[int]:
 
 
 def hvle_entry(old: bytes, new: bytes, sequence: int) -> bytes:
-    """One HvLE log entry bringing ``old`` to ``new`` (Hash-1 and Hash-2 left zero)."""
+    """One HvLE log entry bringing ``old`` to ``new``, with its Marvin32 hashes (the
+    hash function is checked against .NET's published vectors in test_dirty_hives)."""
     pages = changed_pages(old, new)
     references = b"".join(struct.pack("<II", p - 0x1000, 0x1000) for p in pages)
     body = references + b"".join(new[p : p + 0x1000] for p in pages)
     size = -(-(40 + len(body)) // 512) * 512
-    header = struct.pack("<4sIIIII", b"HvLE", size, 0, sequence, len(new) - 0x1000, len(pages)) + bytes(16)
-    return (header + body).ljust(size, b"\0")
+    body = body.ljust(size - 40, b"\0")
+    header = struct.pack("<4sIIIII", b"HvLE", size, 0, sequence, len(new) - 0x1000, len(pages))
+    header += struct.pack("<Q", marvin32(body, HVLE_HASH_SEED))
+    header += struct.pack("<Q", marvin32(header, HVLE_HASH_SEED))
+    return header + body
 
 
 def hvle_log(*entries: bytes, sequence: int = 5) -> bytes:
