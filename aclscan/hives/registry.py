@@ -130,6 +130,15 @@ class _Unreadable(Exception):
     """One part of a hive that cannot be read; becomes a line of ``problems``."""
 
 
+# What reading one part of a hive may raise: _Unreadable for what the checks foresee, the
+# others for what they do not (struct past a bound, a bad slice); each is one problem.
+_BROKEN = (_Unreadable, struct.error, IndexError, ValueError, OverflowError)
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, _Unreadable) else f"{type(exc).__name__}: {_one_line(exc)}"
+
+
 # ---------------------------------------------------------------------------------------
 # Records
 
@@ -247,8 +256,8 @@ class RegKey:
                         continue
                     try:
                         found.append(RegKey(self._hive, offset, self))
-                    except _Unreadable as exc:
-                        self._hive._problem(f"a subkey of {where}: {exc}")
+                    except _BROKEN as exc:
+                        self._hive._problem(f"a subkey of {where}: {_reason(exc)}")
             self._subkeys = found
         return self._subkeys
 
@@ -309,8 +318,8 @@ class Hive:
         self._check_bins()
         try:
             self.root = RegKey(self, self._root_offset, None)
-        except _Unreadable as exc:
-            raise HiveError(f"{status.label}: corrupt registry hive (root key: {exc})") from None
+        except _BROKEN as exc:
+            raise HiveError(f"{status.label}: corrupt registry hive (root key: {_reason(exc)})") from None
         self.kind = _identify(self.root)
 
     @property
@@ -348,7 +357,9 @@ class Hive:
         raise WrongHive(f"{self.label}: expected a {wanted} hive, but this is {what}")
 
     def _problem(self, text: str) -> None:
-        self._problems.append(printable(text))
+        line = printable(text)
+        if line not in self._problems:  # a walk made twice says it once
+            self._problems.append(line)
 
     # cells -----------------------------------------------------------------------------
 
@@ -395,8 +406,8 @@ class Hive:
         is a problem and left out."""
         try:
             return self._leaf_offsets(list_offset, where, allow_index_root=True)
-        except _Unreadable as exc:
-            self._problem(str(exc))
+        except _BROKEN as exc:
+            self._problem(_reason(exc))
             return []
 
     def _leaf_offsets(self, list_offset: int, where: str, *, allow_index_root: bool) -> list[int]:
@@ -416,8 +427,8 @@ class Hive:
             for leaf in found:  # an index root holds leaves only: no list can loop
                 try:
                     leaves += self._leaf_offsets(leaf, where, allow_index_root=False)
-                except _Unreadable as exc:
-                    self._problem(str(exc))
+                except _BROKEN as exc:
+                    self._problem(_reason(exc))
             return leaves
         what = "an index root inside an index root" if signature == b"ri" else f"signature {signature!r}"
         raise _Unreadable(f"subkey list of {where} at {list_offset:#x}: {what}")
@@ -469,8 +480,8 @@ class Hive:
         :class:`HiveError` if there is no readable sk cell there."""
         try:
             return self._sk(offset)[2]
-        except _Unreadable as exc:
-            raise HiveError(f"{self.label}: {exc}") from None
+        except _BROKEN as exc:
+            raise HiveError(f"{self.label}: {_reason(exc)}") from None
 
     def _sk(self, offset: int) -> tuple[int, int, bytes]:
         """(Flink, Blink, descriptor) of the sk cell at ``offset``."""
@@ -511,9 +522,9 @@ class Hive:
                     break  # round the circle
                 try:
                     cell = self._sk(offset)
-                except _Unreadable as exc:
+                except _BROKEN as exc:
                     where = f" (linked from {previous:#x})" if previous is not None else ""
-                    self._problem(f"key security list{where}: {exc}")
+                    self._problem(f"key security list{where}: {_reason(exc)}")
                     break
                 back = cell[1] if direction == 1 else cell[0]  # the link that should lead back
                 if previous is not None and back != previous:
@@ -540,8 +551,8 @@ class Hive:
         where = path or "(root)"
         try:
             start, size = self._cell(list_offset, f"value list of {where}")
-        except _Unreadable as exc:
-            self._problem(str(exc))
+        except _BROKEN as exc:
+            self._problem(_reason(exc))
             return
         if count * 4 > size:
             self._problem(f"value list of {where}: {count} values do not fit a {size}-byte cell")
@@ -549,8 +560,8 @@ class Hive:
         for vk_offset in _offsets(count, 1).unpack_from(self._data, start):
             try:
                 yield self._read_value(vk_offset, where)
-            except _Unreadable as exc:
-                self._problem(str(exc))
+            except _BROKEN as exc:
+                self._problem(_reason(exc))
 
     def _read_value(self, offset: int, where: str) -> RegValue:
         data = self._data

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import struct
 import tempfile
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -33,10 +32,6 @@ def sam_bytes() -> bytes:
     return hive_bytes(sam_hive(MACHINE), name=HIVE_NAMES["SAM"])
 
 
-def leftovers() -> set[str]:
-    return {p.name for p in Path(tempfile.gettempdir()).glob("aclscan-hive-*")}
-
-
 def one_line(exc: BaseException) -> str:
     text = str(exc)
     assert text and "\n" not in text and len(text) < 300, text
@@ -46,10 +41,12 @@ def one_line(exc: BaseException) -> str:
 # --- sources ----------------------------------------------------------------------------
 
 
-def test_bytes_path_and_file_give_the_same(tmp_path, sam_bytes):
+def test_bytes_path_and_file_give_the_same(tmp_path, sam_bytes, monkeypatch):
     path = tmp_path / "SAM"
     path.write_bytes(sam_bytes)
-    before = leftovers()
+    private_tmp = tmp_path / "tmp"  # a temporary directory of its own, to see it stay empty
+    private_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
     from_bytes = read_sam(sam_bytes)
     from_bytearray = read_sam(bytearray(sam_bytes))
     from_path = read_sam(path)
@@ -60,8 +57,8 @@ def test_bytes_path_and_file_give_the_same(tmp_path, sam_bytes):
     assert from_bytes.users == from_path.users == from_str.users == from_file.users == from_memory.users
     assert from_bytearray.machine_sid == MACHINE
     assert from_path.status.label == str(path) and from_bytes.status.label == "hive"
-    assert leftovers() == before  # no temporary copies
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["SAM"]  # nothing written beside the evidence
+    assert list(private_tmp.iterdir()) == []  # no temporary copies
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["SAM", "tmp"]  # nothing written beside the evidence
 
 
 def test_label_names_the_hive_in_messages(sam_bytes):
