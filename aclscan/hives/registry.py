@@ -38,6 +38,7 @@ Facts from Maxim Suhanov's "Windows registry file format specification":
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import struct
@@ -106,7 +107,6 @@ _NK_NAME = 80
 # The fields the bulk walk needs: size, "nk", Flags, subkey count, subkeys list,
 # Security, name length.
 _NK_WALK = struct.Struct("<i2sH16xI4xI12xI24xH")
-_LIST_HEAD = struct.Struct("<i2sH")  # size, "li"/"lf"/"lh"/"ri", count
 _SK = struct.Struct("<i2s2xIIII")  # size, "sk", Flink, Blink, ReferenceCount, descriptor size
 _SK_HEADER = 24  # from the size field to the descriptor
 _VK = struct.Struct("<i2sHIIIH")  # size, "vk", NameLength, DataSize, DataOffset, Type, Flags
@@ -114,16 +114,10 @@ _VK_NAME = 24
 _HBIN = struct.Struct("<4sII")  # "hbin", offset from the first bin, size
 
 
+@functools.lru_cache(maxsize=1024)
 def _offsets(count: int, stride: int) -> struct.Struct:
-    """The struct of ``count`` list entries of ``stride`` dwords each (cached)."""
-    key = (count, stride)
-    found = _LIST_STRUCTS.get(key)
-    if found is None:
-        found = _LIST_STRUCTS[key] = struct.Struct(f"<{count * stride}I")
-    return found
-
-
-_LIST_STRUCTS: dict[tuple[int, int], struct.Struct] = {}
+    """The struct of ``count`` list entries of ``stride`` dwords each."""
+    return struct.Struct(f"<{count * stride}I")
 
 
 class _Unreadable(Exception):
