@@ -61,10 +61,11 @@ class HiveSet:
 
 
 def hives_from_volume(volume) -> dict[str, HiveFiles]:
-    """The hives under Windows/System32/config and their transaction logs
-    (``NAME.LOG1``, ``.LOG2``, ``.LOG``), in any letter case (NTFS names are
+    """The hives under Windows/System32/config and, for a dirty one, its transaction
+    logs (``NAME.LOG1``, ``.LOG2``, ``.LOG``), in any letter case (NTFS names are
     case-insensitive and The Sleuth Kit looks them up so)."""
     from aclscan.errors import NotFound
+    from aclscan.hives.recovery import is_dirty
 
     found = {}
     for name in HIVE_NAMES:
@@ -74,7 +75,7 @@ def hives_from_volume(volume) -> dict[str, HiveFiles]:
         except NotFound:
             continue
         logs, problems = [], []
-        for suffix in LOG_SUFFIXES:
+        for suffix in LOG_SUFFIXES if is_dirty(data) else ():  # a clean hive needs no logs
             try:
                 logs.append((f"{name}{suffix}", volume.open_path(path + suffix)))
             except NotFound:

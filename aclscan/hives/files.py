@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aclscan.errors import HiveError
+from aclscan.hives.recovery import is_dirty
 
 __all__ = ["LOG_SUFFIXES", "HiveFiles", "read_hive_files"]
 
@@ -38,8 +39,9 @@ def _read(path: Path) -> bytes:
 
 
 def read_hive_files(path: str | os.PathLike) -> HiveFiles:
-    """The hive at ``path`` and the logs beside it. :class:`HiveError` when the hive
-    itself cannot be read; a log that cannot be read is one of ``problems``."""
+    """The hive at ``path`` and, when it is dirty, the logs beside it (a clean hive
+    needs none). :class:`HiveError` when the hive itself cannot be read; a log that
+    cannot be read is one of ``problems``."""
     path = Path(path)
     try:
         data = _read(path)
@@ -47,6 +49,8 @@ def read_hive_files(path: str | os.PathLike) -> HiveFiles:
         raise HiveError(f"{path}: a directory, not a registry hive") from None
     except OSError as exc:
         raise HiveError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if not is_dirty(data):
+        return HiveFiles(data, str(path))
     try:
         beside = {entry.name.upper(): entry for entry in path.parent.iterdir()}
     except OSError:

@@ -38,7 +38,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["HVLE_HASH_SEED", "Recovered", "apply_logs", "base_block_checksum", "marvin32"]
+__all__ = ["HVLE_HASH_SEED", "Recovered", "apply_logs", "base_block_checksum", "is_dirty", "marvin32"]
 
 BASE_BLOCK_SIZE = 0x1000
 LOG_HEADER_SIZE = 0x200  # the part of the base block a log keeps
@@ -92,6 +92,15 @@ def base_block_checksum(block: bytes) -> int:
     for (dword,) in struct.iter_unpack("<I", block[:508]):
         total ^= dword
     return 0xFFFFFFFE if total == 0xFFFFFFFF else 1 if total == 0 else total
+
+
+def is_dirty(primary: bytes) -> bool:
+    """Whether a primary file needs its logs ("Dirty state of a hive"): its sequence
+    numbers differ or its base block's checksum is wrong. False for what is no hive."""
+    if len(primary) < LOG_HEADER_SIZE or primary[:4] != b"regf":
+        return False
+    sequence_differs = primary[4:8] != primary[8:12]
+    return sequence_differs or struct.unpack_from("<I", primary, 0x1FC)[0] != base_block_checksum(primary)
 
 
 @dataclass(frozen=True)

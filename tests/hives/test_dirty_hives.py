@@ -253,3 +253,15 @@ def test_a_torn_log_entry_is_not_applied():
     hive = open_hive(make_dirty(old, 5, 4), logs=[hvle_log(bytes(entry))])
     assert hive.status.logs_applied == () and "AVScan" not in dict(hive.key_security())
     assert any("log entry 4" in p and "hash is wrong" in p for p in hive.status.problems)
+
+
+def test_a_clean_hive_brings_no_logs(tmp_path):
+    """Logs matter only to a dirty hive: a clean one's are not even read."""
+    old, new = software_states()
+    (tmp_path / "SOFTWARE").write_bytes(old)
+    (tmp_path / "SOFTWARE.LOG1").write_bytes(hvle_log(hvle_entry(old, new, 4)))
+    assert read_hive_files(tmp_path / "SOFTWARE").logs == ()
+    volume = FilesOnVolume({"/Windows/System32/config/SOFTWARE": old,
+                            "/Windows/System32/config/SOFTWARE.LOG1": hvle_log(hvle_entry(old, new, 4))})
+    assert hives_from_volume(volume)["SOFTWARE"].logs == ()
+    assert "AVScan" not in dict(open_hive(tmp_path / "SOFTWARE").key_security())
