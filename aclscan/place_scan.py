@@ -14,6 +14,7 @@ parse bytes, and the volume is read only through :class:`aclscan.image.Volume`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ class OpenedHive:
     origin: str
     hive: Hive
     profile_sid: str | None = None
+    sha256: str | None = None  # of the file as it is on the volume (before any log): a fix checks it
 
 
 @dataclass
@@ -104,7 +106,8 @@ def machine_hives(hive_set, volume) -> list[OpenedHive]:
     """The machine hives the resolution opened, and DEFAULT from the volume."""
     found = []
     for name, hive in sorted(getattr(hive_set, "opened", {}).items()):
-        found.append(OpenedHive(name, name, MACHINE_ROOTS[name], hive_set.origins.get(name, ""), hive))
+        found.append(OpenedHive(name, name, MACHINE_ROOTS[name], hive_set.origins.get(name, ""), hive,
+                                sha256=hive_set.primary_sha256.get(name)))
     if volume is not None:
         default = _open_on_volume(volume, f"{CONFIG_DIR}/DEFAULT", "DEFAULT")
         if isinstance(default, OpenedHive):
@@ -114,25 +117,18 @@ def machine_hives(hive_set, volume) -> list[OpenedHive]:
 
 def _open_on_volume(volume, path: str, name: str, *, kind: str | None = None, root: str | None = None,
                     profile_sid: str | None = None):
-    """An OpenedHive, None where there is no such file, or a PlaceProblem."""
+    """An OpenedHive (its logs applied), None where there is no such file, or a PlaceProblem."""
+    from aclscan.resolve import hive_on_volume
+
     try:
-        data = volume.open_path(path)
+        files = hive_on_volume(volume, path)
+        hive = open_hive(files)
     except NotFound:
         return None
     except Error as exc:
-        return PlaceProblem(REGISTRY_KEY, f"volume {path}", f"cannot read: {exc}")
-    logs = []
-    for suffix in (".LOG1", ".LOG2", ".LOG"):
-        try:
-            logs.append(volume.open_path(path + suffix))
-        except Error:
-            continue
-    try:
-        hive = open_hive(data, logs=logs or None, label=f"volume {path}")
-    except Error as exc:
         return PlaceProblem(REGISTRY_KEY, f"volume {path}", str(exc))
-    return OpenedHive(name, kind or name, root or MACHINE_ROOTS.get(name, name), f"volume {path}", hive,
-                      profile_sid)
+    return OpenedHive(name, kind or name, root or MACHINE_ROOTS.get(name, name), files.label, hive, profile_sid,
+                      hashlib.sha256(files.data).hexdigest())
 
 
 def volume_path(windows_path: str) -> str | None:
@@ -250,6 +246,11 @@ class _PlaceWriter:
             key = sk_keys.get(sk, -1)
             if key == -1:
                 raw = cells.get(sk)
+                if raw is None:  # an sk cell cut off from the hive's sk list: read it where the key points
+                    try:
+                        raw = opened.hive.security_descriptor(sk)
+                    except Error:
+                        raw = None  # the hive's problems say why
                 key = sk_keys[sk] = self.descriptors.key_of(raw, SOURCE_KEY) if raw is not None else None
             path = f"{opened.root}\\{key_path}" if key_path else opened.root
             rows.append((self.volume_id, REGISTRY_KEY, path, opened.name, key_path, key, None, None, ""))
@@ -308,9 +309,7 @@ def scan_places(db, volume_id: int, volume, hive_set, resolve_name: Callable[[st
     for each in opened:
         keys = None
         try:
-            if hasattr(each.hive, "key_security"):  # MERGE-TODO: the regf reader's bulk API
-                cells = each.hive.security_cells()
-                keys = writer.add_keys(each, each.hive.key_security(), cells)
+            keys = writer.add_keys(each, each.hive.key_security(), each.hive.security_cells())
         except Error as exc:
             result.hive_problems.append(printable(f"{each.name} hive ({each.origin}): keys not read: {exc}", 500))
         places, problems = _value_places(each)
@@ -321,7 +320,7 @@ def scan_places(db, volume_id: int, volume, hive_set, resolve_name: Callable[[st
         result.hive_problems += [printable(f"{each.name} hive ({each.origin}): {p}", 500) for p in status.problems]
         hive_rows.append((each.name, each.kind, each.root, each.origin, each.profile_sid, int(status.dirty),
                           json.dumps(list(status.logs_applied)), keys,
-                          json.dumps(list(status.problems), ensure_ascii=False)))
+                          json.dumps(list(status.problems), ensure_ascii=False), each.sha256))
     if volume is not None:
         for path in task_files(db, volume_id):
             places, problems = _task_places(volume, path)
@@ -331,7 +330,7 @@ def scan_places(db, volume_id: int, volume, hive_set, resolve_name: Callable[[st
     writer.finish()
     descriptors.flush()
     store.bulk_insert(db, "hives", ("name", "kind", "root", "origin", "profile_sid", "dirty", "logs_applied", "keys",
-                                    "problems"), hive_rows)
+                                    "problems", "sha256"), hive_rows)
     result.hives = len(hive_rows)
     return result
 

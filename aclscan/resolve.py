@@ -8,6 +8,7 @@ classifier judges.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,8 @@ from pathlib import Path
 from aclscan.accounts.base import PREVIOUS_MACHINE, Account, AccountSource, Authority
 from aclscan.accounts.wellknown import WellKnownSource
 from aclscan.classify import Classifier, PreviousName, profile_name, split_domain_relative
-from aclscan.errors import Error
+from aclscan.errors import Error, HiveError
+from aclscan.hives.files import LOG_SUFFIXES, HiveFiles, read_hive_files
 
 HIVE_NAMES = ("SAM", "SECURITY", "SYSTEM", "SOFTWARE")
 CONFIG_DIR = "/Windows/System32/config"
@@ -33,31 +35,33 @@ class HiveSet:
     problems: list[str] = field(default_factory=list)
     opened: dict = field(default_factory=dict)  # name -> the open registry Hive, for the places scan
     unreadable: dict[str, str] = field(default_factory=dict)  # name -> why it could not be read
+    primary_sha256: dict[str, str] = field(default_factory=dict)  # name -> hash of the file as read (before logs)
 
     @classmethod
-    def parse(cls, raw: dict[str, tuple[bytes, str]], *, strict: frozenset[str] = frozenset()) -> "HiveSet":
-        """From {"SAM": (bytes, origin), ...}. A hive the user named (in ``strict``)
-        must read; one found on the volume that cannot be read is noted instead."""
+    def parse(cls, raw: dict[str, HiveFiles], *, strict: frozenset[str] = frozenset()) -> "HiveSet":
+        """From {"SAM": HiveFiles, ...} (each hive's bytes, where it came from, its
+        transaction logs). A hive the user named (in ``strict``) must read; one found on
+        the volume that cannot be read is noted instead."""
         from aclscan.hives.sam import read_sam
         from aclscan.hives.security import read_security
         from aclscan.hives.software import read_software
-        from aclscan.hives.system import read_system
-
         from aclscan.hives.registry import open_hive
+        from aclscan.hives.system import read_system
 
         readers = {"SAM": read_sam, "SECURITY": read_security, "SYSTEM": read_system, "SOFTWARE": read_software}
         found = cls()
-        for name, (data, origin) in raw.items():
+        for name, files in raw.items():
             try:
-                hive = open_hive(data, label=origin, expect=name)
+                hive = open_hive(files, expect=name)  # applies the logs to a dirty hive
                 setattr(found, name.lower(), readers[name](hive))
-                found.origins[name] = origin
+                found.origins[name] = files.label
                 found.opened[name] = hive
+                found.primary_sha256[name] = hashlib.sha256(files.data).hexdigest()
             except Error as exc:
                 if name in strict:
                     raise
-                found.problems.append(f"{name} hive ({origin}) unreadable: {exc}")
-                found.unreadable[name] = f"{origin}: {exc}"
+                found.problems.append(f"{name} hive ({files.label}) unreadable: {exc}")
+                found.unreadable[name] = f"{files.label}: {exc}"
         return found
 
     @property
@@ -65,29 +69,49 @@ class HiveSet:
         return not any((self.sam, self.security, self.system, self.software))
 
 
-def hives_from_volume(volume) -> dict[str, tuple[bytes, str]]:
-    """The hives under Windows/System32/config, in any letter case (NTFS names are
+def hives_from_volume(volume) -> dict[str, HiveFiles]:
+    """The hives under Windows/System32/config and, for a dirty one, its transaction
+    logs (``NAME.LOG1``, ``.LOG2``, ``.LOG``), in any letter case (NTFS names are
     case-insensitive and The Sleuth Kit looks them up so)."""
     from aclscan.errors import NotFound
 
     found = {}
     for name in HIVE_NAMES:
-        path = f"{CONFIG_DIR}/{name}"
         try:
-            found[name] = (volume.open_path(path), f"volume {path}")
+            found[name] = hive_on_volume(volume, f"{CONFIG_DIR}/{name}")
         except NotFound:
             continue
     return found
 
 
-def hives_from_files(paths: dict[str, str | os.PathLike | None]) -> dict[str, tuple[bytes, str]]:
+def hive_on_volume(volume, path: str) -> HiveFiles:
+    """One hive file on the volume and, if it is dirty, its transaction logs beside it
+    (any letter case); NotFound where there is no such file."""
+    from aclscan.errors import NotFound
+    from aclscan.hives.recovery import is_dirty
+
+    data = volume.open_path(path)
+    name = path.rsplit("/", 1)[-1]
+    logs, problems = [], []
+    for suffix in LOG_SUFFIXES if is_dirty(data) else ():  # a clean hive needs no logs
+        try:
+            logs.append((f"{name}{suffix}", volume.open_path(path + suffix)))
+        except NotFound:
+            continue
+        except Error as exc:
+            problems.append(f"{name}{suffix}: cannot read: {exc}")
+    return HiveFiles(data, f"volume {path}", tuple(logs), tuple(problems))
+
+
+def hives_from_files(paths: dict[str, str | os.PathLike | None]) -> dict[str, HiveFiles]:
+    """The hives given on the command line, each with the logs beside it."""
     found = {}
     for name, path in paths.items():
         if path:
             try:
-                found[name] = (Path(path).read_bytes(), str(path))
-            except OSError as exc:
-                raise Error(f"cannot read the {name} hive {path}: {exc.strerror or exc}") from None
+                found[name] = read_hive_files(path)
+            except HiveError as exc:  # "PATH: cannot read: REASON"
+                raise Error(f"the {name} hive {exc}") from None
     return found
 
 

@@ -193,6 +193,7 @@ TABLES: dict[str, dict] = {
             "logs_applied": str,  # JSON list
             "keys": int,
             "problems": str,  # JSON list of one-line problems
+            "sha256": str,  # of the hive file as the scan read it (before logs): a fix refuses one changed since
         },
         "pk": "name",
     },

@@ -1,7 +1,8 @@
-"""Readers of the machine hives (SAM, SECURITY, SYSTEM, SOFTWARE) over regipy.
+"""Readers of the machine hives (SAM, SECURITY, SYSTEM, SOFTWARE) over aclscan's own regf parser.
 
 Bytes, a path or a binary file in, frozen dataclasses out; nothing here classifies.
-``registry`` is the only module that calls regipy. Every reader raises
+``registry`` parses regf bytes (``recovery`` applies transaction logs, ``files`` reads a
+hive and its logs from disk at the edge). Every reader raises
 :class:`~aclscan.errors.HiveError` for input that is no hive and
 :class:`~aclscan.errors.WrongHive` for a hive of another kind; records it cannot read
 are skipped and listed in the result's ``problems``.
