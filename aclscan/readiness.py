@@ -21,6 +21,10 @@ PASS, FAIL, SKIPPED = "pass", "fail", "skipped"
 STALE_VERDICTS = ("stale_prefix", "rid_collision")
 FIRST_LOCAL_RID = 1000  # RIDs below are the built-in accounts Windows creates itself
 EXAMPLE_PATHS = 3
+# A finding names something: files, places (registry keys, services, ...) or hive entries.
+# A $Secure entry no file uses any more (ntfs-3g keeps them after a fix) names nothing.
+NAMED = ("(COALESCE(files, 0) > 0 OR COALESCE(hive_references, 0) > 0"
+         " OR COALESCE(places, '{}') NOT IN ('{}', ''))")
 
 # SOFTWARE\Microsoft\Windows\CurrentVersion\Setup\State ImageState, as Microsoft's
 # "Windows Setup States" documents them: True where the image may be deployed.
@@ -100,7 +104,11 @@ class _Context:
         marks = ", ".join("?" for _ in STALE_VERDICTS)
         return self.db.execute(
             f"SELECT sid, verdict, account, mapped_sid, files, descriptors, hive_references FROM findings"
-            f" WHERE verdict IN ({marks}) ORDER BY files DESC, sid", STALE_VERDICTS).fetchall()
+            f" WHERE verdict IN ({marks}) AND {NAMED} ORDER BY files DESC, sid", STALE_VERDICTS).fetchall()
+
+    def still_named(self, sid: str) -> bool:
+        """Whether anything on the machine (a file, a place, a hive entry) names ``sid``."""
+        return self.db.execute(f"SELECT 1 FROM findings WHERE sid = ? AND {NAMED}", [sid]).fetchone() is not None
 
     def local_accounts(self) -> list[tuple[str, str, int]]:
         """(sid, name, rid) of the machine's own accounts at RID 1000 and up, once each."""
@@ -267,7 +275,7 @@ def no_problem_sids(ctx: _Context) -> tuple[str, str, list[str]]:
     marks = ", ".join("?" for _ in others)
     rows = ctx.db.execute(
         f"SELECT sid, verdict, account, files, hive_references FROM findings WHERE verdict IN ({marks})"
-        " ORDER BY verdict, files DESC, sid", others).fetchall()
+        f" AND {NAMED} ORDER BY verdict, files DESC, sid", others).fetchall()
     if not rows:
         return PASS, "no other problem SID (orphan, unknown authority, unresolved, ...) is named anywhere", []
     evidence = []
@@ -322,10 +330,17 @@ def no_account_predates_sid_change(ctx: _Context) -> tuple[str, str, list[str]]:
         if parts and parts[0] != ctx.machine_sid and parts[0] in previous:
             old_names.setdefault(name.casefold(), []).append((sid, source))
     predating = []
+    repointed = []
     for sid, name, _rid in local:
         for old_sid, source in old_names.get(name.casefold(), []):
+            if not ctx.still_named(old_sid):
+                # Made before the SID change, but nothing names its old SID any more (a fix
+                # re-pointed everything): what is left is judged, not the history.
+                repointed.append(f"{name} ({sid}) was {old_sid} ({source}); nothing names the old SID any more")
+                continue
             predating.append(name)
-            evidence.append(f"{name} ({sid}) was {old_sid} under the previous machine SID ({source})")
+            evidence.append(f"{name} ({sid}) was {old_sid} under the previous machine SID ({source}), which is "
+                            "still named")
     duplicates = ctx.fleet_duplicates()
     if duplicates and local:
         names = ", ".join(name for _sid, name, _rid in local)
@@ -335,6 +350,8 @@ def no_account_predates_sid_change(ctx: _Context) -> tuple[str, str, list[str]]:
         predating += [name for _sid, name, _rid in local if name not in predating]
     if evidence:
         return FAIL, f"local account(s) {', '.join(dict.fromkeys(predating))} predate the SID change", evidence
+    if repointed:
+        return PASS, f"{len(repointed)} local account(s) predate the SID change, all re-pointed", repointed
     if not previous and not duplicates:
         return PASS, f"{len(local)} local account(s) at RID {FIRST_LOCAL_RID}+; none known under another machine SID", []
     return PASS, "no local account is known under a previous machine SID", []

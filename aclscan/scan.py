@@ -181,7 +181,7 @@ def _resolve(db, volumes: list[tuple[int, Volume]], inputs: ResolveInputs) -> Re
         if len(raw) == 4:
             break
         found = hives_from_volume(volume)
-        if found and not any(origin.startswith("volume") for _data, origin in raw.values()):
+        if found and not any(files.label.startswith("volume") for files in raw.values()):
             system_volume = (volume_id, volume)
         for name, each in found.items():
             raw.setdefault(name, each)

@@ -59,11 +59,14 @@ def _signals_end_cleanly(what: str):
 @report_format
 @click.pass_context
 def fix(ctx, database, plan_path, target, do_apply, journal_path, fmt):
-    """Apply a plan's descriptor changes to TARGET offline (dry run unless --apply).
+    """Apply a plan to TARGET offline (dry run unless --apply): file descriptors, and the
+    registry (key ACLs, value descriptors, LSA rights, group members, ProfileList) and
+    task files it changes.
 
-    With --apply: mounts TARGET with ntfs-3g, journals each original descriptor
-    (fsynced) before replacing it, unmounts, re-scans and reports what remains.
-    Exit 0 when nothing the plan or the scan flagged remains on files, 1 otherwise.
+    With --apply: mounts TARGET with ntfs-3g, journals each original (descriptors, and
+    whole hive and task files, fsynced) before replacing it, unmounts, re-scans and
+    reports what remains. Exit 0 when nothing the plan or the scan flagged remains
+    anywhere, 1 otherwise.
     """
     from aclscan.fix import offline
 
@@ -95,10 +98,15 @@ def _print_fix(plan, report) -> None:
                       f"    before {terminal_safe(change.old_sddl)}\n    after  {terminal_safe(change.new_sddl)}\n")
     for action in plan.refusals:
         out.write(f"  refused {action.sid} ({terminal_safe(action.account or '?')}): {terminal_safe(action.reason)}\n")
-    registry = [a for a in plan.actions if not a.is_descriptor_action and a.kind != "refuse"]
-    if registry:
-        out.write(f"  {len(registry)} registry actions (LSA rights, groups, services) are not done offline: "
-                  "run the plan's PowerShell script on the live machine\n")
+    stores = report.stores_written if report.applied else report.stores_planned
+    if stores:
+        verb = "rewrote" if report.applied else "would rewrite"
+        out.write(f"  {verb} {len(stores)} hive and task file(s) (journaled whole first): "
+                  f"{terminal_safe(', '.join(stores))}\n")
+    services = [a for a in plan.actions if a.kind == "repoint_service"]
+    if services:
+        out.write(f"  {len(services)} service logon(s) named by account name need no change offline; "
+                  "check them on the live machine (the plan's PowerShell script lists them)\n")
     if not report.applied:
         out.write("dry run: nothing was written (add --apply)\n")
         return
@@ -112,7 +120,9 @@ def _print_fix(plan, report) -> None:
     for error in report.errors[:20]:
         out.write(f"  error: {terminal_safe(error)}\n")
     for sid, files in report.remaining.items():
-        out.write(f"  {sid}: {files} files still carry it\n")
+        places = report.places_remaining.get(sid, 0)
+        if files or places:
+            out.write(f"  {sid}: {files} files and {places} other places still carry it\n")
     for sid, files in report.problems_left.items():
         if sid not in report.remaining:
             out.write(f"  {sid}: {files} files, not acted on (see the plan's refusals)\n")
@@ -141,6 +151,9 @@ def undo(ctx, journal, force, fmt):
         click.echo(f"{terminal_safe(report.target)}: restored {report.restored} descriptors, "
                    f"{report.unchanged} already original, {len(report.changed_since_fix)} changed since the fix, "
                    f"{len(report.errors)} errors ({report.entries} journaled)")
+        if report.stores_restored:
+            click.echo(f"  restored {len(report.stores_restored)} hive and task file(s) byte for byte: "
+                       f"{terminal_safe(', '.join(report.stores_restored))}")
         for path in report.changed_since_fix[:20]:
             click.echo(f"  left alone, changed since the fix: {terminal_safe(path)}")
         if len(report.changed_since_fix) > 20:

@@ -43,6 +43,8 @@ from aclscan.findings import iter_findings
 from aclscan.fix import ntfs3g
 from aclscan.fix.holders import Identity, holders, is_mounted, loop_devices_of, mount_source, mounted_at
 from aclscan.fix.journal import APPLIED, UNDONE, Journal, JournalEntry
+from aclscan.fix.registry import (PLACE_SOURCES, compute_writes, journal_and_write, mounted_path, plan_store_edits,
+                                  undo_writes)
 from aclscan.image import Image
 from aclscan.ntfs.mft import BootSector
 from aclscan.plan import Plan, PlannedFile, iter_plan_files, verify_plan
@@ -78,11 +80,14 @@ class FixReport:
     remaining: dict[str, int] = field(default_factory=dict)  # acted-on SID -> files still carrying it
     problems_left: dict[str, int] = field(default_factory=dict)  # problem SID (any) -> files, after the fix
     rescan_notes: list[str] = field(default_factory=list)  # account sources the re-scan could not use again
+    stores_planned: list[str] = field(default_factory=list)  # hives and task files the plan changes
+    stores_written: list[str] = field(default_factory=list)
+    places_remaining: dict[str, int] = field(default_factory=dict)  # acted-on SID -> places still naming it
 
     @property
     def clean(self) -> bool:
         return self.applied and not self.errors and not self.changed_since_scan and not any(
-            self.remaining.values()) and not self.problems_left
+            self.remaining.values()) and not any(self.places_remaining.values()) and not self.problems_left
 
 
 @dataclass
@@ -93,6 +98,7 @@ class UndoReport:
     restored: int = 0
     unchanged: int = 0  # already carried the original (never written, or undone before)
     changed_since_fix: list[str] = field(default_factory=list)  # neither the fix's bytes nor the original: kept
+    stores_restored: list[str] = field(default_factory=list)  # hives and task files written back
     forced: bool = False  # --force: restored those too
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -181,10 +187,15 @@ def fix(db, plan: Plan, target: str | os.PathLike, *, apply: bool = False, journ
     ``on_journal`` hears the journal's path before anything is written."""
     volume = locate_target(target, db, plan)
     verify_plan(db, plan)  # the plan file's bytes are recomputed from the scan, never trusted
-    changes = [c for c in plan.descriptors if c.volume_id == volume.volume_id]
+    changes = [c for c in plan.descriptors if c.volume_id == volume.volume_id and c.source not in PLACE_SOURCES]
+    store_edits = plan_store_edits(db, plan, volume.volume_id)
     report = FixReport(target=volume.target, applied=apply, files_planned=sum(c.files for c in changes),
                        descriptors_planned=len(changes))
-    if not apply or not changes:
+    # Every hive's new bytes are computed before anything is written (read-only here):
+    # a hive changed since the scan, dirty, or that cannot take an edit refuses the fix.
+    writes = compute_writes(store_edits, _volume_reader(volume))
+    report.stores_planned = [w.edit.path for w in writes]
+    if not apply or not (changes or writes):
         return report
     journal_path = journal_path or default_journal_path(volume.target)
     journal = Journal.create(journal_path, {
@@ -198,6 +209,10 @@ def fix(db, plan: Plan, target: str | os.PathLike, *, apply: bool = False, journ
     try:
         with ntfs3g.mounted(volume.target, offset=volume.offset) as mount_point:
             _note_mount(journal, mount_point)
+            # Read again through the mount: what is written is computed from what is there.
+            writes = compute_writes(store_edits, lambda path: mounted_path(Path(mount_point), path).read_bytes())
+            journal_and_write(journal.conn, writes, Path(mount_point),
+                              on_written=lambda w: report.stores_written.append(w.edit.path))
             _apply(db, plan, volume, Path(mount_point), journal, report, progress)
         journal.set_meta(state=APPLIED, finished=utc_now())
     except JournalWriteFailed as exc:
@@ -209,6 +224,15 @@ def fix(db, plan: Plan, target: str | os.PathLike, *, apply: bool = False, journ
     report.rescan = rescan_path or f"{journal_path}.after.db"
     _rescan(db, plan, volume, report)
     return report
+
+
+def _volume_reader(volume: TargetVolume) -> Callable[[str], bytes]:
+    """Read a file of the target volume by path, read-only (for the dry run's hive edits)."""
+    def read(path: str) -> bytes:
+        with Image(volume.target) as image:
+            [location] = image.locate(offset=volume.offset)
+            return image.open_volume(location).open_path(path)
+    return read
 
 
 def _changed_so_far(report: FixReport) -> str:
@@ -321,11 +345,22 @@ def _rescan(db, plan: Plan, volume: TargetVolume, report: FixReport) -> None:
     files_of = dict(after.execute("SELECT sid, files FROM sids WHERE volume_id = 1"))  # the one volume scanned
     acted = {a.sid for a in plan.actions if a.is_descriptor_action}
     report.remaining = {sid: files_of.get(sid, 0) for sid in sorted(acted)}
+    report.places_remaining = {sid: _places_naming(after, sid) for sid in sorted(acted)}
     judged = after if recalled.inputs is not None else db  # no verdicts after: the original's
     for finding in iter_findings(judged, problems_only=True):
-        if files_of.get(finding["sid"]):
-            report.problems_left[finding["sid"]] = files_of[finding["sid"]]
+        named = files_of.get(finding["sid"], 0) + sum((finding.get("places") or {}).values()) + (
+            finding.get("hive_references") or 0)
+        if named:
+            report.problems_left[finding["sid"]] = named
     after.conn.close()
+
+
+def _places_naming(db, sid: str) -> int:
+    """Places (registry keys, services, shares, tasks, ...) that still name ``sid``."""
+    from aclscan.queries import descriptors_with_sid_clause
+
+    clause, params = descriptors_with_sid_clause(sid, "descriptor_key")
+    return db.execute(f"SELECT COUNT(*) FROM places WHERE ({clause}) OR sid = ?", [*params, sid]).fetchone()[0]
 
 
 # ----------------------------------------------------------------------- undo
@@ -350,6 +385,10 @@ def undo(journal_path: str | os.PathLike, *, force: bool = False,
         report.entries = journal.counts()["journaled"]
         with ntfs3g.mounted(target, offset=offset) as mount_point, ThreadPoolExecutor(IO_THREADS) as pool:
             _bookkeeping(report, _note_mount, journal, mount_point)
+            stores = undo_writes(journal.conn, Path(mount_point), force=force)
+            report.stores_restored = stores.restored
+            report.changed_since_fix += stores.changed_since_fix
+            report.errors += stores.errors
             done = 0
             for chunk in journal.chunks_newest_first(BATCH):
                 restored = []
