@@ -62,15 +62,16 @@ REPOINT_SERVICE = "repoint_service"
 REPOINT_PROFILE = "repoint_profile"
 REMOVE_ALIAS_MEMBER = "remove_alias_member"
 REVOKE_LSA_RIGHTS = "revoke_lsa_rights"
+DETACH_PROFILE = "detach_profile"
 ADD_SID = "add_sid"
 REFUSE = "refuse"
 ACTION_KINDS = (REPLACE_SID, TRANSLATE_SID_HISTORY, ADD_SID, REMOVE_ACES, REASSIGN_OWNER, REASSIGN_GROUP,
                 GRANT_LSA_RIGHTS, REPLACE_ALIAS_MEMBER, REPOINT_SERVICE, REPOINT_PROFILE, REMOVE_ALIAS_MEMBER,
-                REVOKE_LSA_RIGHTS, REFUSE)
+                REVOKE_LSA_RIGHTS, DETACH_PROFILE, REFUSE)
 # Actions on the machine's hives themselves (the offline fix writes them through the hive
 # editor; the live machine's script does them too).
 HIVE_KINDS = frozenset({GRANT_LSA_RIGHTS, REPLACE_ALIAS_MEMBER, REPOINT_PROFILE, REMOVE_ALIAS_MEMBER,
-                        REVOKE_LSA_RIGHTS})
+                        REVOKE_LSA_RIGHTS, DETACH_PROFILE})
 # Actions on security descriptors (the offline fix applies these); the others change
 # the registry, which only the live machine's script does.
 DESCRIPTOR_KINDS = frozenset({REPLACE_SID, TRANSLATE_SID_HISTORY, ADD_SID, REMOVE_ACES, REASSIGN_OWNER,
@@ -607,6 +608,12 @@ def _removal_actions(db, finding: dict, first_id: str) -> list[Action]:
     if rights:
         found.append(Action(id=first_id, kind=REVOKE_LSA_RIGHTS, rights=rights,
                             reason=f"{who}'s access is removed: its LSA rights and privileges go", **common))
+    profiles = _profiles_of(db, sid)
+    if profiles:
+        found.append(Action(id=first_id, kind=DETACH_PROFILE, profiles=profiles,
+                            reason=f"{who}'s access is removed: ProfileList no longer ties its profile to the old "
+                                   "SID (the folder and its files stay; their ownership goes to the owner given)",
+                            **common))
     return found
 
 

@@ -30,14 +30,14 @@ from typing import Callable
 from aclscan.errors import Error, JournalWriteFailed, TargetMismatch
 from aclscan.hives import repoint
 from aclscan.hives.editor import EditResult, HiveEditor, edit_hive
-from aclscan.plan import (ADD_SID, GRANT_LSA_RIGHTS, REMOVE_ALIAS_MEMBER, REPLACE_ALIAS_MEMBER, REPOINT_PROFILE,
-                          REVOKE_LSA_RIGHTS, Plan)
+from aclscan.plan import (ADD_SID, DETACH_PROFILE, GRANT_LSA_RIGHTS, REMOVE_ALIAS_MEMBER, REPLACE_ALIAS_MEMBER,
+                          REPOINT_PROFILE, REVOKE_LSA_RIGHTS, Plan)
 from aclscan.sd.descriptor import SecurityDescriptor
 from aclscan.sd.sddl import from_sddl, to_sddl
 
 PLACE_SOURCES = ("registry", "value", "task")
 HIVE_OF_ACTION = {GRANT_LSA_RIGHTS: "SECURITY", REVOKE_LSA_RIGHTS: "SECURITY", REPLACE_ALIAS_MEMBER: "SAM",
-                  REMOVE_ALIAS_MEMBER: "SAM", REPOINT_PROFILE: "SOFTWARE"}
+                  REMOVE_ALIAS_MEMBER: "SAM", REPOINT_PROFILE: "SOFTWARE", DETACH_PROFILE: "SOFTWARE"}
 
 _JOURNAL_TABLE = """
 CREATE TABLE IF NOT EXISTS stores (
@@ -184,6 +184,8 @@ def _action_step(action, keep_old: bool, label: str):
             result = repoint.repoint_alias_member(data, action.sid, action.new_sid, keep_old=keep_old, label=label)
         elif action.kind == REMOVE_ALIAS_MEMBER:
             result = repoint.remove_alias_member(data, action.sid, label=label)
+        elif action.kind == DETACH_PROFILE:
+            result = repoint.detach_profile(data, action.sid, label=label)
         else:
             result = repoint.repoint_profile(data, action.sid, action.new_sid, label=label)
         return result.data

@@ -39,7 +39,7 @@ def write_restore_file(plan: Plan, context: PlanContext, out: PlanOutput) -> Non
                      "need the PowerShell script (--format powershell) or SetACL (--format setacl)")
     registry = [a.id for a in plan.actions if a.kind not in DESCRIPTOR_KINDS and a.kind != "refuse"]
     if registry:
-        context.note(f"icacls: {', '.join(registry)} change the registry: only the PowerShell script does that")
+        context.note(f"icacls: {', '.join(registry)} change the registry: aclscan fix does that offline, the PowerShell script on the live machine")
     for planned in context.files():
         dacl = dacl_of.get(planned.change.descriptor_key)
         if dacl is None:

@@ -127,8 +127,9 @@ def plan_text(plan: Plan, context: PlanContext) -> str:
             lines.append(f"  {', '.join(beyond_dacl)} change owners, groups or SACLs: icacls /restore sets DACLs only; "
                          "use the PowerShell script (--format powershell) or SetACL (--format setacl)")
         if registry:
-            lines.append(f"  {', '.join(registry)} change the registry (LSA rights, groups, services): only the "
-                         "PowerShell script does that, on the live machine")
+            lines.append(f"  {', '.join(registry)} change the registry (LSA rights, groups, profiles, services): "
+                         "aclscan fix --apply does that offline (services aside: their logon names need no change), "
+                         "the PowerShell script on the live machine; icacls and SetACL files cannot")
         lines.append("")
     if not plan.actions:
         lines.append("Nothing to do: the scan found no problem.")

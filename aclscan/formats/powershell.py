@@ -43,6 +43,7 @@ import unicodedata
 from aclscan.formats.plans import PlanContext, PlanOutput, sections_changed, windows_relative
 from aclscan.formats.rows import terminal_safe
 from aclscan.plan import (
+    DETACH_PROFILE,
     GRANT_LSA_RIGHTS,
     HIVE_KINDS,
     REMOVE_ALIAS_MEMBER,
@@ -292,6 +293,14 @@ function Remove-PlannedMember([string]$Group, [string]$OldSid) {
     } catch { Write-Warning ('group ' + (Format-PlanText $Group) + ': ' + $_.Exception.Message); $script:failed++ }
 }
 
+function Remove-PlannedProfileEntry([string]$OldSid) {
+    # The folder and its files stay; only ProfileList's tie to the removed SID goes.
+    $list = 'Registry::HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Windows NT\CurrentVersion\ProfileList'
+    if ($WhatIf) { Write-Host ('would remove the ProfileList entry of ' + $OldSid); return }
+    try { Remove-Item -LiteralPath ($list + '\' + $OldSid) -Recurse -ErrorAction Stop }
+    catch { Write-Warning ('profile entry of ' + $OldSid + ': ' + $_.Exception.Message); $script:failed++ }
+}
+
 function Move-PlannedProfile([string]$OldSid, [string]$NewSid) {
     # ProfileList keeps a profile under its owner's SID; today's account must find it there.
     $list = 'Registry::HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Windows NT\CurrentVersion\ProfileList'
@@ -380,6 +389,8 @@ def _registry_lines(writer: _Writer, action: Action) -> None:
             writer.line(f"Remove-PlannedMember {ps_literal(group)} {ps_literal(action.sid)}")
     elif action.kind == REPOINT_PROFILE:
         writer.line(f"Move-PlannedProfile {ps_literal(action.sid)} {ps_literal(action.new_sid)}")
+    elif action.kind == DETACH_PROFILE:
+        writer.line(f"Remove-PlannedProfileEntry {ps_literal(action.sid)}")
     elif action.kind == REPOINT_SERVICE:
         account = action.account or action.new_sid
         logon = account if "\\" in account or "@" in account else ".\\" + account

@@ -25,7 +25,7 @@ SE_FILE_OBJECT = 1
 def write_backup_file(plan: Plan, context: PlanContext, out: PlanOutput) -> None:
     registry = [a.id for a in plan.actions if a.kind not in DESCRIPTOR_KINDS and a.kind != "refuse"]
     if registry:
-        context.note(f"setacl: {', '.join(registry)} change the registry: only the PowerShell script does that")
+        context.note(f"setacl: {', '.join(registry)} change the registry: aclscan fix does that offline, the PowerShell script on the live machine")
     drive = context.drive.rstrip("\\/")
     started = False
     for planned in context.files():

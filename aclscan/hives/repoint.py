@@ -50,6 +50,7 @@ __all__ = [
     "repoint_alias_member",
     "repoint_lsa_account",
     "repoint_profile",
+    "detach_profile",
     "replace_sids_in_key_security",
     "replace_sids_in_value_descriptor",
 ]
@@ -343,6 +344,29 @@ def repoint_profile(software: bytes, old_sid: str, new_sid: str, *, logs_applied
                 kind, raw = ed.value(path, "SidString")
                 if raw.decode("utf-16-le", "replace").rstrip("\0").upper() == str(old).upper():
                     ed.set_value(path, "SidString", kind, (str(new) + "\0").encode("utf-16-le"))
+
+    return _edit(software, edit, _options(logs_applied, timestamp, label))
+
+
+def detach_profile(software: bytes, old_sid: str, *, logs_applied: bool = False,
+                   timestamp: datetime | int | None = None, label: str = "SOFTWARE") -> EditResult:
+    """``ProfileList\\<old>`` (and the ProfileGuid entry naming it) deleted: the profile of an
+    account whose access is removed no longer belongs to anyone. The folder and its files
+    stay on the volume; only the registry's claim that the old SID owns it goes."""
+    old = _sid(old_sid, "old SID")
+
+    def edit(ed: HiveEditor) -> None:
+        key = f"{PROFILE_LIST}\\{old}"
+        ed.key(key)  # MissingHiveKey names it
+        ed.delete_key(key, recursive=True)
+        if ed.has_key(PROFILE_GUIDS):
+            for guid in ed.subkey_names(PROFILE_GUIDS):
+                path = f"{PROFILE_GUIDS}\\{guid}"
+                if "sidstring" not in {n.lower() for n in ed.value_names(path)}:
+                    continue
+                _kind, raw = ed.value(path, "SidString")
+                if raw.decode("utf-16-le", "replace").rstrip("\0").upper() == str(old).upper():
+                    ed.delete_key(path, recursive=True)
 
     return _edit(software, edit, _options(logs_applied, timestamp, label))
 
