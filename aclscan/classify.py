@@ -115,6 +115,9 @@ class Classifier:
     previous_names: list[PreviousName] = field(default_factory=list)
     previous_machine_sids: dict[str, str] = field(default_factory=dict)  # prefix -> where it is known from
     other_machines: dict[str, str] = field(default_factory=dict)
+    # Previous machine SIDs inferred, not known: prefixes no source knows that the machine's
+    # own SAM, LSA or ProfileList name (places only this machine writes). Lower confidence.
+    inferred_prefixes: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         self._authorities: dict[str, Authority] = {}
@@ -230,7 +233,8 @@ class Classifier:
 
     def _stale(self, sid: str, prefix: str, rid: int) -> Verdict:
         """A SID of a machine SID this machine had before its SID change."""
-        evidence = [f"prefix {prefix} is a previous machine SID of this machine "
+        inferred = prefix in self.inferred_prefixes
+        evidence = [f"prefix {prefix} is {'probably ' if inferred else ''}a previous machine SID of this machine "
                     f"({self.previous_machine_sids[prefix]})"]
         current = self.machine_sid
         holder = self.lookup(f"{current}-{rid}") if current else None
@@ -255,6 +259,11 @@ class Classifier:
             return Verdict(sid, RID_COLLISION, HIGH if old_name else MEDIUM, old_name,
                            mapped.sid if mapped is not None and mapped.sid != holder.sid else None, tuple(evidence))
         if mapped is None:
-            evidence.append("no account of that name exists today: nothing to map to")
-        return Verdict(sid, STALE_PREFIX, HIGH if mapped or old_name else MEDIUM,
+            evidence.append("no account of that name exists today: nothing to map to" if old_name else
+                            "its old name is unknown (no history): nothing to map to; give the master's SAM "
+                            "with --history, or map it with plan --map")
+        confidence = HIGH if mapped or old_name else MEDIUM
+        if inferred:  # the prefix itself is an inference: one step less sure
+            confidence = MEDIUM if confidence == HIGH else LOW
+        return Verdict(sid, STALE_PREFIX, confidence,
                        old_name or (mapped.name if mapped else None), mapped.sid if mapped else None, tuple(evidence))

@@ -84,6 +84,38 @@ def hives_from_volume(volume) -> dict[str, HiveFiles]:
     return found
 
 
+# Earlier states of the machine's SAM that the image itself keeps: the backup Windows made
+# (RegBack; empty files since Windows 10 1803) and a previous installation (Windows.old).
+HISTORY_ON_VOLUME = (f"{CONFIG_DIR}/RegBack/SAM", f"/Windows.old{CONFIG_DIR}/SAM")
+
+
+def history_on_volume(volume, machine_sid: str | None) -> tuple[list["HistorySource"], list[str]]:
+    """History the image keeps of itself (RegBack, Windows.old), used like --history: the
+    SAMs whose machine SID is not today's (a SAM of this very SID adds nothing). Returns
+    the sources and one line per file that is there but cannot be read."""
+    from aclscan.errors import NotFound
+
+    found, problems = [], []
+    for path in HISTORY_ON_VOLUME:
+        try:
+            files = hive_on_volume(volume, path)
+        except NotFound:
+            continue
+        except Error as exc:
+            problems.append(f"history {path}: cannot read: {exc}")
+            continue
+        if not files.data:
+            continue  # Windows 10 1803 and later leave RegBack's files empty
+        try:
+            source = HistorySource.from_sam(files, f"SAM in {path.rsplit('/', 1)[0].lstrip('/')}")
+        except Error as exc:
+            problems.append(f"history {path}: {exc}")
+            continue
+        if source.machine_sid != machine_sid:
+            found.append(source)
+    return found, problems
+
+
 def hive_on_volume(volume, path: str) -> HiveFiles:
     """One hive file on the volume and, if it is dirty, its transaction logs beside it
     (any letter case); NotFound where there is no such file."""
@@ -189,15 +221,20 @@ class HistorySource:
 
         if is_sqlite_file(path):
             return cls._from_scan(path)
-        data = Path(path).read_bytes()
+        from aclscan.hives.files import read_hive_files
+
+        return cls.from_sam(read_hive_files(path), f"history {Path(path).name}")  # its logs applied
+
+    @classmethod
+    def from_sam(cls, source, label: str) -> "HistorySource":
+        """From a SAM hive (bytes or HiveFiles: a master's SAM, a RegBack copy, a shadow
+        copy's): its machine SID and the names its accounts had."""
         from aclscan.hives.sam import read_sam
 
-        sam = read_sam(data)
-        accounts = [Account(f"{sam.machine_sid}-{u.rid}", u.name, "user", f"history {Path(path).name}")
-                    for u in sam.users]
-        accounts += [Account(f"{sam.machine_sid}-{a.rid}", a.name, "alias", f"history {Path(path).name}")
-                     for a in sam.aliases]
-        return cls(f"history {Path(path).name}", sam.machine_sid, accounts)
+        sam = read_sam(source)
+        accounts = [Account(f"{sam.machine_sid}-{u.rid}", u.name, "user", label) for u in sam.users]
+        accounts += [Account(f"{sam.machine_sid}-{a.rid}", a.name, "alias", label) for a in sam.aliases]
+        return cls(label, sam.machine_sid, accounts)
 
     @classmethod
     def _from_scan(cls, path) -> "HistorySource":
@@ -222,6 +259,32 @@ class HistorySource:
 
     def previous_names(self) -> list[PreviousName]:
         return [PreviousName(a.sid, a.name, self.name) for a in self._accounts]
+
+
+def _own_places_prefixes(hives: HiveSet) -> dict[str, str]:
+    """Domain-relative prefixes named in the SAM's alias members and the LSA accounts ->
+    where they were seen."""
+    found: dict[str, set[str]] = {}
+    if hives.sam is not None:
+        for alias in list(hives.sam.aliases) + list(hives.sam.builtin_aliases):
+            for member in alias.members:
+                parts = split_domain_relative(member)
+                if parts:
+                    found.setdefault(parts[0], set()).add(f"alias {alias.name}'s members")
+    if hives.security is not None:
+        for sid in hives.security.accounts:
+            parts = split_domain_relative(sid)
+            if parts:
+                found.setdefault(parts[0], set()).add("LSA accounts (rights and privileges)")
+    return {prefix: " and ".join(sorted(where)) for prefix, where in found.items()}
+
+
+def _is_domain_controller(hives: HiveSet) -> bool:
+    system, security, sam = hives.system, hives.security, hives.sam
+    if system is not None and getattr(system, "product_type", None):
+        return system.product_type == "LanmanNT"
+    return (security is not None and sam is not None and security.primary_domain_sid is not None
+            and security.primary_domain_sid == sam.machine_sid)
 
 
 @dataclass
@@ -277,6 +340,7 @@ def build_resolution(hives: HiveSet, *, domain_sources: list[AccountSource] = ()
     computer_names = tuple(n for n in (
         getattr(hives.system, "computer_name", None),
         getattr(hives.security, "primary_domain_name", None)) if n)
+    inferred: set[str] = set()
     if hives.software is not None:
         for profile in hives.software.profiles:
             parts = split_domain_relative(profile.sid)
@@ -285,9 +349,22 @@ def build_resolution(hives: HiveSet, *, domain_sources: list[AccountSource] = ()
             name = profile_name(profile.path, computer_names)
             if name:
                 previous.append(PreviousName(profile.sid, name, "SOFTWARE ProfileList"))
+            if parts[0] not in previous_machines:
+                inferred.add(parts[0])
             previous_machines.setdefault(parts[0], "SOFTWARE ProfileList (profiles under another machine prefix)")
+    for prefix, where in _own_places_prefixes(hives).items():
+        # Only this machine writes its SAM's alias members and its LSA accounts: a prefix
+        # there that no source knows is most likely what this machine's SID used to be.
+        if prefix == machine_sid or prefix in domain_prefixes or prefix in previous_machines:
+            continue
+        if _is_domain_controller(hives):
+            continue  # a DC's SAM and LSA name the domain's and trusted domains' SIDs
+        inferred.add(prefix)
+        previous_machines[prefix] = f"inferred: named in this machine's {where}, which no source knows"
+    known = {a.sid for s in sources for a in s.authorities()}
+    inferred -= known
     classifier = Classifier(sources, machine_sid=machine_sid, previous_names=previous,
-                            previous_machine_sids=previous_machines)
+                            previous_machine_sids=previous_machines, inferred_prefixes=frozenset(inferred))
 
     def lookup_name(domain: str | None, name: str) -> Account | None:
         wanted = name.casefold()

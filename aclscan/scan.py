@@ -66,6 +66,7 @@ class ResolveInputs:
     domain_sources: tuple = ()  # AccountSource: domain exports, a live directory
     history: tuple[str, ...] = ()  # the master's SAM or earlier scan databases
     domain_files: tuple[str, ...] = ()  # the files domain_sources came from (noted for a re-scan)
+    image_history: bool = True  # the volume's own RegBack and Windows.old SAMs serve as history too
 
 
 @dataclass
@@ -173,7 +174,8 @@ def _resolve(db, volumes: list[tuple[int, Volume]], inputs: ResolveInputs) -> Re
     """Verdicts for every SID on the volumes, in the machine's hives and its other places."""
     from aclscan.findings import file_sids, store_resolution
     from aclscan.place_scan import place_problem_text, scan_places
-    from aclscan.resolve import HistorySource, HiveSet, build_resolution, hives_from_files, hives_from_volume
+    from aclscan.resolve import (HistorySource, HiveSet, build_resolution, hives_from_files, hives_from_volume,
+                                 history_on_volume)
 
     raw = hives_from_files(inputs.hive_files)
     system_volume = volumes[0] if volumes else (None, None)
@@ -187,10 +189,15 @@ def _resolve(db, volumes: list[tuple[int, Volume]], inputs: ResolveInputs) -> Re
             raw.setdefault(name, each)
     hives = HiveSet.parse(raw, strict=frozenset(n for n, p in inputs.hive_files.items() if p))
     history = [HistorySource.from_file(path) for path in inputs.history]
-    resolution = build_resolution(hives, domain_sources=list(inputs.domain_sources), history=history)
     problems = [ScanProblem("hive", f"{name} hive {why}: the accounts it holds could not be judged")
                 for name, why in sorted(hives.unreadable.items())]
     volume_id, volume = system_volume
+    if volume is not None and inputs.image_history:  # what the image remembers of itself: RegBack, Windows.old
+        kept, unreadable = history_on_volume(volume, getattr(hives.sam, "machine_sid", None))
+        given = {h.machine_sid for h in history}
+        history += [h for h in kept if h.machine_sid not in given]
+        problems += [ScanProblem("history", line) for line in unreadable]
+    resolution = build_resolution(hives, domain_sources=list(inputs.domain_sources), history=history)
     places = None
     if volume_id is not None:
         places = scan_places(db, volume_id, volume, hives, resolution.sid_of_name)
@@ -205,10 +212,11 @@ def _resolve(db, volumes: list[tuple[int, Volume]], inputs: ResolveInputs) -> Re
 
     record(db, inputs)  # so that the re-scan after a fix resolves alike
     return ResolveOutcome(len(verdicts), sum(v.is_problem for v in verdicts), tuple(resolution.notes),
-                          tuple(problems), places.places if places else 0, _sources_used(hives, inputs, places))
+                          tuple(problems), places.places if places else 0,
+                          _sources_used(hives, inputs, places, history))
 
 
-def _sources_used(hives, inputs: ResolveInputs, places) -> tuple[str, ...]:
+def _sources_used(hives, inputs: ResolveInputs, places, history) -> tuple[str, ...]:
     """What the verdicts rest on, for the scan's summary: a person must see at once
     when they rest on little (no hives at all)."""
     lines = []
@@ -220,8 +228,10 @@ def _sources_used(hives, inputs: ResolveInputs, places) -> tuple[str, ...]:
         lines.append("missing hives: " + ", ".join(missing))
     if places is not None and places.hives:
         lines.append(f"registry and other places: {places.places:,} place(s) in {places.hives} hive(s)")
-    lines.append("history: " + (", ".join(inputs.history) if inputs.history else "none (--history FILE: the "
-                                                                                  "master's SAM or an earlier scan)"))
+    used = list(inputs.history) + [h.name for h in history if h.name not in {f"history {os.path.basename(p)}"
+                                                                              for p in inputs.history}]
+    lines.append("history: " + (", ".join(used) if used else "none (--history FILE: the master's SAM or an "
+                                                             "earlier scan)"))
     if inputs.domain_sources:
         lines.append("domain: " + ", ".join(getattr(s, "name", type(s).__name__) for s in inputs.domain_sources))
     if not found:

@@ -31,6 +31,7 @@ def record(db, inputs) -> None:
         "hive_files": {name: os.path.abspath(path) for name, path in inputs.hive_files.items()},
         "domain_files": [os.path.abspath(p) for p in inputs.domain_files],
         "history": [os.path.abspath(p) for p in inputs.history],
+        "image_history": inputs.image_history,
         "not_reusable": [getattr(s, "name", type(s).__name__) for s in inputs.domain_sources
                          if getattr(s, "name", None) not in from_files],
     }, sort_keys=True)
@@ -77,5 +78,6 @@ def recall(db) -> Recalled:
     hive_files = {name: path for name, path in noted.get("hive_files", {}).items() if present(path, name)}
     history = tuple(p for p in noted.get("history", []) if present(p, "history"))
     domain_files = tuple(p for p in noted.get("domain_files", []) if present(p, "domain export"))
-    inputs = ResolveInputs(hive_files, tuple(domain_sources(domain_files)), history, domain_files)
+    inputs = ResolveInputs(hive_files, tuple(domain_sources(domain_files)), history, domain_files,
+                           bool(noted.get("image_history", True)))
     return Recalled(inputs, tuple(notes))

@@ -36,6 +36,8 @@ def resolve_options(command):
         click.option("--history", multiple=True, type=click.Path(exists=True, dir_okay=False),
                      help="The master's SAM or an earlier scan database: previous machine SIDs and their names. "
                           "Repeatable."),
+        click.option("--no-image-history", is_flag=True,
+                     help="Do not use the history the image keeps of itself (RegBack and Windows.old SAMs)."),
         click.option("--no-resolve", is_flag=True, help="Store descriptors only; no verdicts."),
     ]
     for option in reversed(options):
@@ -44,7 +46,8 @@ def resolve_options(command):
 
 
 def resolve_inputs(*, sam=None, security=None, system=None, software=None, domain_files=(), ldap_url=None,
-                   bind_dn=None, ca_file=None, insecure=False, history=(), no_resolve=False):
+                   bind_dn=None, ca_file=None, insecure=False, history=(), no_resolve=False,
+                   no_image_history=False):
     """The ResolveInputs the options describe (None with --no-resolve)."""
     from aclscan.scan import ResolveInputs
 
@@ -66,7 +69,7 @@ def resolve_inputs(*, sam=None, security=None, system=None, software=None, domai
         sources.append(LdapSource.connect(ldap_url, bind_dn, password, ca_file=ca_file, insecure=insecure))
     hive_files = {"SAM": sam, "SECURITY": security, "SYSTEM": system, "SOFTWARE": software}
     return ResolveInputs({k: v for k, v in hive_files.items() if v}, tuple(sources), tuple(history),
-                         tuple(domain_files))
+                         tuple(domain_files), image_history=not no_image_history)
 
 
 @contextmanager

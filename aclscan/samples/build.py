@@ -273,7 +273,7 @@ def all_nodes(scenario: Scenario, hive_list: list[HiveFile]) -> list[Node]:
     for user in scenario.user_hives:
         nodes += _user_hive_nodes(user, by_path)
     return nodes + [Node(hive.path, False, HIVE_SDDL, hive.data) for hive in hive_list
-                    if hive.path.startswith(HIVE_DIR)]
+                    if hive.path.startswith(HIVE_DIR)] + _regback_nodes(scenario)
 
 
 def build(scenario: Scenario, out_dir: str | os.PathLike) -> Built:
@@ -487,6 +487,8 @@ def manifest_of(scenario: Scenario, nodes: list[Node], descriptors: dict[str, Se
         "fleet": scenario.fleet,
         "domain_exports": [p.name for p in extras if p.suffix in (".ldif", ".csv")],
         "history": [p.name for p in extras if p.name.endswith(".master-SAM")],
+        # History the volume keeps of itself (aclscan reads it without --history).
+        "image_history": [REGBACK_SAM] if scenario.regback and scenario.master_accounts else [],
         "deleted_domain_users": list(scenario.deleted_domain_users),
         "paths": {node.path or "/": to_sddl(descriptors[node.path]) for node in nodes
                   if node.is_dir or not _bulk(node)},
@@ -510,16 +512,34 @@ def _dn(name: str, export: dict, container: str = "CN=Users") -> str:
     return f"CN={name},{container},{dc}"
 
 
-def write_master_sam(scenario: Scenario, out: Path) -> list[Path]:
+REGBACK_SAM = f"{HIVE_DIR}/RegBack/SAM"
+
+
+def master_sam(scenario: Scenario) -> bytes | None:
     """The master's SAM from before the SID change, where the scenario has one."""
     if not scenario.master_accounts or not scenario.previous_machine_sids:
-        return []
+        return None
     master = scenario.previous_machine_sids[0]
     users = [hives.SamUser(a.rid, a.name, full_name=a.full_name) for a in scenario.master_accounts if a.kind == "user"]
     aliases = [hives.SamAlias(a.rid, a.name, list(a.members)) for a in scenario.master_accounts if a.kind == "alias"]
+    return regf.hive_bytes(hives.sam_hive(master, users, aliases), name=hives.HIVE_NAMES["SAM"])
+
+
+def write_master_sam(scenario: Scenario, out: Path) -> list[Path]:
+    data = master_sam(scenario)
+    if data is None:
+        return []
     path = out / f"{scenario.name}.master-SAM"
-    regf.write_hive(hives.sam_hive(master, users, aliases), path, name=hives.HIVE_NAMES["SAM"])
+    path.write_bytes(data)
     return [path]
+
+
+def _regback_nodes(scenario: Scenario) -> list[Node]:
+    """RegBack/SAM: the master's SAM, where the image keeps its own backup of it."""
+    data = master_sam(scenario) if scenario.regback else None
+    if data is None:
+        return []
+    return [Node(f"{HIVE_DIR}/RegBack", True, HIVE_SDDL), Node(REGBACK_SAM, False, HIVE_SDDL, data)]
 
 
 def write_domain_exports(scenario: Scenario, out: Path) -> list[Path]:

@@ -149,6 +149,9 @@ class Scenario:
     # The master's accounts before the SID change: shipped as NAME.master-SAM, the
     # history (--history) the manifest's verdicts assume where names are not on the volume.
     master_accounts: tuple[Account, ...] = ()
+    # The master's SAM also sits on the volume as Windows/System32/config/RegBack/SAM (the
+    # backup Windows made before the SID change): the image remembers its old names itself.
+    regback: bool = False
     size: int = 24 << 20
     # The registry side of the story (issue 9): keys of SOFTWARE with their own ACLs,
     # shares, printers, scheduled tasks, DCOM applications, the machine-wide DCOM
@@ -365,6 +368,7 @@ def member_after() -> Scenario:
         nodes=_member_files(MASTER, 900), truth=truth,
         readiness={"ready": False, "reasons": ["files, ProfileList and the Administrators alias name the previous "
                                                "machine SID"]},
+        master_accounts=_local_users(MASTER, *MEMBER_ACCOUNTS_BEFORE), regback=True,
         size=48 << 20,
         shares=(Share("Finance", "C:\\Data\\Finance", f"D:(A;;FA;;;BA)(A;;0x1301bf;;;{ken})"),),
         printers=(Printer("Finance Laser", f"{PRINTER_SDDL}(A;;LCSWSDRCWDWO;;;{arianne})"),),
@@ -428,6 +432,7 @@ def av_service() -> Scenario:
         nodes=nodes, truth=truth | {avscan: Expected(RESOLVED, "NT SERVICE\\AVScan", note="derived from the service name")},
         master_accounts=_local_users(MASTER) + (Account(1003, "AVService", full_name="Antivirus service account"),
                                                 Account(1004, "AV Admins", "alias", (old_service,))),
+        regback=True,
         software_keys=(
             RegistryKey("AVScan", f"O:BAG:SYD:PAI(A;CI;KA;;;SY)(A;CI;KA;;;BA)(A;CI;KA;;;{old_admins})"
                                   f"(A;CI;KR;;;{old_service})(A;CI;KR;;;BU)",
