@@ -322,6 +322,20 @@ def _edit_aliases(ed: HiveEditor, sam: bytes, old: SID, new: SID | None, keep_ol
 # --------------------------------------------------------------------------- profiles
 
 
+def _profile_guids_of(ed: HiveEditor, sid: SID) -> list[str]:
+    """The ProfileGuid keys whose SidString names ``sid``."""
+    found = []
+    if ed.has_key(PROFILE_GUIDS):
+        for guid in ed.subkey_names(PROFILE_GUIDS):
+            path = f"{PROFILE_GUIDS}\\{guid}"
+            if "sidstring" not in {n.lower() for n in ed.value_names(path)}:
+                continue
+            _kind, raw = ed.value(path, "SidString")
+            if raw.decode("utf-16-le", "replace").rstrip("\0").upper() == str(sid).upper():
+                found.append(path)
+    return found
+
+
 def repoint_profile(software: bytes, old_sid: str, new_sid: str, *, logs_applied: bool = False,
                     timestamp: datetime | int | None = None, label: str = "SOFTWARE") -> EditResult:
     """``ProfileList\\<old>`` re-pointed to ``new`` (key name, ``Sid`` value, ProfileGuid's
@@ -336,14 +350,9 @@ def repoint_profile(software: bytes, old_sid: str, new_sid: str, *, logs_applied
         ed.rename_key(old_key, str(new))
         if "sid" in {n.lower() for n in ed.value_names(new_key)}:
             ed.set_value(new_key, "Sid", ed.value(new_key, "Sid")[0], new.to_bytes())
-        if ed.has_key(PROFILE_GUIDS):
-            for guid in ed.subkey_names(PROFILE_GUIDS):
-                path = f"{PROFILE_GUIDS}\\{guid}"
-                if "sidstring" not in {n.lower() for n in ed.value_names(path)}:
-                    continue
-                kind, raw = ed.value(path, "SidString")
-                if raw.decode("utf-16-le", "replace").rstrip("\0").upper() == str(old).upper():
-                    ed.set_value(path, "SidString", kind, (str(new) + "\0").encode("utf-16-le"))
+        for path in _profile_guids_of(ed, old):
+            kind, _raw = ed.value(path, "SidString")
+            ed.set_value(path, "SidString", kind, (str(new) + "\0").encode("utf-16-le"))
 
     return _edit(software, edit, _options(logs_applied, timestamp, label))
 
@@ -359,14 +368,8 @@ def detach_profile(software: bytes, old_sid: str, *, logs_applied: bool = False,
         key = f"{PROFILE_LIST}\\{old}"
         ed.key(key)  # MissingHiveKey names it
         ed.delete_key(key, recursive=True)
-        if ed.has_key(PROFILE_GUIDS):
-            for guid in ed.subkey_names(PROFILE_GUIDS):
-                path = f"{PROFILE_GUIDS}\\{guid}"
-                if "sidstring" not in {n.lower() for n in ed.value_names(path)}:
-                    continue
-                _kind, raw = ed.value(path, "SidString")
-                if raw.decode("utf-16-le", "replace").rstrip("\0").upper() == str(old).upper():
-                    ed.delete_key(path, recursive=True)
+        for path in _profile_guids_of(ed, old):
+            ed.delete_key(path, recursive=True)
 
     return _edit(software, edit, _options(logs_applied, timestamp, label))
 

@@ -38,6 +38,7 @@ from datetime import datetime
 
 from aclscan.errors import MalformedData
 from aclscan.hives import security as _lsa_tables
+from aclscan.hives.sam import SamUser
 from aclscan.samples.regf import (
     DEFAULT_TIMESTAMP,
     REG_BINARY,
@@ -201,29 +202,17 @@ def _rid(value: int, what: str) -> int:
     return value
 
 
-@dataclass(frozen=True)
-class SamUser:
-    """A local user account: no password is ever stored."""
-
-    rid: int
-    name: str
-    full_name: str = ""
-    comment: str = ""
-    disabled: bool = False
-    # ACB flags as the F value stores them; None: NORMAL | PWNOTREQ (no password is
-    # stored), DISABLED when disabled, PWNOEXP for the builtin accounts (RID < 1000).
-    flags: int | None = None
-
-    @property
-    def acb_flags(self) -> int:
-        if self.flags is not None:
-            return self.flags
-        flags = ACB_NORMAL | ACB_PWNOTREQ
-        if self.disabled:
-            flags |= ACB_DISABLED
-        if self.rid < 1000:
-            flags |= ACB_PWNOEXP
-        return flags
+def acb_flags(user: SamUser) -> int:
+    """The ACB flags the F value stores: the user's own, or (0) NORMAL | PWNOTREQ (no
+    password is stored), DISABLED when disabled, PWNOEXP for the builtin accounts (RID < 1000)."""
+    if user.acb_flags:
+        return user.acb_flags
+    flags = ACB_NORMAL | ACB_PWNOTREQ
+    if user.disabled:
+        flags |= ACB_DISABLED
+    if user.rid < 1000:
+        flags |= ACB_PWNOEXP
+    return flags
 
 
 @dataclass(frozen=True)
@@ -577,7 +566,7 @@ def _user_f(revision: int, user: SamUser, timestamp: int) -> bytes:
         0,  # last bad password
         user.rid,
         513,  # primary group: None (Domain Users)
-        user.acb_flags,
+        acb_flags(user),
         0,  # country code
         0,  # code page
         0,  # bad password count

@@ -83,18 +83,13 @@ __all__ = [
     "write_hive",
 ]
 
-REG_NONE = 0
-REG_SZ = 1
-REG_EXPAND_SZ = 2
-REG_BINARY = 3
-REG_DWORD = 4
-REG_DWORD_BIG_ENDIAN = 5
-REG_LINK = 6
-REG_MULTI_SZ = 7
+# Value types: the reader's, and the three resource types only a writer needs to name.
+from aclscan.hives.registry import (  # noqa: E402
+    REG_BINARY, REG_DWORD, REG_DWORD_BIG_ENDIAN, REG_EXPAND_SZ, REG_LINK, REG_MULTI_SZ, REG_NONE, REG_QWORD, REG_SZ)
+
 REG_RESOURCE_LIST = 8
 REG_FULL_RESOURCE_DESCRIPTOR = 9
 REG_RESOURCE_REQUIREMENTS_LIST = 10
-REG_QWORD = 11
 
 # Limits Windows enforces (RegCreateKeyEx, RegSetValueEx) and the on-disk fields allow.
 MAX_KEY_NAME = 255  # UTF-16 units

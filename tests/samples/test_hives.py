@@ -189,10 +189,10 @@ def test_sam_user_records(written):
     for user in USERS:
         entry = parsed[user.rid]
         assert ("Account Disabled" in entry["account_flags_parsed"]) == user.disabled
-        assert entry["account_flags"] == user.acb_flags
+        assert entry["account_flags"] == hives.acb_flags(user)
         values = {n: d for n, _, d in dump[rf"\SAM\Domains\Account\Users\{user.rid:08X}"].values}
         f, v = values["F"], values["V"]
-        assert len(f) == 80 and struct.unpack_from("<III", f, 0x30) == (user.rid, 513, user.acb_flags)
+        assert len(f) == 80 and struct.unpack_from("<III", f, 0x30) == (user.rid, 513, hives.acb_flags(user))
         items = entries(v, 17)
         assert [i.decode("utf-16-le") for i in items[1:4]] == [user.name, user.full_name, user.comment]
         assert items[12] == struct.pack("<II", 513, 7)  # member of None (RID 513)

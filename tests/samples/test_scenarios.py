@@ -157,7 +157,7 @@ def test_domain_member_exports():
 
 def test_readiness_expectations():
     ready = {name: committed_manifest(name)["readiness"]["ready"] for name in NAMES}
-    assert ready == {"av-service": False, "clean": True, "cloned-dc": False, "domain-member": True,
+    assert ready == {"av-service": False, "clean": True, "cloned-dc": False, "domain-member": False,
                      "member-after": False, "member-before": False, "ws1": False, "ws2": False}
     assert committed_manifest("cloned-dc")["product_type"] == "LanmanNT"
 
