@@ -152,10 +152,6 @@ def text(value) -> str:
     return "" if value is None else html.escape(terminal_safe(str(value)), quote=True)
 
 
-def _number(value) -> str:
-    return f"{value:,}" if isinstance(value, int) else text(value)
-
-
 def _badge(verdict: str) -> str:
     colour = VERDICT_COLOURS.get(verdict, "#777")
     return f'<span class="badge" style="background:{colour}">{text(verdict)}</span>'
@@ -198,8 +194,10 @@ def _table(table_id: str, columns: Sequence[tuple[str, str, str]], rows: Iterabl
             if isinstance(value, tuple):
                 shown, sort = value
                 cells.append(f'<td class="{css}" data-v="{text(sort)}">{shown}</td>')
+            elif isinstance(value, int):  # shown as 1,804; sorted as 1804
+                cells.append(f'<td class="{css}" data-v="{value}">{value:,}</td>')
             else:
-                cells.append(f'<td class="{css}">{_number(value)}</td>')
+                cells.append(f'<td class="{css}">{text(value)}</td>')
         css_row = f' class="{row_class(row)}"' if row_class else ""
         body.append(f"<tr{css_row}>{''.join(cells)}</tr>")
     control = (f'<div class="filter noprint"><input type="search" placeholder="Filter rows" '
