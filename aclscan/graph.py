@@ -66,10 +66,10 @@ NODE_KINDS = (SID, ACCOUNT, AUTHORITY, DESCRIPTOR, SERVICE, RIGHT, FOLDER)
 
 # Edge kinds
 REFERENCES, MEMBERSHIP, RUNS_AS, GRANTED_RIGHT, STALE_OF, SID_HISTORY, BELONGS_TO, IDENTIFIES, MAPPED_TO, \
-    EXPLICIT_IN = ("references", "membership", "runs_as", "granted_right", "stale_of", "sid_history", "belongs_to",
-                   "identifies", "mapped_to", "explicit_in")
+    EXPLICIT_IN, WOULD_GO_TO = ("references", "membership", "runs_as", "granted_right", "stale_of", "sid_history",
+                                "belongs_to", "identifies", "mapped_to", "explicit_in", "would_go_to")
 EDGE_KINDS = (REFERENCES, MEMBERSHIP, RUNS_AS, GRANTED_RIGHT, STALE_OF, SID_HISTORY, BELONGS_TO, IDENTIFIES,
-              MAPPED_TO, EXPLICIT_IN)
+              MAPPED_TO, EXPLICIT_IN, WOULD_GO_TO)
 
 # The authority kinds of the authorities table, strongest claim first: where two
 # sources describe the same prefix differently the node keeps the first of these.
@@ -325,6 +325,22 @@ class _Builder:
             if parts:
                 self.graph.add_edge(node, self.authority(parts[0]), kind=BELONGS_TO)
 
+    def rid_collisions(self) -> None:
+        """A rid_collision SID -> the account of this machine that holds its RID today: where a
+        naive prefix rewrite would send its access ("would go to MEMBER\\Jon")."""
+        machines = [d["sid"] for _, d in self.graph.nodes(data=True)
+                    if d["kind"] == AUTHORITY and d.get("authority_kind") == "machine"]
+        for node, data in list(self.graph.nodes(data=True)):
+            parts = split_domain_relative(data["sid"]) if data.get("verdict") == "rid_collision" else None
+            if not parts:
+                continue
+            for machine in machines:
+                holder = sid_id(f"{machine}-{parts[1]}")
+                if holder != node and holder in self.graph and any(
+                        d["kind"] == IDENTIFIES for _, _, d in self.graph.in_edges(holder, data=True)):
+                    name = self.graph.nodes[holder]["label"]
+                    self.graph.add_edge(node, holder, kind=WOULD_GO_TO, rid=parts[1], label=f"would go to {name}")
+
     def summary(self) -> None:
         kinds = [d["kind"] for _, d in self.graph.nodes(data=True)]
         problems = sum(1 for _, d in self.graph.nodes(data=True) if d.get("problem"))
@@ -359,6 +375,7 @@ def build_graph(db) -> nx.MultiDiGraph:
     builder.descriptors()
     builder.explicit_folders()
     builder.authorities_of_sids()
+    builder.rid_collisions()
     builder.summary()
     return builder.graph
 
@@ -535,7 +552,7 @@ KIND_COLOURS = {ACCOUNT: "#f0f0f0", AUTHORITY: "#c6dbef", DESCRIPTOR: "#e5e5e5",
                 RIGHT: "#fee6ce", FOLDER: "#fff7bc"}
 EDGE_COLOURS = {REFERENCES: "#969696", MEMBERSHIP: "#3182bd", RUNS_AS: "#31a354", GRANTED_RIGHT: "#e6550d",
                 STALE_OF: "#de2d26", SID_HISTORY: "#8c510a", BELONGS_TO: "#c6dbef", IDENTIFIES: "#d9d9d9",
-                MAPPED_TO: "#756bb1", EXPLICIT_IN: "#252525"}
+                MAPPED_TO: "#756bb1", EXPLICIT_IN: "#252525", WOULD_GO_TO: "#d7191c"}
 _DOT_SHAPES = {SID: "ellipse", ACCOUNT: "note", AUTHORITY: "house", DESCRIPTOR: "box", SERVICE: "component",
                RIGHT: "cds", FOLDER: "folder"}
 
@@ -562,7 +579,8 @@ def _write_dot(graph: nx.MultiDiGraph, out: IO[bytes]) -> None:
             f"  {names[node]} [label={_dot_lines(str(data['label']), extra)}, tooltip={_dot_quote(node)},"
             f" shape={_DOT_SHAPES[data['kind']]}, fillcolor={_dot_quote(node_colour(data))}];")
     for source, target, data in graph.edges(data=True):
-        text = data["kind"] if data["kind"] != REFERENCES else data.get("rights") or data.get("role", "")
+        text = data.get("label") or (data["kind"] if data["kind"] != REFERENCES
+                                     else data.get("rights") or data.get("role", ""))
         style = "dashed" if data["kind"] in (STALE_OF, MAPPED_TO, SID_HISTORY) else "solid"
         lines.append(f"  {names[source]} -> {names[target]} [label={_dot_quote(text)},"
                      f" color={_dot_quote(EDGE_COLOURS[data['kind']])}, style={style}];")
