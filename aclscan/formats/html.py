@@ -250,7 +250,7 @@ def _first_page(report: AuditReport) -> str:
                      for v in VERDICTS if report.verdict_counts.get(v)]
     kind_items = [(KIND_LABELS.get(k, k), n, "#3b6ea8") for k, n in
                   sorted(report.kind_counts.items(), key=lambda kv: (kv[0] != FILES, -kv[1]))]
-    kind_title = "Where the problem SIDs are named" + ("" if report.places_table else " (files; registry from the hives)")
+    kind_title = "Where the problem SIDs are named"
     charts = (bar_chart("Distinct SIDs per verdict", verdict_items, unit="SIDs")
               + bar_chart(kind_title, kind_items, unit="places"))
     top = report.cards[:TOP_SIDS]
@@ -260,7 +260,7 @@ def _first_page(report: AuditReport) -> str:
                    else ("planned" if card.steps else "no action"))
         keys = sum(v for k, v in card.places.items() if k != FILES)
         top_rows.append((
-            (f'<strong>{text(card.name or "(no name)")}</strong><br><span class="mono sub">{text(card.sid)}</span>',
+            (f'<strong>{text(card.name or "(unknown account)")}</strong><br><span class="mono sub">{text(card.sid)}</span>',
              card.name or card.sid),
             (_badge(card.verdict), card.verdict),
             card.places.get(FILES, 0), keys,
