@@ -18,6 +18,22 @@ SID_HELP = ("a SID, an SDDL alias (BA) or an account name (AVService, MEMBER\\Jo
             "case-insensitive")
 
 
+class _Counted:
+    """Rows passed through, counted: a --path that matches nothing is said, not silent."""
+
+    def __init__(self, rows):
+        self.rows, self.count = rows, 0
+
+    def __iter__(self):
+        for row in self.rows:
+            self.count += 1
+            yield row
+
+    def say_if_empty(self, path_prefix: str | None) -> None:
+        if path_prefix and not self.count:
+            click.echo(f"no file at or under '{path_prefix}' in this scan", err=True)
+
+
 def _with_names(rows, db, key_column: str, sddl_column: str):
     """Rows with the SDDL replaced by the icacls-style view (each distinct descriptor rendered once)."""
     from aclscan.account_names import AccountNames
@@ -53,8 +69,10 @@ def files(database, path_prefix, sid, descriptor_key, dirs_only, names, limit, f
     if names:
         rows = _with_names(rows, db, "descriptor_key", "acl")
         columns = tuple("acl" if c == "sddl" else c for c in columns)
+    counted = _Counted(rows)
     with text_output(output) as out:
-        write_rows(rows, columns, fmt, out)
+        write_rows(counted, columns, fmt, out)
+    counted.say_if_empty(path_prefix)
 
 
 @cli.command()
@@ -73,8 +91,10 @@ def descriptors(database, sid, path_prefix, names, limit, fmt, output):
     if names:
         rows = _with_names(rows, db, "key", "acl")
         columns = tuple("acl" if c == "sddl" else c for c in columns if c not in ("owner", "group"))
+    counted = _Counted(rows)
     with text_output(output) as out:
-        write_rows(rows, columns, fmt, out)
+        write_rows(counted, columns, fmt, out)
+    counted.say_if_empty(path_prefix)
 
 
 @cli.command()

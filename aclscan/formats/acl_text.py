@@ -12,7 +12,6 @@ one of them (or a sum of them), else the specific rights by icacls's abbreviatio
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
 
 # ACE flags (MS-DTYP 2.4.4.1), in the order icacls prints them; INHERITED first.
 _FLAGS = ((0x10, "I"), (0x01, "OI"), (0x02, "CI"), (0x08, "IO"), (0x04, "NP"))
@@ -105,7 +104,3 @@ def names_summary(acl: AclLines) -> str:
     if acl.group:
         parts.append(f"G:{acl.group}")
     return "  ".join(parts + list(acl.aces))
-
-
-def joined(lines: Iterable[str], indent: str) -> str:
-    return "\n".join(indent + line for line in lines)

@@ -12,6 +12,7 @@ so ``grep`` and ``cut`` see each row on one line without trailing spaces.
 from __future__ import annotations
 
 import itertools
+import re
 import shutil
 from typing import IO, Callable, Iterable, Iterator, Sequence
 
@@ -21,7 +22,8 @@ SAMPLE_ROWS = 50  # rows read before the first is written, to size the columns
 GAP = 2  # spaces between columns
 FLEX_MIN = 16  # a wrapping column narrower than this makes the row a vertical record instead
 PIPED_MAX_PAD = 60
-_BREAK_AFTER = " ,;)/\\|"
+_BREAK_AFTER = " ,;)/\\|-"
+_SOLID = re.compile(r"^(S-1-[0-9-]+|-?[0-9][0-9.,]*)$")
 
 
 def cell_len(text: str) -> int:
@@ -51,7 +53,10 @@ def write_table(rows: Iterable[dict], columns: Sequence[str], out: IO[str], cell
     if width is None:
         _write_piped(all_rows, columns, natural, out)
         return
-    widths = fit_widths(natural, [cell_len(c) for c in columns], width)
+    # SIDs and numbers are never broken: a column of them keeps its width or the rows become records
+    solid = [all(_SOLID.match(r[i]) for r in sample if r[i]) for i in range(len(columns))]
+    headers = [max(cell_len(c), n if whole else 0) for c, n, whole in zip(columns, natural, solid)]
+    widths = fit_widths(natural, headers, width)
     if widths is None:
         _write_records(all_rows, columns, width, out)
     else:
@@ -61,7 +66,8 @@ def write_table(rows: Iterable[dict], columns: Sequence[str], out: IO[str], cell
 def fit_widths(natural: list[int], headers: list[int], width: int) -> list[int] | None:
     """Column widths that fit ``width``: every column is capped at one common width, the
     largest that fits, so short columns keep theirs and the long ones share the rest; none
-    goes below its header or FLEX_MIN. None where even that cannot fit."""
+    goes below ``headers`` (its heading, or all of it for a column that must not break) or
+    FLEX_MIN. None where even that cannot fit."""
     budget = width - GAP * (len(natural) - 1)
     floors = [max(h, min(n, FLEX_MIN)) for h, n in zip(headers, natural)]
     if sum(floors) > budget:

@@ -141,3 +141,10 @@ def test_names_form_of_files(scenario_db, capsys):
     assert code == 0 and len(rows) == 1 and "sddl" not in rows[0]
     assert rows[0]["acl"].startswith("O:BUILTIN\\Administrators  G:NT AUTHORITY\\SYSTEM  NT AUTHORITY\\SYSTEM:(I)(F)")
     assert f"{OLD}-1003 (was AVHOST\\AVService, stale_prefix):(I)(M)" in rows[0]["acl"]
+
+
+def test_a_path_that_matches_nothing_is_said(scenario_db, capsys):
+    code, out, err = run(capsys, ["files", str(scenario_db("av-service")), "--path", "Program Files\\AVScn",
+                                  "--format", "csv"])
+    assert code == 0 and out.splitlines() == ["volume_id,entry,sequence,path,is_dir,links,security_id,descriptor_key,sddl"]
+    assert "no file at or under 'Program Files\\AVScn' in this scan" in err
