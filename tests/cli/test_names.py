@@ -148,3 +148,17 @@ def test_a_path_that_matches_nothing_is_said(scenario_db, capsys):
                                   "--format", "csv"])
     assert code == 0 and out.splitlines() == ["volume_id,entry,sequence,path,is_dir,links,security_id,descriptor_key,sddl"]
     assert "no file at or under 'Program Files\\AVScn' in this scan" in err
+
+
+@pytest.mark.parametrize("command", [["findings"], ["accounts"], ["files"], ["descriptors"],
+                                     ["report", "--format", "csv"], ["acl", "/", "-r", "--format", "json"]])
+def test_output_and_limit_mean_the_same_everywhere(scenario_db, tmp_path, capsys, command):
+    db = str(scenario_db("av-service"))
+    target = tmp_path / "out.txt"
+    argv = [command[0], db, *command[1:], "--limit", "2", "-o", str(target)]
+    if "--format" not in argv:
+        argv += ["--format", "csv"]
+    code, out, _ = run(capsys, argv)
+    assert code in (0, 1) and out == ""  # everything went to the file
+    lines = target.read_text().splitlines()
+    assert len(lines) == (2 if command[0] == "acl" else 3)  # two rows (plus the CSV header)
