@@ -339,9 +339,9 @@ def _findings_table(report: AuditReport) -> str:
                      (_badge(f["verdict"]), f["verdict"]), f["confidence"], f["files"] or 0, f["descriptors"] or 0,
                      f["hive_references"] or 0,
                      (f'<span title="{text(mapped)}">{text(mapped_name)}</span>', mapped_name)))
-    return _table("findings", (("Account", "", "20%"), ("SID", "", "28%"), ("Verdict", "", "13%"),
-                               ("Confidence", "", "9%"), ("Files", "num", "7%"), ("Descr.", "num", "7%"),
-                               ("Registry", "num", "7%"), ("Maps to", "", "9%")), rows,
+    return _table("findings", (("Account", "", "19%"), ("SID", "", "30%"), ("Verdict", "", "12%"),
+                               ("Confidence", "", "8%"), ("Files", "num", "6%"), ("Descr.", "num", "6%"),
+                               ("Registry", "num", "6%"), ("Maps to", "", "13%")), rows,
                   row_class=lambda row: "" if row[2][1] in PROBLEMS else "print-hidden")
 
 
