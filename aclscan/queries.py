@@ -98,10 +98,25 @@ def iter_files(
         descriptors_with_sid_clause(sid, "r.descriptor_key"),
         ("r.descriptor_key = ?", [descriptor_key]) if descriptor_key is not None else ("", []),
         ("r.is_dir = ?", [int(dirs_only)]) if dirs_only is not None else ("", []),
-        _path_clause(path_prefix, "r"),
     )
-    rows = itertools.chain.from_iterable(_files_of_volume(db, volume, filters) for volume in _volume_ids(db))
+    rows = itertools.chain.from_iterable(_files_of_volume(db, volume, filters, path_prefix)
+                                         for volume in _volume_ids(db))
     return itertools.islice(rows, limit) if limit is not None else rows
+
+
+def _folder_path_clause(prefix: str | None) -> tuple[str, list]:
+    """For a walk over folders ``p`` and their entries ``r``: the entries at or under a path
+    (case-insensitive). The folder-only condition comes first, so folders outside the path are
+    skipped without reading their entries."""
+    if not prefix:
+        return "", []
+    norm = ntfs_upper(normalise_path_prefix(prefix))
+    if norm == "/":
+        return "", []
+    parent = norm.rpartition("/")[0] or "/"
+    under = "(ntfs_upper(p.path) = ? OR ntfs_upper(p.path) GLOB ?)"
+    return (f"(ntfs_upper(p.path) IN (?, ?) OR ntfs_upper(p.path) GLOB ?) AND ({under} OR ntfs_upper(r.name) = ?)",
+            [norm, parent, _glob_escape(norm) + "/*", norm, _glob_escape(norm) + "/*", norm.rpartition("/")[2]])
 
 
 _FILE_SELECT = (
@@ -120,18 +135,19 @@ def _volume_ids(db: sqlite_utils.Database) -> list[int]:
     return [row[0] for row in db.execute("SELECT id FROM volumes ORDER BY id")]
 
 
-def _files_of_volume(db: sqlite_utils.Database, volume_id: int, filters) -> Iterator[dict]:
+def _files_of_volume(db: sqlite_utils.Database, volume_id: int, filters, path_prefix: str | None) -> Iterator[dict]:
     # The path index drives the folders in order (CROSS JOIN keeps them outside); SQLite then
     # sorts only each folder's entries ("TEMP B-TREE FOR RIGHT PART OF ORDER BY").
     indexed = " INDEXED BY idx_directories_path" if _has_index(db, "idx_directories_path") else ""
-    where, params = _where(("+p.volume_id = ? AND r.name IS NOT NULL", [volume_id]), *filters)
+    where, params = _where(("+p.volume_id = ? AND r.name IS NOT NULL", [volume_id]), _folder_path_clause(path_prefix),
+                           *filters)
     in_folders = _FILE_SELECT.format(
         path=_PATH_IN_FOLDER,
         source=f"directories p{indexed} CROSS JOIN file_records r ON r.volume_id = p.volume_id"
                " AND r.parent_entry = p.entry AND r.parent_sequence = p.sequence",
     ) + f"{where} ORDER BY p.path, r.entry != 5, r.name"
     yield from _dict_rows(db, in_folders, params, None)
-    where, params = _where((f"r.volume_id = ? AND {_NO_FOLDER}", [volume_id]), *filters)
+    where, params = _where((f"r.volume_id = ? AND {_NO_FOLDER}", [volume_id]), _path_clause(path_prefix, "r"), *filters)
     without_folder = _FILE_SELECT.format(path=_PATH_WITHOUT_FOLDER, source="file_records r") + f"{where} ORDER BY 4"
     yield from _dict_rows(db, without_folder, params, None)
 

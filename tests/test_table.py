@@ -129,3 +129,15 @@ def test_vertical_records_when_columns_cannot_fit():
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("-[ 1 ]") and lines[1].startswith("column_0  ")
     assert max(cell_len(line) for line in lines) <= 60
+
+
+@pytest.mark.parametrize("prefix", ["/users", "USERS\\KEN", "Data/Finance", "/data/finance/finance 0001.xlsx", "/Nope"])
+def test_streamed_path_listing_matches_the_files_view(scenario_db, prefix):
+    """The folder-driven listing under a path gives exactly the files view's paths at or under
+    it, compared without case (NTFS on Windows)."""
+    db = open_database(scenario_db("member-after"))
+    norm = queries.ntfs_upper(queries.normalise_path_prefix(prefix))
+    every = [row[0] for row in db.execute("SELECT path FROM files")]
+    assert len(every) > 5000
+    expected = sorted(p for p in every if queries.ntfs_upper(p) == norm or queries.ntfs_upper(p).startswith(norm + "/"))
+    assert sorted(r["path"] for r in queries.iter_files(db, path_prefix=prefix)) == expected
