@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import sqlite3
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from aclscan.accounts.wellknown import CATALOGUE, WellKnownSource
 from aclscan.classify import PROBLEMS
@@ -102,7 +103,7 @@ class AccountNames:
         """DOMAIN\\name of a SID (its old name for a problem SID), or None."""
         name = self.names.get(sid)
         if name is None:
-            account = WellKnownSource().lookup(sid)  # names Windows builds from the SID (logon, DWM-n, ...)
+            account = _catalogue().lookup(sid)  # names Windows builds from the SID (logon, DWM-n, ...)
             name = account.qualified_name if account is not None else None
         return name
 
@@ -163,6 +164,11 @@ def resolve_account(db, text: str) -> str:
     names its old SIDs had, and the well-known catalogue. Raises :class:`UnknownAccount` (with
     the nearest names) or :class:`AmbiguousAccount`."""
     return AccountNames.of(db).resolve(text)
+
+
+@lru_cache(maxsize=1)
+def _catalogue() -> WellKnownSource:
+    return WellKnownSource()
 
 
 def _first(db, sql: str):

@@ -11,6 +11,7 @@ one of them (or a sum of them), else the specific rights by icacls's abbreviatio
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # ACE flags (MS-DTYP 2.4.4.1), in the order icacls prints them; INHERITED first.
@@ -24,6 +25,8 @@ _SPECIFIC = ((0x10000, "D"), (0x20000, "RC"), (0x40000, "WDAC"), (0x80000, "WO")
              (0x1000000, "AS"), (0x2000000, "MA"), (0x1, "RD"), (0x2, "WD"), (0x4, "AD"), (0x8, "REA"),
              (0x10, "WEA"), (0x20, "X"), (0x40, "DC"), (0x80, "RA"), (0x100, "WA"))
 _LABEL_POLICY = ((0x1, "NW"), (0x2, "NR"), (0x4, "NX"))
+SE_DACL_PRESENT = 0x0004
+_NULL_DACL = re.compile(r"D:[A-Z]*NO_ACCESS_CONTROL")
 
 
 def rights_text(mask: int, ace_type: str = "ACCESS_ALLOWED") -> str:
@@ -81,18 +84,22 @@ class AclLines:
 def descriptor_lines(db, descriptor_key: int, names) -> AclLines:
     """A stored descriptor (its ``descriptors`` row and ``aces``) in the icacls view:
     the DACL, then the SACL's audit ACEs and label."""
-    row = db.execute('SELECT owner, "group", error, sddl FROM descriptors WHERE key = ?', [descriptor_key]).fetchone()
+    row = db.execute('SELECT owner, "group", error, sddl, control FROM descriptors WHERE key = ?',
+                     [descriptor_key]).fetchone()
     if row is None:
         return AclLines(None, None, (), "no such descriptor")
-    owner, group, error, sddl = row
+    owner, group, error, sddl, control = row
     aces = db.execute("SELECT acl, type, flags, mask, sid FROM aces WHERE descriptor_key = ?"
                       " ORDER BY acl = 'sacl', position", [descriptor_key]).fetchall()
     lines = tuple(ace_text(names.label(sid) if sid else "?", ace_type, flags or 0, mask or 0)
                   for acl, ace_type, flags, mask, sid in aces)
-    if not aces and sddl is not None and "D:NO_ACCESS_CONTROL" in sddl:
-        lines = ("Everyone:(F) (no DACL: no access control)",)
-    elif not any(acl == "dacl" for acl, *_ in aces) and sddl is not None and "D:" in sddl:
-        lines = ("(empty DACL: no access for anyone)",) + lines
+    if error is None and not any(acl == "dacl" for acl, *_ in aces):
+        # MS-DTYP 2.4.6: no DACL (SE_DACL_PRESENT clear) or a NULL one grants everyone everything;
+        # an empty DACL grants nothing to anyone.
+        if not (control or 0) & SE_DACL_PRESENT or _NULL_DACL.search(sddl or ""):
+            lines = ("Everyone:(F) (no DACL: no access control)",) + lines
+        else:
+            lines = ("(empty DACL: no access for anyone)",) + lines
     return AclLines(names.label(owner) if owner else None, names.label(group) if group else None, lines, error)
 
 

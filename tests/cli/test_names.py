@@ -162,3 +162,24 @@ def test_output_and_limit_mean_the_same_everywhere(scenario_db, tmp_path, capsys
     assert code in (0, 1) and out == ""  # everything went to the file
     lines = target.read_text().splitlines()
     assert len(lines) == (2 if command[0] == "acl" else 3)  # two rows (plus the CSV header)
+
+
+def test_acl_view_of_special_descriptors(feature_volume, tmp_path, capsys):
+    """tests/volumes.py's acl/ files: a NULL DACL and no DACL grant everyone everything, an empty
+    DACL nothing (MS-DTYP 2.4.6); deny ACEs read (DENY); the mandatory label reads (NW)."""
+    db = tmp_path / "features.db"
+    assert main(["scan", str(feature_volume.image), "--db", str(db), "--quiet"]) in (0, 3)
+    code, out, _ = run(capsys, ["acl", str(db), "/acl", "-r", "--format", "json"])
+    assert code == 0
+    acl = {r["path"]: r for r in map(json.loads, out.splitlines())}
+    assert acl, "nothing listed"
+    assert acl["/acl/null_dacl.txt"]["aces"] == ["Everyone:(F) (no DACL: no access control)"]
+    assert acl["/acl/no_dacl.txt"]["aces"] == ["Everyone:(F) (no DACL: no access control)"]
+    assert acl["/acl/empty_dacl.txt"]["aces"] == ["(empty DACL: no access for anyone)"]
+    deny = acl["/acl/deny.txt"]["aces"]
+    assert deny[0].endswith(":(DENY)(W,D)") and deny[1].endswith(":(DENY)(F)")
+    assert deny[3] == "Everyone:(R)"
+    label = acl["/acl/sacl_label.txt"]["aces"]
+    assert label[:2] == ["NT AUTHORITY\\SYSTEM:(F)", "NT AUTHORITY\\Authenticated Users:(RX)"]
+    assert label[2] == "Mandatory Label\\High Mandatory Level:(NW)"
+    assert label[3] == "Everyone:(AUDIT:S,F)(D)"
