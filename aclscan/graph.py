@@ -56,6 +56,9 @@ import sqlite_utils
 from aclscan import store
 from aclscan.classify import PROBLEMS, split_domain_relative
 from aclscan.errors import NotFound
+from aclscan.store import has_table
+
+FILE_SOURCES = ("sds", "attribute")  # descriptors.source of files' descriptors; the others are places'
 
 GRAPH_FORMAT = 1  # the version of the JSON document's layout ("graph_format")
 
@@ -66,10 +69,10 @@ NODE_KINDS = (SID, ACCOUNT, AUTHORITY, DESCRIPTOR, SERVICE, RIGHT, FOLDER)
 
 # Edge kinds
 REFERENCES, MEMBERSHIP, RUNS_AS, GRANTED_RIGHT, STALE_OF, SID_HISTORY, BELONGS_TO, IDENTIFIES, MAPPED_TO, \
-    EXPLICIT_IN = ("references", "membership", "runs_as", "granted_right", "stale_of", "sid_history", "belongs_to",
-                   "identifies", "mapped_to", "explicit_in")
+    EXPLICIT_IN, WOULD_GO_TO = ("references", "membership", "runs_as", "granted_right", "stale_of", "sid_history",
+                                "belongs_to", "identifies", "mapped_to", "explicit_in", "would_go_to")
 EDGE_KINDS = (REFERENCES, MEMBERSHIP, RUNS_AS, GRANTED_RIGHT, STALE_OF, SID_HISTORY, BELONGS_TO, IDENTIFIES,
-              MAPPED_TO, EXPLICIT_IN)
+              MAPPED_TO, EXPLICIT_IN, WOULD_GO_TO)
 
 # The authority kinds of the authorities table, strongest claim first: where two
 # sources describe the same prefix differently the node keeps the first of these.
@@ -258,15 +261,30 @@ class _Builder:
             self.graph.graph["unresolved_alias_members"] = unresolved_aliases
 
     def descriptors(self) -> None:
+        # Descriptors of places (registry keys' sk cells, values, task files) name the
+        # places using them, per kind, instead of files.
+        uses: dict[int, dict[str, int]] = {}
+        if has_table(self.conn, "places"):
+            for key, kind, count in self.conn.execute(
+                    "SELECT descriptor_key, kind, COUNT(*) FROM places WHERE descriptor_key IS NOT NULL"
+                    " GROUP BY descriptor_key, kind"):
+                uses.setdefault(key, {})[kind] = count
         cursor = self.conn.execute(
             'SELECT key, volume_id, security_id, source, files, owner, "group", control, sddl, error'
             " FROM descriptors ORDER BY key")
         for key, volume_id, security_id, source, files, owner, group, control, sddl, error in cursor:
             node = descriptor_id(key)
             count = files or 0
+            kinds = uses.get(key, {})
+            if source in FILE_SOURCES or not kinds:
+                label = f"descriptor {key} ({count} file{'s' if count != 1 else ''})"
+            else:
+                label = f"{source} descriptor {key} (" + ", ".join(
+                    f"{n} {k.replace('_', ' ')}{'s' if n != 1 else ''}" for k, n in sorted(kinds.items())) + ")"
             self.graph.add_node(node, **_scalars(
-                kind=DESCRIPTOR, label=f"descriptor {key} ({count} file{'s' if count != 1 else ''})",
+                kind=DESCRIPTOR, label=label,
                 descriptor_key=key, volume_id=volume_id, security_id=security_id, source=source, files=count,
+                places=sum(kinds.values()), place_kinds=",".join(sorted(kinds)) or None,
                 owner=owner, group=group, control=control, sddl=sddl, error=error))
             if owner:
                 self.graph.add_edge(node, self.sid(owner), kind=REFERENCES, role="owner", count=1)
@@ -325,6 +343,22 @@ class _Builder:
             if parts:
                 self.graph.add_edge(node, self.authority(parts[0]), kind=BELONGS_TO)
 
+    def rid_collisions(self) -> None:
+        """A rid_collision SID -> the account of this machine that holds its RID today: where a
+        naive prefix rewrite would send its access ("would go to MEMBER\\Jon")."""
+        machines = [d["sid"] for _, d in self.graph.nodes(data=True)
+                    if d["kind"] == AUTHORITY and d.get("authority_kind") == "machine"]
+        for node, data in list(self.graph.nodes(data=True)):
+            parts = split_domain_relative(data["sid"]) if data.get("verdict") == "rid_collision" else None
+            if not parts:
+                continue
+            for machine in machines:
+                holder = sid_id(f"{machine}-{parts[1]}")
+                if holder != node and holder in self.graph and any(
+                        d["kind"] == IDENTIFIES for _, _, d in self.graph.in_edges(holder, data=True)):
+                    name = self.graph.nodes[holder]["label"]
+                    self.graph.add_edge(node, holder, kind=WOULD_GO_TO, rid=parts[1], label=f"would go to {name}")
+
     def summary(self) -> None:
         kinds = [d["kind"] for _, d in self.graph.nodes(data=True)]
         problems = sum(1 for _, d in self.graph.nodes(data=True) if d.get("problem"))
@@ -359,6 +393,7 @@ def build_graph(db) -> nx.MultiDiGraph:
     builder.descriptors()
     builder.explicit_folders()
     builder.authorities_of_sids()
+    builder.rid_collisions()
     builder.summary()
     return builder.graph
 
@@ -375,7 +410,7 @@ class Impact:
     account: str | None
     mapped_sid: str | None
     files: int  # files whose descriptor names the SID (owner, group or ACE)
-    descriptors: int  # distinct descriptors naming it
+    descriptors: int  # distinct file descriptors naming it
     descriptor_keys: tuple[int, ...]
     owned_files: int  # files whose owner is the SID
     explicit_descriptors: int  # descriptors with a non-inherited ACE or the SID as owner or group
@@ -386,6 +421,8 @@ class Impact:
     groups: tuple[str, ...]  # SIDs of the groups it is a member of
     members: tuple[str, ...]  # SIDs of its members, where it is a group
     history_of: tuple[str, ...]  # SIDs of the accounts that carry it in sIDHistory
+    places: int = 0  # places other than files (registry keys, services, shares, tasks, ...) naming it
+    place_descriptor_keys: tuple[int, ...] = ()  # the distinct descriptors of those places
 
 
 def impact(graph: nx.MultiDiGraph, sid: str) -> Impact:
@@ -395,6 +432,7 @@ def impact(graph: nx.MultiDiGraph, sid: str) -> Impact:
         raise NotFound(f"no SID {sid} in the graph")
     data = graph.nodes[node]
     descriptor_keys: set[int] = set()
+    place_keys: set[int] = set()
     owners: set[int] = set()
     explicit: set[int] = set()
     folders, services, groups, members, history_of = set(), set(), set(), set(), set()
@@ -402,6 +440,9 @@ def impact(graph: nx.MultiDiGraph, sid: str) -> Impact:
         kind = edge["kind"]
         if kind == REFERENCES:
             key = graph.nodes[source]["descriptor_key"]
+            if graph.nodes[source].get("source") not in FILE_SOURCES:
+                place_keys.add(key)
+                continue
             descriptor_keys.add(key)
             if edge.get("role") == "owner":
                 owners.add(key)
@@ -430,6 +471,8 @@ def impact(graph: nx.MultiDiGraph, sid: str) -> Impact:
         explicit_descriptors=len(explicit), folders=tuple(sorted(folders)), services=tuple(sorted(services)),
         mapped_services=_services_of(graph, data.get("mapped_sid")), lsa_rights=tuple(sorted(rights)), groups=tuple(sorted(groups)), members=tuple(sorted(members)),
         history_of=tuple(sorted(history_of)),
+        places=sum(graph.nodes[descriptor_id(k)].get("places", 0) for k in place_keys),
+        place_descriptor_keys=tuple(sorted(place_keys)),
     )
 
 
@@ -535,7 +578,7 @@ KIND_COLOURS = {ACCOUNT: "#f0f0f0", AUTHORITY: "#c6dbef", DESCRIPTOR: "#e5e5e5",
                 RIGHT: "#fee6ce", FOLDER: "#fff7bc"}
 EDGE_COLOURS = {REFERENCES: "#969696", MEMBERSHIP: "#3182bd", RUNS_AS: "#31a354", GRANTED_RIGHT: "#e6550d",
                 STALE_OF: "#de2d26", SID_HISTORY: "#8c510a", BELONGS_TO: "#c6dbef", IDENTIFIES: "#d9d9d9",
-                MAPPED_TO: "#756bb1", EXPLICIT_IN: "#252525"}
+                MAPPED_TO: "#756bb1", EXPLICIT_IN: "#252525", WOULD_GO_TO: "#d7191c"}
 _DOT_SHAPES = {SID: "ellipse", ACCOUNT: "note", AUTHORITY: "house", DESCRIPTOR: "box", SERVICE: "component",
                RIGHT: "cds", FOLDER: "folder"}
 
@@ -562,7 +605,8 @@ def _write_dot(graph: nx.MultiDiGraph, out: IO[bytes]) -> None:
             f"  {names[node]} [label={_dot_lines(str(data['label']), extra)}, tooltip={_dot_quote(node)},"
             f" shape={_DOT_SHAPES[data['kind']]}, fillcolor={_dot_quote(node_colour(data))}];")
     for source, target, data in graph.edges(data=True):
-        text = data["kind"] if data["kind"] != REFERENCES else data.get("rights") or data.get("role", "")
+        text = data.get("label") or (data["kind"] if data["kind"] != REFERENCES
+                                     else data.get("rights") or data.get("role", ""))
         style = "dashed" if data["kind"] in (STALE_OF, MAPPED_TO, SID_HISTORY) else "solid"
         lines.append(f"  {names[source]} -> {names[target]} [label={_dot_quote(text)},"
                      f" color={_dot_quote(EDGE_COLOURS[data['kind']])}, style={style}];")

@@ -33,7 +33,7 @@ _COLUMNS = {g.FOLDER: 0, g.DESCRIPTOR: 1, g.SERVICE: 4, g.RIGHT: 4, g.AUTHORITY:
 _MARKERS = {g.SID: "o", g.ACCOUNT: "p", g.AUTHORITY: "h", g.DESCRIPTOR: "s", g.SERVICE: "D", g.RIGHT: "^",
             g.FOLDER: "v"}
 _DASHED = {g.STALE_OF, g.MAPPED_TO, g.SID_HISTORY}
-_EDGE_PRIORITY = (g.SID_HISTORY, g.STALE_OF, g.MEMBERSHIP, g.RUNS_AS, g.GRANTED_RIGHT, g.EXPLICIT_IN, g.REFERENCES,
+_EDGE_PRIORITY = (g.WOULD_GO_TO, g.SID_HISTORY, g.STALE_OF, g.MEMBERSHIP, g.RUNS_AS, g.GRANTED_RIGHT, g.EXPLICIT_IN, g.REFERENCES,
                   g.MAPPED_TO, g.BELONGS_TO, g.IDENTIFIES)
 _COLUMN_WIDTH = 3.0  # inches
 _ROW_HEIGHT = 0.5
@@ -92,6 +92,10 @@ class _View:
             self.picture.add_edge(source, target, kind=kind)
         elif _EDGE_PRIORITY.index(kind) < _EDGE_PRIORITY.index(self.picture.edges[source, target]["kind"]):
             self.picture.edges[source, target]["kind"] = kind
+        if kind == g.WOULD_GO_TO:  # the warning the picture writes on the line
+            self.picture.edges[source, target]["label"] = next(
+                (d["label"] for d in self.graph.get_edge_data(source, target, default={}).values()
+                 if d["kind"] == g.WOULD_GO_TO), "would go to")
 
     def everything(self) -> None:
         for node, data in self.graph.nodes(data=True):
@@ -275,6 +279,13 @@ def draw_figure(graph: nx.MultiDiGraph, title: str):
                             linestyle="--" if data["kind"] in _DASHED else "-", shrinkA=5, shrinkB=5,
                             connectionstyle=f"arc3,rad={bend}"),
             zorder=1)
+        if data["kind"] == g.WOULD_GO_TO:  # a RID collision: say on the line whom a rewrite would favour
+            (x1, y1), (x2, y2) = positions[source], positions[target]
+            # three quarters of the way, clear of the source's own label
+            axes.text(x1 + 0.7 * (x2 - x1), y1 + 0.7 * (y2 - y1) + 0.06, g.label_safe(data.get("label", "would go to")),
+                      fontsize=7.5, color=g.EDGE_COLOURS[g.WOULD_GO_TO], fontweight="bold", ha="center",
+                      va="bottom", parse_math=False, zorder=4,
+                      bbox=dict(boxstyle="round,pad=0.15", facecolor="white", alpha=0.9, edgecolor="none"))
     for kind, marker in _MARKERS.items():
         nodes = [n for n, d in picture.nodes(data=True) if d["kind"] == kind]
         if nodes:

@@ -490,7 +490,11 @@ def _descriptor_changes(db, rewrite: Rewrite, action_of: dict[str, list[str]],
 
 def _place_uses(db, keys: list[int]) -> dict[int, dict[str, int]]:
     """descriptor key -> place kind -> places using it (none for file descriptors)."""
+    from aclscan.store import has_table
+
     found: dict[int, dict[str, int]] = {}
+    if not has_table(db, "places"):
+        return found
     for start in range(0, len(keys), 500):
         chunk = keys[start:start + 500]
         marks = ", ".join("?" for _ in chunk)

@@ -3,6 +3,7 @@ usable from Python: the CLI only renders what these yield)."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Iterator
 
 import sqlite_utils
@@ -24,22 +25,38 @@ def _glob_escape(text: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
+def ntfs_upper(text: str | None) -> str | None:
+    """Upper case as NTFS compares names on Windows: one character for one (its $UpCase
+    table maps characters singly, so 'ß' stays 'ß' where str.upper() would make 'SS')."""
+    if text is None:
+        return None
+    return "".join(u if len(u := c.upper()) == 1 else c for c in text)
+
+
+def register_functions(db: sqlite_utils.Database) -> None:
+    """The SQL functions the path clauses use (``ntfs_upper``), on this connection."""
+    db.conn.create_function("ntfs_upper", 1, ntfs_upper, deterministic=True)
+
+
 def _path_clause(prefix: str | None, alias: str = "f") -> tuple[str, list]:
-    """Files at or under a path. Paths are stored per directory, so this looks the
-    directories up (indexed) and takes the files whose parent is one of them."""
+    """Files at or under a path, case-insensitive as NTFS is on Windows. Paths are stored
+    per directory, so this looks the directories up (a few thousand, even on a large
+    volume) and takes the files whose parent is one of them. Needs
+    :func:`register_functions` on the connection."""
     if not prefix:
         return "", []
-    norm = normalise_path_prefix(prefix)
+    norm = ntfs_upper(normalise_path_prefix(prefix))
     if norm == "/":
         return "", []
     parent, _, name = norm.rpartition("/")
     under = (
         f"(({alias}.volume_id, {alias}.parent_entry, {alias}.parent_sequence) IN"
-        " (SELECT volume_id, entry, sequence FROM directories WHERE path = ? OR path GLOB ?))"
+        " (SELECT volume_id, entry, sequence FROM directories WHERE ntfs_upper(path) = ? OR ntfs_upper(path) GLOB ?))"
     )
     itself = (
         f"(({alias}.volume_id, {alias}.parent_entry, {alias}.parent_sequence) IN"
-        f" (SELECT volume_id, entry, sequence FROM directories WHERE path = ?) AND {alias}.name = ?)"
+        f" (SELECT volume_id, entry, sequence FROM directories WHERE ntfs_upper(path) = ?)"
+        f" AND ntfs_upper({alias}.name) = ?)"
     )
     return f"({under} OR {itself})", [norm, _glob_escape(norm) + "/*", parent or "/", name]
 
@@ -70,18 +87,74 @@ def iter_files(
     dirs_only: bool | None = None,
     limit: int | None = None,
 ) -> Iterator[dict]:
-    where, params = _where(
-        _path_clause(path_prefix, "f"),
-        descriptors_with_sid_clause(sid, "f.descriptor_key"),
-        ("f.descriptor_key = ?", [descriptor_key]) if descriptor_key is not None else ("", []),
-        ("f.is_dir = ?", [int(dirs_only)]) if dirs_only is not None else ("", []),
+    """Files with their descriptor, folder by folder (folders in path order, each one's
+    entries by name), then the files with no folder (``/$OrphanFiles``).
+
+    Streamed: folders come from the path index and each one's entries from the
+    parent index, so the first row arrives at once on a volume of millions of files
+    and memory stays flat (an ORDER BY over the computed path would sort every file
+    before the first row)."""
+    register_functions(db)
+    filters = (
+        descriptors_with_sid_clause(sid, "r.descriptor_key"),
+        ("r.descriptor_key = ?", [descriptor_key]) if descriptor_key is not None else ("", []),
+        ("r.is_dir = ?", [int(dirs_only)]) if dirs_only is not None else ("", []),
     )
-    sql = (
-        "SELECT f.volume_id, f.entry, f.sequence, f.path, f.is_dir, f.links, f.security_id,"
-        " f.descriptor_key, d.sddl FROM files f LEFT JOIN descriptors d ON d.key = f.descriptor_key"
-        f"{where} ORDER BY f.volume_id, f.path"
-    )
-    return _dict_rows(db, sql, params, limit)
+    rows = itertools.chain.from_iterable(_files_of_volume(db, volume, filters, path_prefix)
+                                         for volume in _volume_ids(db))
+    return itertools.islice(rows, limit) if limit is not None else rows
+
+
+def _folder_path_clause(prefix: str | None) -> tuple[str, list]:
+    """For a walk over folders ``p`` and their entries ``r``: the entries at or under a path
+    (case-insensitive). The folder-only condition comes first, so folders outside the path are
+    skipped without reading their entries."""
+    if not prefix:
+        return "", []
+    norm = ntfs_upper(normalise_path_prefix(prefix))
+    if norm == "/":
+        return "", []
+    parent = norm.rpartition("/")[0] or "/"
+    under = "(ntfs_upper(p.path) = ? OR ntfs_upper(p.path) GLOB ?)"
+    return (f"(ntfs_upper(p.path) IN (?, ?) OR ntfs_upper(p.path) GLOB ?) AND ({under} OR ntfs_upper(r.name) = ?)",
+            [norm, parent, _glob_escape(norm) + "/*", norm, _glob_escape(norm) + "/*", norm.rpartition("/")[2]])
+
+
+_FILE_SELECT = (
+    "SELECT r.volume_id, r.entry, r.sequence, {path} AS path, r.is_dir, r.links, r.security_id, r.descriptor_key,"
+    " d.sddl FROM {source} LEFT JOIN descriptors d ON d.key = r.descriptor_key"
+)
+# The path as the files view computes it, for a record r under its folder p.
+_PATH_IN_FOLDER = "CASE WHEN r.entry = 5 THEN '/' WHEN p.path = '/' THEN '/' || r.name ELSE p.path || '/' || r.name END"
+_PATH_WITHOUT_FOLDER = ("CASE WHEN r.name IS NULL THEN '/$OrphanFiles/OrphanFile-' || r.entry"
+                        " ELSE '/$OrphanFiles/' || r.name END")
+_NO_FOLDER = ("(r.name IS NULL OR NOT EXISTS (SELECT 1 FROM directories p WHERE p.volume_id = r.volume_id"
+              " AND p.entry = r.parent_entry AND p.sequence = r.parent_sequence))")
+
+
+def _volume_ids(db: sqlite_utils.Database) -> list[int]:
+    return [row[0] for row in db.execute("SELECT id FROM volumes ORDER BY id")]
+
+
+def _files_of_volume(db: sqlite_utils.Database, volume_id: int, filters, path_prefix: str | None) -> Iterator[dict]:
+    # The path index drives the folders in order (CROSS JOIN keeps them outside); SQLite then
+    # sorts only each folder's entries ("TEMP B-TREE FOR RIGHT PART OF ORDER BY").
+    indexed = " INDEXED BY idx_directories_path" if _has_index(db, "idx_directories_path") else ""
+    where, params = _where(("+p.volume_id = ? AND r.name IS NOT NULL", [volume_id]), _folder_path_clause(path_prefix),
+                           *filters)
+    in_folders = _FILE_SELECT.format(
+        path=_PATH_IN_FOLDER,
+        source=f"directories p{indexed} CROSS JOIN file_records r ON r.volume_id = p.volume_id"
+               " AND r.parent_entry = p.entry AND r.parent_sequence = p.sequence",
+    ) + f"{where} ORDER BY p.path, r.entry != 5, r.name"
+    yield from _dict_rows(db, in_folders, params, None)
+    where, params = _where((f"r.volume_id = ? AND {_NO_FOLDER}", [volume_id]), _path_clause(path_prefix, "r"), *filters)
+    without_folder = _FILE_SELECT.format(path=_PATH_WITHOUT_FOLDER, source="file_records r") + f"{where} ORDER BY 4"
+    yield from _dict_rows(db, without_folder, params, None)
+
+
+def _has_index(db: sqlite_utils.Database, name: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", [name]).fetchone() is not None
 
 
 def iter_descriptors(
@@ -91,6 +164,7 @@ def iter_descriptors(
     path_prefix: str | None = None,
     limit: int | None = None,
 ) -> Iterator[dict]:
+    register_functions(db)
     path_clause, path_params = _path_clause(path_prefix, "f")
     in_path = (
         (f"key IN (SELECT f.descriptor_key FROM files f WHERE {path_clause})", path_params) if path_clause else ("", [])

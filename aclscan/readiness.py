@@ -251,7 +251,10 @@ def places_naming(db, sid: str) -> list[tuple[str, int, list[str]]]:
     """(kind, how many, a few example paths) of the places other than files that name
     ``sid``: through their descriptor (owner, group, an ACE) or directly."""
     from aclscan.queries import descriptors_with_sid_clause
+    from aclscan.store import has_table
 
+    if not has_table(db, "places"):
+        return []
     clause, params = descriptors_with_sid_clause(sid, "descriptor_key")
     rows = db.execute(
         f"SELECT kind, COUNT(*), MIN(path) FROM places WHERE ({clause}) OR sid = ? GROUP BY kind ORDER BY kind",

@@ -321,6 +321,12 @@ def new_database(path: str | os.PathLike) -> sqlite_utils.Database:
     return db
 
 
+def has_table(db, name: str) -> bool:
+    """Whether the database has table ``name`` (a database of an older schema that could not
+    be migrated, read-only, may lack one)."""
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [name]).fetchone() is not None
+
+
 def utc_now() -> str:
     """The timestamp every aclscan database and journal records: UTC, to the second."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

@@ -27,6 +27,8 @@ from tests.scenarios import SCENARIOS, scan_args  # noqa: E402
 OUT = ROOT / "reports"
 WORK = OUT / ".work"
 SCRIPT_FORMATS = {"av-service": ("icacls", "setacl")}
+EXAMPLE_ACLS = {"member-after": ("/Users/Ken",), "av-service": ("/Program Files/AVScan",)}
+PDF_REPORTS = ("member-after",)  # printed by Chromium, where it is installed
 
 
 def run(argv: list[str], output: Path | None = None) -> int:
@@ -79,6 +81,12 @@ def main_reports() -> None:
             if (target / filename).exists():
                 relative_file(target / filename)
         run(["check", str(db), "--format", "json"], target / "check.json")
+        for path in EXAMPLE_ACLS.get(name, ()):  # the icacls-style view, with names
+            run(["acl", str(db), path, "-o", str(target / "acl.txt")])
+        if name in PDF_REPORTS and shutil.which("chromium"):  # printed from the page with relative paths
+            from aclscan.formats.pdf import html_to_pdf
+
+            html_to_pdf(target / "report.html", target / "report.pdf")
         print(f"{name}: {', '.join(sorted(p.name for p in target.iterdir()))}")
     fleet = WORK / "fleet.db"
     clones = ["ws1", "ws2", "member-before"]

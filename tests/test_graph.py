@@ -161,6 +161,39 @@ def test_rid_collision_has_no_mapping(scenario_db):
     assert _edges(graph, g.sid_id(admin), g.sid_id(facts["expected"][admin]["mapped_sid"]), g.MAPPED_TO)
 
 
+def test_rid_collision_would_go_to_the_rid_holder(scenario_db, tmp_path):
+    """member-after: Ken's, Arianne's and Ron's old RIDs belong to Jon, Sam and Stephanie now (the
+    manifest's accounts): each old SID has an edge to today's holder, drawn in the picture."""
+    from matplotlib.text import Text
+
+    from aclscan.graph_picture import draw_figure, picture_view
+
+    facts = scenarios.manifest("member-after")
+    holders = {a["rid"]: (a["sid"], a["name"]) for a in facts["accounts"]}
+    collisions = {s: e for s, e in facts["expected"].items() if e["verdict"] == "rid_collision"}
+    assert len(collisions) == 3
+    graph = g.build_graph(scenario_db("member-after"))
+    expected = set()
+    for sid in collisions:
+        holder_sid, name = holders[int(sid.rsplit("-", 1)[1])]
+        edges = _edges(graph, g.sid_id(sid), g.sid_id(holder_sid), g.WOULD_GO_TO)
+        assert len(edges) == 1 and edges[0]["label"] == f"would go to MEMBER\\{name}"
+        expected.add(f"would go to MEMBER\\{name}")
+    assert {name for _, (_, name) in holders.items()} >= {"Jon", "Sam", "Stephanie"}
+    # only collisions get one: the stale Administrator maps by RID on purpose
+    kinds = {graph.nodes[s]["verdict"] for s, _, d in graph.edges(data=True) if d["kind"] == g.WOULD_GO_TO}
+    assert kinds == {"rid_collision"}
+    picture, _ = picture_view(graph)
+    drawn = [(s, t) for s, t, d in picture.edges(data=True) if d["kind"] == g.WOULD_GO_TO]
+    assert len(drawn) == 3
+    texts = {t.get_text() for t in draw_figure(graph, "member-after").findobj(Text)}
+    assert expected <= texts
+    assert "would go to" in texts  # in the legend
+    out = tmp_path / "member-after.png"
+    assert main(["graph", str(scenario_db("member-after")), "--format", "png", "-o", str(out)]) == 0
+    assert out.read_bytes().startswith(b"\x89PNG")
+
+
 def test_sid_history_edge(scenario_db):
     facts = scenarios.manifest("domain-member")
     graph = g.build_graph(scenario_db("domain-member"))

@@ -7,6 +7,7 @@ code of their class (README, "Exit codes"); usage errors exit 2.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sqlite3
 import sys
@@ -17,7 +18,25 @@ from aclscan import __version__
 from aclscan.errors import DatabaseError, Error
 
 
+# Which module defines each command: a command's module (and what it imports: numpy,
+# networkx, pytsk3) is loaded only when that command runs, so `aclscan files` starts
+# printing without paying for the scanner and the graph library.
+COMMAND_MODULES = {
+    "acl": "acl", "accounts": "findings", "check": "check", "descriptors": "listing", "files": "listing",
+    "findings": "findings", "fix": "fix", "fleet": "fleet", "graph": "graph", "index": "listing", "places": "listing", "plan": "plan",
+    "report": "report", "samples": "samples", "scan": "scan", "sddl": "sddl", "undo": "fix",
+}
+
+
 class AclscanGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(set(self.commands) | set(COMMAND_MODULES))
+
+    def get_command(self, ctx, name):
+        if name not in self.commands and name in COMMAND_MODULES:
+            importlib.import_module(f"aclscan.cli.{COMMAND_MODULES[name]}")  # registers it with @cli.command
+        return self.commands.get(name)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -66,5 +85,3 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     return code if isinstance(code, int) else 0
 
-
-from aclscan.cli import check, findings, fix, fleet, graph, listing, plan, report, samples, scan, sddl  # noqa: E402,F401  (registers the commands)

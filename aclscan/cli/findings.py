@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
-import sys
 
 import click
 
 from aclscan.cli import cli
-from aclscan.cli.options import db_argument, format_option
+from aclscan.cli.options import db_argument, format_option, limit_option, output_option, text_output, verdict_option
 from aclscan.findings import FINDING_COLUMNS, has_problems, iter_findings, unread_hives
 from aclscan.formats.rows import terminal_safe, write_rows
 from aclscan.store import open_database
@@ -19,17 +19,22 @@ ACCOUNT_COLUMNS = ("sid", "name", "domain", "kind", "source", "sid_history", "me
 @cli.command()
 @db_argument
 @click.option("--problems", is_flag=True, help="Only findings that need action.")
-@click.option("--verdict", help="Only this verdict (orphan, stale_prefix, rid_collision, ...).")
-@format_option
+@verdict_option
+@limit_option
+@format_option()
+@output_option
 @click.pass_context
-def findings(ctx, database, problems, verdict, fmt):
+def findings(ctx, database, problems, verdict, limit, fmt, output):
     """The verdict on every distinct SID: exit 1 while problem findings remain (or a
     hive could not be read, so the accounts could not be judged), 0 when clean."""
     db = open_database(database)
     rows = iter_findings(db, problems_only=problems, verdict=verdict)
     if fmt in ("table", "csv"):
         rows = ({**r, "evidence": " | ".join(r["evidence"])} for r in rows)
-    write_rows(rows, FINDING_COLUMNS, fmt, sys.stdout)
+    if limit is not None:
+        rows = itertools.islice(rows, limit)
+    with text_output(output) as out:
+        write_rows(rows, FINDING_COLUMNS, fmt, out)
     unjudged = unread_hives(db)
     for line in unjudged[:5]:
         click.echo(terminal_safe(f"not judged: {line}"), err=True)
@@ -45,8 +50,10 @@ def findings(ctx, database, problems, verdict, fmt):
 @click.option("--security", type=click.Path(exists=True, dir_okay=False), help="Read this SECURITY hive.")
 @click.option("--system", type=click.Path(exists=True, dir_okay=False), help="Read this SYSTEM hive.")
 @click.option("--software", type=click.Path(exists=True, dir_okay=False), help="Read this SOFTWARE hive.")
-@format_option
-def accounts(database, sam, security, system, software, fmt):
+@limit_option
+@format_option()
+@output_option
+def accounts(database, sam, security, system, software, limit, fmt, output):
     """What each account source knows: of a scan database, or of hive files directly."""
     if database:
         db = open_database(database)
@@ -67,4 +74,7 @@ def accounts(database, sam, security, system, software, fmt):
             for source in resolution.sources if source.__class__.__name__ != "WellKnownSource"
             for a in source.accounts()
         )
-    write_rows(rows, ACCOUNT_COLUMNS, fmt, sys.stdout)
+    if limit is not None:
+        rows = itertools.islice(rows, limit)
+    with text_output(output) as out:
+        write_rows(rows, ACCOUNT_COLUMNS, fmt, out)

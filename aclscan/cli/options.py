@@ -2,21 +2,80 @@
 
 from __future__ import annotations
 
+import difflib
+import sys
 from contextlib import contextmanager
 
 import click
 
+from aclscan.classify import VERDICTS
+from aclscan.errors import Error
 from aclscan.formats.rows import RowFormat
 
-format_option = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice([f.value for f in RowFormat]),
-    default=RowFormat.TABLE.value,
-    show_default=True,
-    help="Output format: table for people; json, ndjson, csv for programs (streamed).",
-)
+class SuggestingChoice(click.Choice):
+    """A choice whose error quotes what was typed and names the nearest choice
+    (``--verdict orphans``: did you mean 'orphan'?); case-insensitive."""
+
+    def __init__(self, choices, case_sensitive: bool = False):
+        super().__init__(list(choices), case_sensitive=case_sensitive)
+
+    def convert(self, value, param, ctx):
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            near = difflib.get_close_matches(str(value).casefold(), [c.casefold() for c in self.choices], n=1,
+                                             cutoff=0.5)
+            hint = f"; did you mean '{near[0]}'?" if near else ""
+            self.fail(f"'{value}' is not one of {', '.join(self.choices)}{hint}", param, ctx)
+
+
+def format_option(choices=tuple(f.value for f in RowFormat), default: str = RowFormat.TABLE.value, help: str | None = None):
+    """--format, the same option on every command (its choices differ)."""
+    return click.option(
+        "--format", "fmt", type=SuggestingChoice(choices), default=default, show_default=True,
+        help=help or "Output format: table for people; json, ndjson, csv for programs (streamed).",
+    )
+
+
+output_option = click.option("-o", "--output", type=click.Path(dir_okay=False),
+                             help="Write here (created only when there is something to write); default: stdout.")
+limit_option = click.option("--limit", type=click.IntRange(min=0), help="At most this many rows.")
+verdict_option = click.option("--verdict", type=SuggestingChoice(VERDICTS),
+                              help="Only this verdict (orphan, stale_prefix, rid_collision, ...).")
 db_argument = click.argument("database", type=click.Path(dir_okay=False))
+
+
+def sid_from_user(db, typed: str | None, option: str) -> str | None:
+    """A SID from what the user typed for ``option`` (a SID, an SDDL alias or an account name,
+    see aclscan.account_names.resolve_account); an unknown name is a usage error (exit 2)."""
+    if not typed:
+        return None
+    from aclscan.account_names import UnknownAccount, resolve_account
+
+    try:
+        return resolve_account(db, typed)
+    except UnknownAccount as exc:
+        raise click.BadParameter(str(exc), param_hint=f"'{option}'") from None
+
+
+def refuse_terminal(what: str, output: str | None) -> None:
+    """Binary or HTML output never goes to a terminal: it needs -o or a redirection."""
+    if not output and sys.stdout.isatty():
+        raise click.UsageError(f"{what} is not for a terminal: give -o FILE or redirect stdout")
+
+
+@contextmanager
+def text_output(output: str | None):
+    """stdout, or the -o file (opened when the command is ready to write)."""
+    if not output:
+        yield sys.stdout
+        return
+    try:
+        out = open(output, "w", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise Error(f"cannot write {output}: {exc.strerror or exc}") from None
+    with out:
+        yield out
 
 
 def resolve_options(command):

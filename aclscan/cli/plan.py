@@ -7,18 +7,13 @@ import sys
 import click
 
 from aclscan.cli import cli
-from aclscan.cli.options import db_argument
+from aclscan.cli.options import db_argument, sid_from_user
 from aclscan.formats.plans import PlanContext, PlanFormat, PlanOutput, render
 from aclscan.mapping import read_mapping
 from aclscan.plan import ADMINISTRATORS, MODE_REPLACE, MODES, InvalidPlan, build_plan, read_plan
-from aclscan.sd.sddl import sid_from_sddl
 from aclscan.store import open_database
 
 BINARY_FORMATS = (PlanFormat.ICACLS, PlanFormat.SETACL)
-
-
-def _sid_option(value: str | None) -> str | None:
-    return str(sid_from_sddl(value)) if value else None
 
 
 def _same_scan(plan, db) -> None:
@@ -38,7 +33,8 @@ def _same_scan(plan, db) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
               help="Write here (created only when there is something to write); default: stdout.")
 @click.option("--owner", default=ADMINISTRATORS, show_default=True,
-              help="Who gets orphans' ownership: a SID or an SDDL alias (BA, SY).")
+              help="Who gets orphans' ownership: a SID, an SDDL alias (BA, SY) or an account name "
+                   "(Administrators, 'NT AUTHORITY\\SYSTEM').")
 @click.option("--group", help="Who replaces an orphan primary group (default: the --owner account).")
 @click.option("--plan", "plan_file", type=click.Path(dir_okay=False),
               help="Render this saved JSON plan (made from this scan) instead of planning again.")
@@ -64,8 +60,8 @@ def plan(ctx, database, fmt, output, owner, group, plan_file, volume_id, drive, 
         _same_scan(result, db)
     else:
         mapping = read_mapping(map_file, db) if map_file else ()
-        result = build_plan(db, owner=_sid_option(owner), group=_sid_option(group), database=str(database),
-                            mapping=mapping, mode=mode, remove_orphans=remove_orphans)
+        result = build_plan(db, owner=sid_from_user(db, owner, "--owner"), group=sid_from_user(db, group, "--group"),
+                            database=str(database), mapping=mapping, mode=mode, remove_orphans=remove_orphans)
     volumes = [row[0] for row in db.execute("SELECT id FROM volumes ORDER BY id")]
     if volume_id is None and len(volumes) > 1 and fmt in (PlanFormat.ICACLS, PlanFormat.SETACL, PlanFormat.POWERSHELL):
         raise click.UsageError(f"the scan has {len(volumes)} volumes: choose one with --volume")

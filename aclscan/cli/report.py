@@ -1,38 +1,48 @@
-"""`aclscan report`: the auditor's export of findings with their evidence."""
+"""`aclscan report`: the auditor's report (HTML or PDF) and the export of findings with their evidence."""
 
 from __future__ import annotations
 
-import sys
+import itertools
 
 import click
 
 from aclscan.cli import cli
-from aclscan.cli.options import db_argument
+from aclscan.cli.options import db_argument, format_option, limit_option, output_option, refuse_terminal, text_output
 from aclscan.findings import EVIDENCE_COLUMNS, iter_evidence
 from aclscan.formats.rows import RowFormat, write_rows
 from aclscan.store import open_database
 
-REPORT_FORMATS = ["html"] + [f.value for f in RowFormat]
+REPORT_FORMATS = ("html", "pdf") + tuple(f.value for f in RowFormat)
 
 
 @cli.command()
 @db_argument
-@click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="html", show_default=True,
-              help="html: one self-contained page; the others: one row per problem SID and place it sits.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
-@click.option("--all", "everything", is_flag=True, help="Rows for every SID, not only problem verdicts.")
-@click.option("--title", default="aclscan report", show_default=True, help="The HTML page's title.")
-def report(database, fmt, output, everything, title):
-    """Findings with their evidence (path, SDDL, ACE position, account, verdict, confidence)."""
+@format_option(REPORT_FORMATS, "html", "html: the auditor's page; pdf: the same, printed by Chromium (A4); "
+                                       "csv, json, ndjson, table: one row per problem SID and place it sits.")
+@output_option
+@limit_option
+@click.option("--all", "everything", is_flag=True, help="Rows for every SID, not only problem verdicts (rows formats).")
+@click.option("--title", default="aclscan report", show_default=True, help="The report's title.")
+@click.option("--journal", type=click.Path(dir_okay=False),
+              help="A fix journal (from aclscan fix --apply): the report shows how far the fix got per SID.")
+def report(database, fmt, output, limit, everything, title, journal):
+    """The auditor's report: readiness, counts, one card per problem SID, evidence (HTML or PDF);
+    or the evidence rows (path, SDDL, ACE position, account, verdict, confidence)."""
+    if fmt in ("html", "pdf"):
+        refuse_terminal(f"--format {fmt}", output)
     db = open_database(database)
-    out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
-    try:
-        if fmt == "html":
-            from aclscan.formats.html import write_html_report
+    if fmt == "html":
+        from aclscan.formats.html import write_html_report
 
-            write_html_report(db, out, title=title)
-        else:
-            write_rows(iter_evidence(db, problems_only=not everything), EVIDENCE_COLUMNS, fmt, out)
-    finally:
-        if output:
-            out.close()
+        with text_output(output) as out:
+            write_html_report(db, out, title=title, journal=journal)
+    elif fmt == "pdf":
+        from aclscan.formats.pdf import write_pdf_report
+
+        write_pdf_report(db, output, title=title, journal=journal)
+    else:
+        rows = iter_evidence(db, problems_only=not everything)
+        if limit is not None:
+            rows = itertools.islice(rows, limit)
+        with text_output(output) as out:
+            write_rows(rows, EVIDENCE_COLUMNS, fmt, out)

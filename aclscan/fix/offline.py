@@ -358,7 +358,10 @@ def _rescan(db, plan: Plan, volume: TargetVolume, report: FixReport) -> None:
 def _places_naming(db, sid: str) -> int:
     """Places (registry keys, services, shares, tasks, ...) that still name ``sid``."""
     from aclscan.queries import descriptors_with_sid_clause
+    from aclscan.store import has_table
 
+    if not has_table(db, "places"):
+        return 0
     clause, params = descriptors_with_sid_clause(sid, "descriptor_key")
     return db.execute(f"SELECT COUNT(*) FROM places WHERE ({clause}) OR sid = ?", [*params, sid]).fetchone()[0]
 

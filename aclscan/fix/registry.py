@@ -34,6 +34,7 @@ from aclscan.plan import (ADD_SID, DETACH_PROFILE, GRANT_LSA_RIGHTS, REMOVE_ALIA
                           REPOINT_PROFILE, REVOKE_LSA_RIGHTS, Plan)
 from aclscan.sd.descriptor import SecurityDescriptor
 from aclscan.sd.sddl import from_sddl, to_sddl
+from aclscan.store import has_table
 
 PLACE_SOURCES = ("registry", "value", "task")
 HIVE_OF_ACTION = {GRANT_LSA_RIGHTS: "SECURITY", REVOKE_LSA_RIGHTS: "SECURITY", REPLACE_ALIAS_MEMBER: "SAM",
@@ -81,7 +82,7 @@ def plan_store_edits(db, plan: Plan, volume_id: int) -> list[StoreEdit]:
     """The hives and task files the plan changes on one volume, each with its edits."""
     edits: dict[str, StoreEdit] = {}
     hives = {name: (origin, sha256, dirty) for name, origin, sha256, dirty in db.execute(
-        "SELECT name, origin, sha256, dirty FROM hives")} if _has_table(db, "hives") else {}
+        "SELECT name, origin, sha256, dirty FROM hives")} if has_table(db, "hives") else {}
 
     def hive_edit(name: str) -> StoreEdit | None:
         if name not in hives:
@@ -131,7 +132,7 @@ def plan_store_edits(db, plan: Plan, volume_id: int) -> list[StoreEdit]:
     # Task principals that name a re-pointed SID directly.
     targets = {a.sid: a.new_sid for a in plan.actions if a.new_sid and a.kind in ("replace_sid",
                                                                                    "translate_sid_history")}
-    if targets and _has_table(db, "places"):
+    if targets and has_table(db, "places"):
         marks = ", ".join("?" for _ in targets)
         for location, sid in db.execute(
                 f"SELECT location, sid FROM places WHERE kind = 'task' AND hive = 'task file' AND volume_id = ?"
@@ -143,10 +144,6 @@ def plan_store_edits(db, plan: Plan, volume_id: int) -> list[StoreEdit]:
         edit = edits.setdefault(f"task {file_path}", StoreEdit("task file", file_path, None))
         edit.steps.append((f"task file {file_path}", _task_step(rewrites, file_path)))
     return list(edits.values())
-
-
-def _has_table(db, name: str) -> bool:
-    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [name]).fetchone() is not None
 
 
 def _descriptor_raws(db, keys: list[int]) -> dict[int, bytes]:

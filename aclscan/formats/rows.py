@@ -15,8 +15,7 @@ import json
 import re
 from typing import IO, Iterable, Sequence
 
-from rich.console import Console
-from rich.table import Table
+from aclscan.formats.table import terminal_width, write_table
 
 
 class RowFormat(str, enum.Enum):
@@ -49,15 +48,12 @@ def _plain(value):
 
 
 def _write_table(rows: Iterable[dict], columns: Sequence[str], out: IO[str]) -> None:
-    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*("" if row.get(c) is None else terminal_safe(str(_plain(row.get(c)))) for c in columns))
-    # On a terminal, fit its width; piped, keep every row on one line.
-    width = None if out.isatty() else 1 << 16
-    console = Console(file=out, width=width, soft_wrap=False)
-    console.print(table)
+    # Streamed, fitted to a terminal's width, unpadded when piped: see aclscan.formats.table.
+    write_table(rows, columns, out, _table_cell, terminal_width(out))
+
+
+def _table_cell(value) -> str:
+    return "" if value is None else terminal_safe(str(_plain(value)))
 
 
 def _write_json(rows: Iterable[dict], columns: Sequence[str], out: IO[str]) -> None:

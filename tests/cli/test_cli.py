@@ -26,7 +26,10 @@ def lastaccess_db(tmp_path_factory):
 
 def test_every_command_has_help_and_is_documented(capsys):
     readme = README.read_text()
-    for name, command in cli.commands.items():
+    names = cli.list_commands(None)
+    assert "files" in names and "acl" in names
+    for name in names:
+        command = cli.get_command(None, name)
         assert command.help, f"{name} has no help text"
         assert f"aclscan {name}" in readme, f"{name} is not in the README"
         assert main([name, "--help"]) == 0
@@ -121,3 +124,18 @@ def test_row_formats_are_exhaustive():
     from aclscan.formats.rows import WRITERS, RowFormat
 
     assert set(WRITERS) == set(RowFormat)
+
+
+def test_command_modules_lists_every_command():
+    """The lazy command table names every command the modules define, and only those."""
+    import importlib
+    import pkgutil
+
+    import aclscan.cli
+    from aclscan.cli import COMMAND_MODULES
+
+    for module in pkgutil.iter_modules(aclscan.cli.__path__):
+        importlib.import_module(f"aclscan.cli.{module.name}")
+    assert set(cli.commands) == set(COMMAND_MODULES)
+    for name, module in COMMAND_MODULES.items():
+        assert cli.commands[name].callback.__module__ == f"aclscan.cli.{module}"
