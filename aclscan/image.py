@@ -5,6 +5,11 @@ block devices), finds the NTFS volumes in it (whole-disk images with MBR or GPT
 partition tables, or a bare volume) and hands out byte streams: the `$MFT`, the
 `$Secure:$SDS` stream, an attribute of any record, a file by path. Everything
 above this module works on bytes.
+
+pytsk3 serves for what it does well (reading image containers, partition
+tables); the NTFS volume itself is read with the project's parsers
+(aclscan.ntfs.records, aclscan.ntfs.index), so no volume depends on the cluster
+sizes The Sleuth Kit supports.
 """
 
 from __future__ import annotations
@@ -21,13 +26,22 @@ from typing import Iterator
 
 import pytsk3
 
-from aclscan.errors import ImageError, NotFound, NotNTFS
+from aclscan.errors import CorruptRecord, Error, ImageError, NotFound, NotNTFS
+from aclscan.ntfs.index import FILE_NAME_INDEX, UpCase, parse_index_block, parse_index_root
+from aclscan.ntfs.mft import BootSector
+from aclscan.ntfs.records import AttributeRecord, FileRecord, parse_attribute_list, parse_record, stream_extents
 
-# $SECURITY_DESCRIPTOR and $DATA attribute type codes (MS names in the NTFS docs).
-ATTR_TYPE_DATA = 0x80
+# Attribute type codes and system file numbers (MS names in the NTFS docs).
+ATTR_TYPE_ATTRIBUTE_LIST = 0x20
 ATTR_TYPE_SECURITY_DESCRIPTOR = 0x50
+ATTR_TYPE_DATA = 0x80
+ATTR_TYPE_INDEX_ROOT = 0x90
+ATTR_TYPE_INDEX_ALLOCATION = 0xA0
 MFT_ENTRY_MFT = 0
+MFT_ENTRY_ROOT = 5
 MFT_ENTRY_SECURE = 9
+MFT_ENTRY_UPCASE = 10
+MAX_INDEX_DEPTH = 32  # B-tree levels followed before a directory index is called corrupt
 
 _SPLIT_RE = re.compile(r"^(?P<stem>.*)\.(?P<num>\d{3})$")
 _EWF_RE = re.compile(r"\.(e|ex|s|l)01$", re.IGNORECASE)
@@ -267,70 +281,99 @@ class Image:
 
 
 class Volume:
-    """One NTFS volume of an image, read through The Sleuth Kit."""
+    """One NTFS volume of an image, read with the project's own NTFS parsers.
+
+    The boot sector gives the geometry and where `$MFT` starts; `$MFT`'s record 0
+    gives its own run list (and, through its `$ATTRIBUTE_LIST`, the extents held
+    in extension records). Every other record is read through that run list, so
+    any cluster size Windows writes (512 bytes to 2 MiB) opens, whatever The
+    Sleuth Kit supports.
+    """
 
     def __init__(self, image: Image, location: VolumeLocation):
         self.image = image
         self.location = location
+        self._upcase: UpCase | None = None
         try:
-            self._fs = pytsk3.FS_Info(image._img, offset=location.offset)
-        except (IOError, OSError, RuntimeError) as exc:
+            self.boot = BootSector.from_bytes(image.read(location.offset, 512))
+            self._check_geometry()
+            self._mft_size, self._mft_spans = self._load_mft()
+        except Error as exc:
             raise NotNTFS(
                 f"cannot open the NTFS volume at offset {location.offset} of {image.path}: {_one_line(exc)}"
             ) from None
-        if self._fs.info.ftype not in (pytsk3.TSK_FS_TYPE_NTFS, pytsk3.TSK_FS_TYPE_NTFS_DETECT):
-            raise NotNTFS(f"the volume at offset {location.offset} is not NTFS")
+
+    def _check_geometry(self) -> None:
+        boot = self.boot
+        for what, size in (("MFT record", boot.mft_record_size), ("index buffer", boot.index_record_size)):
+            if size < 512 or size > 1 << 16 or size & (size - 1):
+                raise NotNTFS(f"the boot sector states an impossible {what} size ({size} bytes)")
+        if self.cluster_size > 1 << 21:
+            raise NotNTFS(f"the boot sector states clusters of {self.cluster_size} bytes (at most 2 MiB)")
 
     def boot_sector(self) -> bytes:
         return self.image.read(self.location.offset, 512)
 
     @property
     def cluster_size(self) -> int:
-        return self._fs.info.block_size
+        return self.boot.cluster_size
 
-    def _open_meta(self, entry: int):
-        try:
-            return self._fs.open_meta(inode=entry)
-        except (IOError, OSError, RuntimeError) as exc:
-            raise NotFound(f"MFT entry {entry} cannot be opened: {_one_line(exc)}") from None
+    # --- $MFT --------------------------------------------------------------------
+
+    def _load_mft(self) -> tuple[int, list[tuple[int, int | None, int]]]:
+        """`$MFT`'s `$DATA` run list from record 0, following its `$ATTRIBUTE_LIST`:
+        extension records are read through the extents already known."""
+        record_size = self.boot.mft_record_size
+        where = self.location.offset + self.boot.mft_lcn * self.cluster_size
+        record = parse_record(bytearray(self.image.read(where, record_size)), MFT_ENTRY_MFT, record_size)
+        extents = [a for a in record.find(ATTR_TYPE_DATA) if not a.is_resident]
+        if not extents:
+            raise CorruptRecord("$MFT has no non-resident $DATA")
+        listed = record.find(ATTR_TYPE_ATTRIBUTE_LIST)
+        if listed:
+            self._mft_size, self._mft_spans = self._spans_or_partial(extents)
+            wanted = [e for e in parse_attribute_list(self._value(listed[0]))
+                      if e.type == ATTR_TYPE_DATA and e.name == "" and e.entry != MFT_ENTRY_MFT]
+            for item in sorted(wanted, key=lambda e: e.lowest_vcn):
+                extension = self.record(item.entry)
+                extents += [a for a in extension.find(ATTR_TYPE_DATA) if not a.is_resident]
+                self._mft_size, self._mft_spans = self._spans_or_partial(extents)
+        return stream_extents(sorted(extents, key=lambda a: a.lowest_vcn), self.cluster_size, self.location.offset)
+
+    def _spans_or_partial(self, extents):
+        """The spans of the extents known so far (enough to reach the next extension record)."""
+        ordered = sorted(extents, key=lambda a: a.lowest_vcn)
+        size, spans = ordered[0].data_size, []
+        vcn_bytes = 0
+        for extent in ordered:
+            for lcn, count in extent.runs:
+                length = count * self.cluster_size
+                where = None if lcn is None else self.location.offset + lcn * self.cluster_size
+                spans.append((vcn_bytes, where, length))
+                vcn_bytes += length
+        return size, spans
 
     def mft_size(self) -> int:
         """Bytes in the `$MFT` `$DATA` stream."""
-        return self._attribute_size(self._open_meta(MFT_ENTRY_MFT), ATTR_TYPE_DATA, "")
+        return self._mft_size
 
     def mft_runs(self) -> tuple[int, list[tuple[int, int | None, int]]]:
         """`$MFT`'s `$DATA` as (size, [(stream offset, image offset or None, length)]).
 
         Offsets are bytes; None marks a sparse run or one past the initialized
-        size (it reads as zeros). The run list is The Sleuth Kit's, so an
-        `$ATTRIBUTE_LIST` on `$MFT` itself (a very fragmented MFT) is followed.
+        size (it reads as zeros). Extents in extension records (a very
+        fragmented MFT, listed in `$MFT`'s `$ATTRIBUTE_LIST`) are included.
         """
-        handle = self._open_meta(MFT_ENTRY_MFT)
-        attr = self._find_attribute(handle, ATTR_TYPE_DATA, "")
-        size = attr.info.size
-        initialized = getattr(attr.info, "initsize", size) or size
-        cluster = self.cluster_size
-        runs: list[tuple[int, int | None, int]] = []
-        sparse = pytsk3.TSK_FS_ATTR_RUN_FLAG_SPARSE | pytsk3.TSK_FS_ATTR_RUN_FLAG_FILLER
-        for run in attr:
-            start = run.offset * cluster
-            length = min(run.len * cluster, size - start)
-            if length <= 0:
-                continue
-            if int(run.flags) & sparse:
-                runs.append((start, None, length))
-                continue
-            where = self.location.offset + run.addr * cluster
-            live = max(0, min(length, initialized - start))
-            if live:
-                runs.append((start, where, live))
-            if live < length:
-                runs.append((start + live, None, length - live))
-        runs.sort()
-        covered = sum(length for _s, _w, length in runs)
-        if covered != size:
-            raise ImageError(f"$MFT run list covers {covered} of {size} bytes")
-        return size, runs
+        return self._mft_size, list(self._mft_spans)
+
+    def record(self, entry: int) -> FileRecord:
+        """MFT record ``entry``, parsed (raises CorruptRecord, NotFound)."""
+        record_size = self.boot.mft_record_size
+        start = entry * record_size
+        if entry < 0 or start + record_size > self._mft_size:
+            raise NotFound(f"MFT entry {entry} is past the end of $MFT")
+        data = self._read_spans(self._mft_spans, start, record_size)
+        return parse_record(bytearray(data), entry, record_size)
 
     def iter_mft(
         self, chunk_size: int, piece_size: int = 1 << 16
@@ -379,49 +422,116 @@ class Volume:
                 else:
                     bad.append((piece, piece_end))
 
+    # --- attributes ----------------------------------------------------------------
+
+    def _extents(self, entry: int, attr_type: int, name: str) -> list[AttributeRecord]:
+        """Every extent of one attribute of a file, in VCN order, following the
+        base record's `$ATTRIBUTE_LIST` into extension records."""
+        base = self.record(entry)
+        listed = base.find(ATTR_TYPE_ATTRIBUTE_LIST)
+        if not listed:
+            found = base.find(attr_type, name)
+        else:
+            found = []
+            homes = {}
+            for item in parse_attribute_list(self._value(listed[0])):
+                if item.type == attr_type and item.name == name:
+                    homes.setdefault(item.entry, []).append(item.attribute_id)
+            for home, ids in homes.items():
+                holder = base if home == entry else self.record(home)
+                if holder is not base and holder.base_entry != entry:
+                    raise CorruptRecord(f"MFT record {home} is listed by record {entry} but belongs to another file")
+                found += [a for a in holder.find(attr_type, name) if a.attribute_id in ids]
+        if not found:
+            label = f"{attr_type:#x}" + (f":{name}" if name else "")
+            raise NotFound(f"attribute {label} not found in MFT entry {entry}")
+        return sorted(found, key=lambda a: a.lowest_vcn)
+
+    def _value(self, attribute: AttributeRecord, extents: list[AttributeRecord] | None = None) -> bytes:
+        if attribute.is_resident:
+            return attribute.value
+        extents = extents or [attribute]
+        if attribute.is_compressed or attribute.is_encrypted:
+            kind = "compressed" if attribute.is_compressed else "encrypted"
+            raise ImageError(f"attribute {attribute.type:#x} is {kind}: not supported")
+        size, spans = stream_extents(extents, self.cluster_size, self.location.offset)
+        return self._read_spans(spans, 0, size)
+
+    def _read_spans(self, spans, offset: int, length: int) -> bytes:
+        """Bytes offset..offset+length of a stream laid out as ``spans``."""
+        out = bytearray(length)
+        view = memoryview(out)
+        for start, where, span_length in spans:
+            low, high = max(offset, start), min(offset + length, start + span_length)
+            if low >= high or where is None:
+                continue
+            self.image.read_into(where + low - start, view[low - offset : high - offset])
+        return bytes(out)
+
     def read_attribute(self, entry: int, attr_type: int, name: str = "") -> bytes:
         """The whole value of one attribute (resident or not) of an MFT entry."""
-        handle = self._open_meta(entry)
-        attr = self._find_attribute(handle, attr_type, name)
-        return self._read_attribute(handle, attr, 0, attr.info.size)
+        extents = self._extents(entry, attr_type, name)
+        return self._value(extents[0], extents)
 
     def read_sds(self) -> bytes:
         """`$Secure:$SDS`, the shared security descriptor stream of NTFS 3.x."""
         return self.read_attribute(MFT_ENTRY_SECURE, ATTR_TYPE_DATA, "$SDS")
 
+    # --- paths ---------------------------------------------------------------------
+
+    def _collation(self) -> UpCase:
+        if self._upcase is None:
+            try:
+                self._upcase = UpCase.from_bytes(self.read_attribute(MFT_ENTRY_UPCASE, ATTR_TYPE_DATA))
+            except Error:
+                self._upcase = UpCase.default()
+        return self._upcase
+
+    def lookup(self, directory: int, name: str) -> int:
+        """The MFT entry of ``name`` in directory ``directory`` (case-insensitive,
+        through the directory's B-tree of names)."""
+        upcase = self._collation()
+        wanted = upcase.index_key(name)
+        try:
+            root = parse_index_root(self.read_attribute(directory, ATTR_TYPE_INDEX_ROOT, FILE_NAME_INDEX))
+        except NotFound:
+            raise NotFound(f"MFT entry {directory} is not a directory") from None
+        entries = root.entries
+        allocation: list[tuple[int, int | None, int]] | None = None
+        for _depth in range(MAX_INDEX_DEPTH):
+            subnode = None
+            for item in entries:
+                if not item.is_end:
+                    key = upcase.index_key(item.name)
+                    if key == wanted:
+                        return item.entry
+                    if key < wanted:
+                        continue
+                subnode = item.subnode_vcn
+                break
+            if subnode is None:
+                break
+            if allocation is None:
+                extents = self._extents(directory, ATTR_TYPE_INDEX_ALLOCATION, FILE_NAME_INDEX)
+                allocation = stream_extents(extents, self.cluster_size, self.location.offset)[1]
+            # VCNs count clusters, or sectors where an index buffer is smaller than a cluster.
+            unit = self.cluster_size if root.block_size >= self.cluster_size else self.boot.bytes_per_sector
+            block = bytearray(self._read_spans(allocation, subnode * unit, root.block_size))
+            entries = parse_index_block(block, root.block_size)
+        raise NotFound(f"no {name!r} in directory entry {directory}")
+
     def open_path(self, path: str) -> bytes:
-        """A file's unnamed data stream by path (for hives)."""
+        """A file's unnamed data stream by path (for hives); names are matched as
+        Windows matches them (case-insensitive through `$UpCase`)."""
+        entry = MFT_ENTRY_ROOT
         try:
-            handle = self._fs.open(path)
-        except (IOError, OSError, RuntimeError):
+            for part in (p for p in path.split("/") if p):
+                entry = self.lookup(entry, part)
+            return self.read_attribute(entry, ATTR_TYPE_DATA)
+        except NotFound:
             raise NotFound(f"no such file on the volume: {path}") from None
-        attr = self._find_attribute(handle, ATTR_TYPE_DATA, "")
-        return self._read_attribute(handle, attr, 0, attr.info.size)
-
-    @staticmethod
-    def _find_attribute(handle, attr_type: int, name: str):
-        for attr in handle:
-            raw_name = attr.info.name or b""
-            attr_name = raw_name.decode("utf-8", "replace") if isinstance(raw_name, bytes) else raw_name
-            if int(attr.info.type) == attr_type and attr_name == name:
-                return attr
-        label = f"{attr_type:#x}" + (f":{name}" if name else "")
-        raise NotFound(f"attribute {label} not found")
-
-    def _attribute_size(self, handle, attr_type: int, name: str) -> int:
-        return self._find_attribute(handle, attr_type, name).info.size
-
-    @staticmethod
-    def _read_attribute(handle, attr, offset: int, length: int) -> bytes:
-        if length <= 0:
-            return b""
-        try:
-            data = handle.read_random(offset, length, attr.info.type, attr.info.id)
-        except (IOError, OSError, RuntimeError) as exc:
-            raise ImageError(f"cannot read attribute data: {_one_line(exc)}") from None
-        if len(data) != length:
-            raise ImageError(f"short read: {len(data)} of {length} bytes (truncated image?)")
-        return data
+        except CorruptRecord as exc:
+            raise ImageError(f"cannot read {path} on the volume: {exc}") from None
 
 
 _TSK_LOCATION = re.compile(r"^\w+: \(tsk3\.cpp:\d+\) ")
