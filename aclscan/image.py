@@ -18,8 +18,10 @@ import glob
 import gzip
 import os
 import re
-import shutil
+import signal
+import struct
 import tempfile
+import threading
 import zlib
 from dataclasses import dataclass
 from typing import Iterator
@@ -27,6 +29,7 @@ from typing import Iterator
 import pytsk3
 
 from aclscan.errors import CorruptRecord, Error, ImageError, NotFound, NotNTFS
+from aclscan.inputs import check_input_file
 from aclscan.ntfs.index import FILE_NAME_INDEX, UpCase, parse_index_block, parse_index_root
 from aclscan.ntfs.mft import BootSector
 from aclscan.ntfs.records import AttributeRecord, FileRecord, parse_attribute_list, parse_record, stream_extents
@@ -117,23 +120,96 @@ def _bisect_right(values: list[int], x: int) -> int:
     return lo
 
 
+DEFAULT_MAX_EXPAND = 64 << 30  # bytes a compressed image may expand to, unless --max-expand says
+EXPAND_CHUNK = 1 << 20
+HEAD_BYTES = 1 << 16  # what is read of a compressed image before deciding to expand it
+SECTOR = 512
+MBR_PARTITIONS = 446
+MBR_SIGNATURE = b"\x55\xaa"
+GPT_PROTECTIVE = 0xEE
+GPT_SIGNATURE = b"EFI PART"
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """An image's path and how to read it: the most a compressed image may expand
+    to, and parent disks of a differencing disk given by hand (``--parent``).
+    Usable wherever a path is (``os.fspath`` gives the path)."""
+
+    path: str
+    max_expand: int = DEFAULT_MAX_EXPAND
+    parents: tuple[str, ...] = ()
+
+    def __fspath__(self) -> str:
+        return self.path
+
+
 def image_segments(path: str | os.PathLike) -> tuple[str, list[str]]:
-    """Return the image kind ('raw', 'split', 'ewf') and its ordered segment files."""
+    """Return the image kind ('raw', 'split', 'ewf', 'gzip') and its ordered segment files."""
     text = os.fspath(path)
-    if not os.path.exists(text):
+    if not os.path.lexists(text):
         raise ImageError(f"image not found: {text}")
-    if text.lower().endswith(".gz"):
+    check_input_file(text, "image", ImageError)
+    if text.lower().endswith(".gz") or _starts_with(text, GZIP_MAGIC):
         return "gzip", [text]
     if _EWF_RE.search(text):
         import pyewf
 
-        return "ewf", sorted(pyewf.glob(text))
+        segments = sorted(pyewf.glob(text))
+        for segment in segments:
+            check_input_file(segment, "image segment", ImageError)
+        return "ewf", segments
     match = _SPLIT_RE.match(text)
     if match and os.path.isfile(text):
         siblings = sorted(glob.glob(glob.escape(match["stem"]) + ".[0-9][0-9][0-9]"))
         if len(siblings) > 1:
+            for segment in siblings:
+                check_input_file(segment, "image segment", ImageError)
             return "split", siblings
     return "raw", [text]
+
+
+def _starts_with(path: str, magic: bytes) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(magic)) == magic
+    except OSError:
+        return False
+
+
+def stated_image_size(head: bytes) -> int | None:
+    """The bytes an image needs, as its first sectors state it: an NTFS volume's
+    size (its boot sector, the backup boot sector included), or the end of the last
+    partition (MBR) or of the disk (GPT's backup header). None when the head holds
+    neither a partition table nor an NTFS boot sector."""
+    if head[3:11] == b"NTFS    ":
+        try:
+            boot = BootSector.from_bytes(head[:SECTOR])
+        except NotNTFS:
+            return None
+        return (boot.total_sectors + 1) * boot.bytes_per_sector
+    if len(head) < SECTOR or head[510:512] != MBR_SIGNATURE:
+        return None
+    end = 0
+    for index in range(4):
+        entry = head[MBR_PARTITIONS + 16 * index : MBR_PARTITIONS + 16 * (index + 1)]
+        kind = entry[4]
+        first, count = struct.unpack_from("<II", entry, 8)
+        if kind == 0 or count == 0:
+            continue
+        if kind == GPT_PROTECTIVE:
+            for sector in (512, 4096):
+                header = head[sector : sector + 92]
+                if header[:8] == GPT_SIGNATURE:
+                    backup = struct.unpack_from("<Q", header, 32)[0]
+                    end = max(end, (backup + 1) * sector)
+                    break
+            else:
+                end = max(end, (first + count) * SECTOR)
+            continue
+        end = max(end, (first + count) * SECTOR)
+    return end or None
 
 
 @dataclass(frozen=True)
@@ -153,10 +229,12 @@ class Image:
     NTFS volumes, ``open_volume(location)`` gives a :class:`Volume`.
     """
 
-    def __init__(self, path: str | os.PathLike):
-        self.path = os.fspath(path)
-        self.kind, self.segments = image_segments(path)
+    def __init__(self, source: str | os.PathLike | ImageInput):
+        self.input = source if isinstance(source, ImageInput) else ImageInput(os.fspath(source))
+        self.path = self.input.path
+        self.kind, self.segments = image_segments(self.path)
         self._scratch: tempfile.TemporaryDirectory | None = None
+        self._saved_handlers: dict[int, object] = {}
         self._raw_fd: int | None = None  # a read-only descriptor for bulk reads of flat images
         try:
             if self.kind == "gzip":
@@ -170,9 +248,11 @@ class Image:
                 self._img = _SegmentedImage(self.segments)
             else:
                 self._img = _EwfImage(self.segments)
+        except ImageError:
+            self._remove_scratch()
+            raise
         except (IOError, OSError, RuntimeError) as exc:
-            if self._scratch is not None:
-                self._scratch.cleanup()
+            self._remove_scratch()
             raise ImageError(f"cannot open image {self.path}: {_one_line(exc)}") from None
         self.size = self._img.get_size()
 
@@ -189,20 +269,68 @@ class Image:
         if self._raw_fd is not None:
             os.close(self._raw_fd)
             self._raw_fd = None
+        self._remove_scratch()
+
+    # --- a compressed image, expanded to a private temporary file ------------------
+
+    def _remove_scratch(self) -> None:
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None
+        for signum, previous in self._saved_handlers.items():
+            signal.signal(signum, previous)
+        self._saved_handlers = {}
+
+    def _guard_scratch(self) -> None:
+        """Remove the expanded image on SIGTERM and SIGHUP too (SIGINT unwinds
+        through close()), then let the signal do what it would have done."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            self._saved_handlers[signum] = signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum, frame) -> None:
+        previous = self._saved_handlers.get(signum, signal.SIG_DFL)
+        self._remove_scratch()
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:
+            os.kill(os.getpid(), signum)
 
     def _expand_gzip(self, path: str) -> str:
         """A gzip-compressed image (the bundled samples) is expanded to a private
-        temporary file, removed on close; the compressed file is only read."""
-        self._scratch = tempfile.TemporaryDirectory(prefix="aclscan-")
-        target = os.path.join(self._scratch.name, "image.raw")
+        temporary file, removed on close (and on SIGTERM, SIGHUP); the compressed
+        file is only read. Its first sectors must hold a partition table or an NTFS
+        boot sector, and only the size they state is expanded (bytes past it belong
+        to no volume), at most ``max_expand``: a gzip bomb ends at once."""
+        limit = self.input.max_expand
         try:
-            with gzip.open(path, "rb") as src, open(target, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
+            with gzip.open(path, "rb") as src:
+                head = src.read(HEAD_BYTES)
+                stated = stated_image_size(head)
+                if stated is None:
+                    raise ImageError(f"{path}: its first sectors hold neither a partition table nor an NTFS "
+                                     "boot sector: not expanded")
+                if stated > limit:
+                    raise ImageError(f"{path} states {stated:,} bytes, more than --max-expand {limit:,}: not "
+                                     "expanded (raise --max-expand, or decompress it yourself)")
+                self._scratch = tempfile.TemporaryDirectory(prefix="aclscan-")
+                self._guard_scratch()
+                target = os.path.join(self._scratch.name, "image.raw")
+                with open(target, "wb") as dst:
+                    dst.write(head[:stated])
+                    left = stated - min(len(head), stated)
+                    while left > 0:
+                        chunk = src.read(min(EXPAND_CHUNK, left))
+                        if not chunk:
+                            break
+                        dst.write(chunk)
+                        left -= len(chunk)
+        except ImageError:
+            self._remove_scratch()
+            raise
         except (OSError, EOFError, zlib.error) as exc:
-            self._scratch.cleanup()
+            self._remove_scratch()
             raise ImageError(f"cannot decompress {path}: {_one_line(exc)}") from None
         return target
 
@@ -293,11 +421,13 @@ class Volume:
     def __init__(self, image: Image, location: VolumeLocation):
         self.image = image
         self.location = location
-        self._upcase: UpCase | None = None
         try:
             self.boot = BootSector.from_bytes(image.read(location.offset, 512))
             self._check_geometry()
             self._mft_size, self._mft_spans = self._load_mft()
+            # Names are compared through $UpCase; a volume without a readable one (a
+            # truncated image, a wrecked $MFT) is refused, as The Sleuth Kit refuses it.
+            self._upcase = UpCase.from_bytes(self.read_attribute(MFT_ENTRY_UPCASE, ATTR_TYPE_DATA))
         except Error as exc:
             raise NotNTFS(
                 f"cannot open the NTFS volume at offset {location.offset} of {image.path}: {_one_line(exc)}"
@@ -479,18 +609,10 @@ class Volume:
 
     # --- paths ---------------------------------------------------------------------
 
-    def _collation(self) -> UpCase:
-        if self._upcase is None:
-            try:
-                self._upcase = UpCase.from_bytes(self.read_attribute(MFT_ENTRY_UPCASE, ATTR_TYPE_DATA))
-            except Error:
-                self._upcase = UpCase.default()
-        return self._upcase
-
     def lookup(self, directory: int, name: str) -> int:
         """The MFT entry of ``name`` in directory ``directory`` (case-insensitive,
         through the directory's B-tree of names)."""
-        upcase = self._collation()
+        upcase = self._upcase
         wanted = upcase.index_key(name)
         try:
             root = parse_index_root(self.read_attribute(directory, ATTR_TYPE_INDEX_ROOT, FILE_NAME_INDEX))

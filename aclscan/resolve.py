@@ -16,6 +16,7 @@ from aclscan.accounts.base import PREVIOUS_MACHINE, Account, AccountSource, Auth
 from aclscan.accounts.wellknown import WellKnownSource
 from aclscan.classify import Classifier, PreviousName, profile_name, split_domain_relative
 from aclscan.errors import Error
+from aclscan.inputs import check_input_file
 
 HIVE_NAMES = ("SAM", "SECURITY", "SYSTEM", "SOFTWARE")
 CONFIG_DIR = "/Windows/System32/config"
@@ -45,7 +46,7 @@ class HiveSet:
         found = cls()
         for name, (data, origin) in raw.items():
             try:
-                setattr(found, name.lower(), readers[name](data))
+                setattr(found, name.lower(), readers[name](data, label=origin))
                 found.origins[name] = origin
             except Error as exc:
                 if name in strict:
@@ -77,6 +78,7 @@ def hives_from_files(paths: dict[str, str | os.PathLike | None]) -> dict[str, tu
     found = {}
     for name, path in paths.items():
         if path:
+            check_input_file(path, f"the {name} hive", Error, devices=False)
             try:
                 found[name] = (Path(path).read_bytes(), str(path))
             except OSError as exc:
@@ -156,6 +158,7 @@ class HistorySource:
     def from_file(cls, path: str | os.PathLike) -> "HistorySource":
         from aclscan.store import is_sqlite_file
 
+        check_input_file(path, "history file", Error, devices=False)
         if is_sqlite_file(path):
             return cls._from_scan(path)
         data = Path(path).read_bytes()

@@ -59,19 +59,6 @@ class UpCase:
             raise CorruptRecord(f"$UpCase holds {len(data)} bytes, not {2 * UPCASE_UNITS}")
         return cls(np.frombuffer(data, dtype="<u2", count=UPCASE_UNITS))
 
-    @classmethod
-    def default(cls) -> "UpCase":
-        """A table from Unicode's simple upper-case mapping, for a volume whose
-        `$UpCase` cannot be read."""
-        table = np.arange(UPCASE_UNITS, dtype=np.uint16)
-        for unit in range(UPCASE_UNITS):
-            if 0xD800 <= unit <= 0xDFFF:
-                continue
-            upper = chr(unit).upper()
-            if len(upper) == 1 and ord(upper) < UPCASE_UNITS:
-                table[unit] = ord(upper)
-        return cls(table)
-
     def index_key(self, name: str) -> bytes:
         """Bytes that compare as NTFS compares file names in a directory index."""
         units = np.frombuffer(name.encode("utf-16-le", "surrogatepass"), dtype="<u2")
