@@ -161,6 +161,7 @@ def entries_to_export(entries: list[DomainEntry], origin: str, *, domain_sid: st
     Raises MalformedExport when there is no domain account at all.
     """
     warnings = list(warnings)
+    _refuse_shared_sids(entries, origin)
     relative = [e for e in entries if SID.from_string(e.sid).is_domain_relative]
     if domain_sid is None:
         prefixes = Counter(str(SID.from_string(e.sid).prefix) for e in relative)
@@ -198,6 +199,24 @@ def entries_to_export(entries: list[DomainEntry], origin: str, *, domain_sid: st
         netbios_name = netbios_from_dn(first_dn)
     return DomainExport(domain_sid, tuple(kept), origin, netbios_name, dns_name, complete,
                         tuple(deleted), tuple(warnings))
+
+
+def _refuse_shared_sids(entries: list[DomainEntry], origin: str) -> None:
+    """Two accounts with one objectSid: the export cannot say who the SID is, and
+    keeping either would be a guess."""
+    first_of: dict[str, DomainEntry] = {}
+    for entry in entries:
+        earlier = first_of.setdefault(entry.sid, entry)
+        if earlier is not entry:
+            raise MalformedExport(f"{origin}: objectSid {entry.sid} belongs to two accounts: "
+                                  f"{_account_label(earlier)} and {_account_label(entry)}")
+
+
+def _account_label(entry: DomainEntry) -> str:
+    where = [f"line {entry.line}"] if entry.line else []
+    if entry.dn:
+        where.insert(0, entry.dn)
+    return f"{entry.name} ({', '.join(where)})" if where else entry.name
 
 
 def _decode(data: bytes, what: str) -> str:

@@ -9,6 +9,7 @@ import click
 from aclscan.cli import cli
 from aclscan.cli.options import image_input, image_options, progress_bar, resolve_inputs, resolve_options
 from aclscan.errors import PartialScan
+from aclscan.formats.rows import terminal_safe
 from aclscan.scan import scan_image
 
 
@@ -47,7 +48,7 @@ def scan(ctx, image, db_path, partition, offset, quiet, max_expand, parents, **r
             click.echo(f"{result.findings} distinct SIDs, {result.problem_findings} with problems"
                        " (aclscan findings lists them)", err=True)
             for note in result.resolution_notes:
-                click.echo(f"note: {note}", err=True)
+                click.echo(terminal_safe(f"note: {note}"), err=True)
     if problems:
         first = problems[0]
         where = f" (record {first.entry})" if first.entry is not None else ""
