@@ -28,6 +28,7 @@ from typing import Iterator
 
 import pytsk3
 
+from aclscan import disks
 from aclscan.errors import CorruptRecord, Error, ImageError, NotFound, NotNTFS
 from aclscan.inputs import check_input_file
 from aclscan.ntfs.index import FILE_NAME_INDEX, UpCase, parse_index_block, parse_index_root
@@ -109,6 +110,23 @@ class _EwfImage(pytsk3.Img_Info):
         return self._handle.get_media_size()
 
 
+class _VirtualDiskImage(pytsk3.Img_Info):
+    """A pytsk3 image over a virtual machine disk and its parents (aclscan.disks)."""
+
+    def __init__(self, disk):
+        self._disk = disk
+        super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL)
+
+    def close(self) -> None:
+        self._disk.close()
+
+    def read(self, offset: int, size: int) -> bytes:
+        return self._disk.read(offset, size)
+
+    def get_size(self) -> int:
+        return self._disk.size
+
+
 def _bisect_right(values: list[int], x: int) -> int:
     lo, hi = 0, len(values)
     while lo < hi:
@@ -146,7 +164,8 @@ class ImageInput:
 
 
 def image_segments(path: str | os.PathLike) -> tuple[str, list[str]]:
-    """Return the image kind ('raw', 'split', 'ewf', 'gzip') and its ordered segment files."""
+    """Return the image kind ('raw', 'split', 'ewf', 'gzip', or a virtual disk format:
+    'vhd', 'vhdx', 'vmdk', 'qcow2', told from the content) and its ordered segment files."""
     text = os.fspath(path)
     if not os.path.lexists(text):
         raise ImageError(f"image not found: {text}")
@@ -160,6 +179,9 @@ def image_segments(path: str | os.PathLike) -> tuple[str, list[str]]:
         for segment in segments:
             check_input_file(segment, "image segment", ImageError)
         return "ewf", segments
+    kind = disks.detect(text)
+    if kind is not None:
+        return kind, [text]
     match = _SPLIT_RE.match(text)
     if match and os.path.isfile(text):
         siblings = sorted(glob.glob(glob.escape(match["stem"]) + ".[0-9][0-9][0-9]"))
@@ -246,6 +268,10 @@ class Image:
                 self._raw_fd = os.open(self.path, os.O_RDONLY)
             elif self.kind == "split":
                 self._img = _SegmentedImage(self.segments)
+            elif self.kind in disks.KINDS:
+                disk = disks.VirtualDisk(self.path, self.kind, self.input.parents)
+                self.segments = disk.chain
+                self._img = _VirtualDiskImage(disk)
             else:
                 self._img = _EwfImage(self.segments)
         except ImageError:
@@ -333,6 +359,12 @@ class Image:
             self._remove_scratch()
             raise ImageError(f"cannot decompress {path}: {_one_line(exc)}") from None
         return target
+
+    def how_to_write(self) -> str:
+        """What to do to get a target ``fix`` can write, for an image that is not one."""
+        if self.kind in disks.KINDS:
+            return f"convert it to raw first: {disks.convert_command(self.kind, self.path)}"
+        return "fix a raw image or a device (decompress it first)"
 
     def read(self, offset: int, size: int) -> bytes:
         try:
