@@ -31,6 +31,7 @@ import pytsk3
 from aclscan import disks
 from aclscan.errors import CorruptRecord, Error, ImageError, NotFound, NotNTFS
 from aclscan.inputs import check_input_file
+from aclscan.ntfs import lznt1
 from aclscan.ntfs.index import FILE_NAME_INDEX, UpCase, parse_index_block, parse_index_root
 from aclscan.ntfs.mft import BootSector
 from aclscan.ntfs.records import AttributeRecord, FileRecord, parse_attribute_list, parse_record, stream_extents
@@ -613,11 +614,39 @@ class Volume:
         if attribute.is_resident:
             return attribute.value
         extents = extents or [attribute]
-        if attribute.is_compressed or attribute.is_encrypted:
-            kind = "compressed" if attribute.is_compressed else "encrypted"
-            raise ImageError(f"attribute {attribute.type:#x} is {kind}: not supported")
+        if attribute.is_encrypted:
+            raise ImageError(f"attribute {attribute.type:#x} is encrypted (EFS): its bytes cannot be read")
+        if attribute.is_compressed:
+            return self._compressed_value(extents)
         size, spans = stream_extents(extents, self.cluster_size, self.location.offset)
         return self._read_spans(spans, 0, size)
+
+    def _compressed_value(self, extents: list[AttributeRecord]) -> bytes:
+        """An NTFS-compressed attribute, one compression unit at a time (aclscan.ntfs.lznt1)."""
+        first, cluster = extents[0], self.cluster_size
+        if not first.compression_unit:
+            raise CorruptRecord(f"compressed attribute {first.type:#x} without a compression unit size")
+        per_unit = 1 << first.compression_unit
+        runs = []
+        for extent in extents:
+            vcn = extent.lowest_vcn
+            for lcn, count in extent.runs:
+                runs.append((vcn, lcn, count))
+                vcn += count
+        out = bytearray()
+        size = first.data_size
+        for unit_vcn in range(0, -(-size // cluster), per_unit):
+            clusters = lznt1.unit_clusters(runs, unit_vcn, per_unit)
+            stored = b"".join(self.image.read(self.location.offset + lcn * cluster, cluster)
+                              for lcn in clusters if lcn is not None)
+            if not stored:
+                out += bytes(per_unit * cluster)
+            elif len(stored) == per_unit * cluster:
+                out += stored  # this unit did not compress: stored as it is
+            else:
+                unit = lznt1.decompress(stored, per_unit * cluster)
+                out += unit + bytes(per_unit * cluster - len(unit))
+        return bytes(out[:size])
 
     def _read_spans(self, spans, offset: int, length: int) -> bytes:
         """Bytes offset..offset+length of a stream laid out as ``spans``."""

@@ -91,6 +91,7 @@ class AttributeRecord:
     allocated_size: int = 0
     data_size: int = 0
     initialized_size: int = 0
+    compression_unit: int = 0  # log2 of the clusters in one compression unit
 
     @property
     def is_resident(self) -> bool:
@@ -161,13 +162,14 @@ def _parse_attribute(raw: bytes, entry: int) -> AttributeRecord:
         return AttributeRecord(attr_type, name, attribute_id, flags, raw[value_offset : value_offset + value_length])
     if length < 0x40:
         raise CorruptRecord(f"MFT record {entry}: non-resident attribute {attr_type:#x} header too short")
-    lowest, highest, runs_offset = struct.unpack_from("<qqH", raw, 0x10)
+    lowest, highest, runs_offset, compression_unit = struct.unpack_from("<qqHH", raw, 0x10)
     allocated, size, initialized = struct.unpack_from("<qqq", raw, 0x28)
     if runs_offset >= length or lowest < 0 or size < 0 or initialized < 0:
         raise CorruptRecord(f"MFT record {entry}: non-resident attribute {attr_type:#x} header is malformed")
     runs = decode_runs(raw[:length], runs_offset)
     return AttributeRecord(
-        attr_type, name, attribute_id, flags, None, lowest, highest, tuple(runs), allocated, size, initialized
+        attr_type, name, attribute_id, flags, None, lowest, highest, tuple(runs), allocated, size, initialized,
+        compression_unit,
     )
 
 

@@ -110,3 +110,46 @@ def test_attributes_in_extension_records(feature_volume):
         assert len(linked.names) == volumes.LINK_COUNT
         for name in linked.names:
             assert volume.open_path(name) == linked.data, name
+
+
+def _compressible(size: int, seed: int) -> bytes:
+    import random
+
+    rng = random.Random(seed)
+    words = [b"regf", b"hbin", b"nk", b"vk", b"\x00\x00\x00\x00", b"S-1-5-21-", b"Administrator"]
+    out = bytearray()
+    while len(out) < size:
+        out += rng.choice(words) if rng.random() < 0.9 else bytes([rng.randrange(256)])
+    return bytes(out[:size])
+
+
+def test_ntfs_compressed_file(ntfs3g, tmp_path):
+    """A hive in a compressed folder (ntfs-3g -o compression): units that
+    compressed, one that did not (random bytes), one of zeros (sparse)."""
+    import os
+
+    image = tmp_path / "compressed.img"
+    with open(image, "wb") as fh:
+        fh.truncate(64 * MiB)
+    subprocess.run(["mkntfs", "-F", "-Q", "-q", str(image)], check=True, capture_output=True)
+    data = _compressible(150_000, 1) + os.urandom(70_000) + bytes(1 << 17) + _compressible(40_000, 2)
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    subprocess.run(["ntfs-3g", "-o", "compression", str(image), str(mount)], check=True, capture_output=True)
+    try:
+        folder = mount / "Windows" / "System32" / "config"
+        folder.mkdir(parents=True)
+        subprocess.run(["setfattr", "-n", "system.ntfs_attrib_be", "-v", "0x00000810", str(folder)], check=True)
+        (folder / "SAM").write_bytes(data)
+        attributes = subprocess.run(["getfattr", "--only-values", "-n", "system.ntfs_attrib_be",
+                                     str(folder / "SAM")], capture_output=True, check=True).stdout
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+    assert int.from_bytes(attributes, "big") & 0x800, f"ntfs-3g did not compress the file ({attributes!r})"
+    with Image(image) as opened:
+        volume = opened.open_volume(opened.locate()[0])
+        assert volume.open_path("windows/system32/config/sam") == data
+    if shutil.which("icat"):
+        entry = subprocess.run(["ifind", "-n", "/Windows/System32/config/SAM", str(image)], capture_output=True,
+                               text=True, check=True).stdout.strip()
+        assert subprocess.run(["icat", str(image), entry], capture_output=True, check=True).stdout == data
