@@ -246,3 +246,45 @@ def test_fix_refuses_a_virtual_disk_with_the_conversion_command(disk_dir, tmp_pa
     assert line == (f"Error: {disk} is a qcow2 image: convert it to raw first: "
                     f"{disks.convert_command('qcow2', str(disk))}")
     assert "qemu-img convert -O raw" in line
+
+
+# --- a VHD differencing chain (Hyper-V's linked clones) --------------------------------
+
+def test_vhd_differencing_disk_through_its_parent(ntfs3g, tmp_path, capsys):
+    from aclscan.fix import ntfs3g as mount_tool
+    from tests.vm_disks import differencing_vhd
+
+    base = expand(scenarios.SAMPLES / "quickstart.img.gz", tmp_path)
+    parent = tmp_path / "template.vhd"
+    qemu_img("convert", "-O", "vpc", str(base), str(parent))
+    changed = tmp_path / "changed.raw"
+    shutil.copyfile(base, changed)
+    with mount_tool.mounted(changed) as root:
+        (root / "Clones").mkdir()
+        (root / "Clones" / "hyper-v.txt").write_bytes(b"made on the differencing disk")
+        mount_tool.set_ntfs_acl(root / "Clones" / "hyper-v.txt", CLONE_A_SD)
+    child = tmp_path / "child.vhd"
+    assert differencing_vhd(parent, child, "template.vhd", base, changed) > 0
+    assert child.stat().st_size < parent.stat().st_size
+
+    with Image(child) as image:
+        assert image.kind == "vhd" and image.segments == [str(child), str(tmp_path / "template.vhd")]
+        volume = image.open_volume(image.volumes()[0])
+        assert volume.open_path("Clones/hyper-v.txt") == b"made on the differencing disk"
+    assert main(["scan", str(child), "--db", str(tmp_path / "c.db"), "-q", "--no-resolve"]) == 0
+    assert main(["scan", str(changed), "--db", str(tmp_path / "r.db"), "-q", "--no-resolve"]) == 0
+    assert snapshot(tmp_path / "c.db")["files"] == snapshot(tmp_path / "r.db")["files"]  # as the changed raw disk
+    assert ("/Clones/hyper-v.txt", CLONE_A_SD) in {(p, sd) for _e, p, sd in snapshot(tmp_path / "c.db")["files"]}
+
+    # Another disk made from the same volume is not the parent: its identifier differs.
+    impostor = tmp_path / "impostor.vhd"
+    qemu_img("convert", "-O", "vpc", str(base), str(impostor))
+    code, line = _one_error(["scan", str(child), "--db", str(tmp_path / "x.db"), "--parent", str(impostor)], capsys)
+    assert code == 4 and line.startswith(f"Error: {child}: parent {impostor} is not the disk it was made from "
+                                         "(identifier ")
+    parent.rename(tmp_path / "elsewhere.vhd")
+    code, line = _one_error(["scan", str(child), "--db", str(tmp_path / "x.db")], capsys)
+    assert code == 4 and line == (f"Error: {child}: its parent disk 'template.vhd' is missing (looked for "
+                                  f"{tmp_path / 'template.vhd'}); give it with --parent FILE")
+    assert main(["scan", str(child), "--db", str(tmp_path / "g.db"), "-q", "--no-resolve",
+                 "--parent", str(tmp_path / "elsewhere.vhd")]) == 0

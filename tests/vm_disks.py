@@ -122,3 +122,71 @@ def linked_clones(template_raw: Path, directory: Path, children: dict[str, Added
         scratch.unlink()
         made[name] = Clone(disk, added, read_back)
     return template, made
+
+
+# --- a differencing VHD, written by hand (qemu-img makes none) ------------------------
+# Layout (Microsoft's "Virtual Hard Disk Image Format Specification"): a 512-byte footer
+# at the end (a copy at the start of a dynamic disk), a dynamic disk header, the block
+# allocation table (BAT: the sector where each block starts, 0xFFFFFFFF unused), then
+# blocks, each a sector bitmap (bit set: the sector is in this disk, not the parent's)
+# followed by the block's sectors. Big-endian throughout.
+
+VHD_DISK_TYPE = 60
+VHD_CHECKSUM = 64
+VHD_UNIQUE_ID = 68
+DYNAMIC_TABLE_OFFSET = 16
+DYNAMIC_BLOCK_SIZE = 32
+DYNAMIC_CHECKSUM = 36
+DYNAMIC_PARENT_ID = 40
+DYNAMIC_PARENT_NAME = 64
+VHD_DIFFERENCING = 4
+UNUSED = 0xFFFFFFFF
+
+
+def _ones_complement_sum(data: bytes) -> int:
+    return ~sum(data) & 0xFFFFFFFF
+
+
+def _with_checksum(structure: bytearray, at: int) -> bytes:
+    structure[at : at + 4] = bytes(4)
+    structure[at : at + 4] = _ones_complement_sum(structure).to_bytes(4, "big")
+    return bytes(structure)
+
+
+def differencing_vhd(parent: Path, child: Path, parent_name: str, base_raw: Path, changed_raw: Path | None) -> int:
+    """Make ``child`` a differencing VHD of the dynamic VHD ``parent`` (recorded as
+    ``parent_name``) holding the sectors where ``changed_raw`` differs from
+    ``base_raw`` (the parent's content); returns the blocks written."""
+    footer = bytearray(parent.read_bytes()[-512:])
+    size = int.from_bytes(footer[48:56], "big")
+    qemu_img("create", "-q", "-f", "vpc", str(child), str(size))
+    data = bytearray(child.read_bytes())
+    own = bytearray(data[:512])
+    own[VHD_DISK_TYPE : VHD_DISK_TYPE + 4] = VHD_DIFFERENCING.to_bytes(4, "big")
+    own = bytearray(_with_checksum(own, VHD_CHECKSUM))
+    header = bytearray(data[512:1536])
+    header[DYNAMIC_PARENT_ID : DYNAMIC_PARENT_ID + 16] = footer[VHD_UNIQUE_ID : VHD_UNIQUE_ID + 16]
+    header[DYNAMIC_PARENT_NAME : DYNAMIC_PARENT_NAME + 512] = parent_name.encode("utf-16-be").ljust(512, b"\0")
+    data[512:1536] = _with_checksum(header, DYNAMIC_CHECKSUM)
+    table = int.from_bytes(header[DYNAMIC_TABLE_OFFSET : DYNAMIC_TABLE_OFFSET + 8], "big")
+    block_size = int.from_bytes(header[DYNAMIC_BLOCK_SIZE : DYNAMIC_BLOCK_SIZE + 4], "big")
+    body = data[:-512]  # the blocks go where the closing footer was
+    written = 0
+    if changed_raw is not None:
+        old, new = base_raw.read_bytes(), changed_raw.read_bytes()
+        for block in range(0, len(new), block_size):
+            before, after = old[block : block + block_size], new[block : block + block_size]
+            if before == after:
+                continue
+            bitmap = bytearray(512)
+            for sector in range(0, len(after), 512):
+                if after[sector : sector + 512] != before[sector : sector + 512]:
+                    index = sector // 512
+                    bitmap[index // 8] |= 0x80 >> (index % 8)
+            entry = table + 4 * (block // block_size)
+            body[entry : entry + 4] = (len(body) // 512).to_bytes(4, "big")
+            body += bitmap + after.ljust(block_size, b"\0")
+            written += 1
+    body[:512] = own
+    child.write_bytes(bytes(body) + bytes(own))
+    return written
