@@ -7,6 +7,7 @@ where it can open the volume."""
 from __future__ import annotations
 
 import shutil
+import struct
 import sqlite3
 import subprocess
 
@@ -153,3 +154,102 @@ def test_ntfs_compressed_file(ntfs3g, tmp_path):
         entry = subprocess.run(["ifind", "-n", "/Windows/System32/config/SAM", str(image)], capture_output=True,
                                text=True, check=True).stdout.strip()
         assert subprocess.run(["icat", str(image), entry], capture_output=True, check=True).stdout == data
+
+
+# --- $MFT's own $DATA in two records ---------------------------------------------------
+
+def _fixups(record: bytearray, apply: bool) -> None:
+    """Apply (or undo, for writing) a 1024-byte record's update sequence array at 0x30."""
+    usn = record[0x30:0x32]
+    for index, end in enumerate((510, 1022)):
+        slot = 0x32 + 2 * index
+        if apply:
+            assert record[end : end + 2] == usn
+            record[end : end + 2] = record[slot : slot + 2]
+        else:
+            record[slot : slot + 2] = record[end : end + 2]
+            record[end : end + 2] = usn
+
+
+def _attributes(record: bytes) -> list[bytes]:
+    found, position = [], struct.unpack_from("<H", record, 0x14)[0]
+    while struct.unpack_from("<I", record, position)[0] != 0xFFFFFFFF:
+        length = struct.unpack_from("<I", record, position + 4)[0]
+        found.append(record[position : position + length])
+        position += length
+    return found
+
+
+def _non_resident_data(template: bytes, lowest: int, highest: int, runs: bytes) -> bytes:
+    runs_offset = struct.unpack_from("<H", template, 0x20)[0]
+    body = bytearray(template[:runs_offset]) + runs.ljust((len(runs) + 7) // 8 * 8, b"\0")
+    struct.pack_into("<I", body, 4, len(body))
+    struct.pack_into("<qq", body, 0x10, lowest, highest)
+    return bytes(body)
+
+
+def _record(template: bytes, attributes: list[bytes], base: int) -> bytearray:
+    first = struct.unpack_from("<H", template, 0x14)[0]
+    record = bytearray(template[:first]) + b"".join(attributes) + b"\xff\xff\xff\xff" + bytes(4)
+    struct.pack_into("<I", record, 0x18, len(record))
+    struct.pack_into("<Q", record, 0x20, base)
+    record = record.ljust(1024, b"\0")
+    _fixups(record, apply=False)
+    return record
+
+
+@pytest.mark.skipif(shutil.which("mkntfs") is None, reason="mkntfs (ntfs-3g) is not installed")
+def test_mft_data_continued_in_an_extension_record(tmp_path):
+    """Record 0 lists its $DATA in two extents, the second in record 16 (where
+    Windows puts $MFT's extension records), through an $ATTRIBUTE_LIST."""
+    image = tmp_path / "mft-list.img"
+    with open(image, "wb") as fh:
+        fh.truncate(16 * MiB)
+    subprocess.run(["mkntfs", "-F", "-Q", "-q", str(image)], check=True, capture_output=True)
+    reference = tmp_path / "reference.db"
+    scan_image(image, reference)
+    data = bytearray(image.read_bytes())
+    mft = struct.unpack_from("<Q", data, 0x30)[0] * 4096
+    record0 = bytearray(data[mft : mft + 1024])
+    _fixups(record0, apply=True)
+    by_type = {struct.unpack_from("<I", a)[0]: a for a in _attributes(record0)}
+    mft_data = by_type[0x80]
+    allocated = struct.unpack_from("<q", mft_data, 0x28)[0] // 4096
+    first_cluster = mft // 4096
+    assert allocated >= 7, "mkntfs made a smaller $MFT than this test splits"
+    split = 5  # VCNs 0-4 (records 0-19) stay in record 0; the rest moves to record 16
+    extent0 = _non_resident_data(mft_data, 0, split - 1, bytes([0x11, split, first_cluster, 0]))
+    extent1 = bytearray(_non_resident_data(mft_data, split, allocated - 1,
+                                           bytes([0x11, allocated - split, first_cluster + split, 0])))
+    struct.pack_into("<qqq", extent1, 0x28, 0, 0, 0)  # sizes live in the first extent only
+    struct.pack_into("<H", extent1, 0x0E, 0)  # attribute id 0 in record 16
+
+    def listed(attr_type, lowest, entry, attribute_id):
+        return struct.pack("<IHBBqQH", attr_type, 0x20, 0, 0x1A, lowest, entry | (1 << 48), attribute_id) + bytes(6)
+
+    ids = {t: struct.unpack_from("<H", a, 0x0E)[0] for t, a in by_type.items()}
+    values = (listed(0x10, 0, 0, ids[0x10]) + listed(0x30, 0, 0, ids[0x30]) + listed(0x80, 0, 0, ids[0x80])
+              + listed(0x80, split, 16, 0) + listed(0xB0, 0, 0, ids[0xB0]))
+    attribute_list = struct.pack("<IIBBHHHIHBB", 0x20, 0, 0, 0, 0x18, 0, 7, len(values), 0x18, 0, 0) + values
+    attribute_list = bytearray(attribute_list.ljust((len(attribute_list) + 7) // 8 * 8, b"\0"))
+    struct.pack_into("<I", attribute_list, 4, len(attribute_list))
+    data[mft : mft + 1024] = _record(record0, [by_type[0x10], bytes(attribute_list), by_type[0x30], extent0,
+                                               by_type[0xB0]], base=0)
+    data[mft + 16 * 1024 : mft + 17 * 1024] = _record(record0, [bytes(extent1)], base=0 | (1 << 48))
+    image.write_bytes(data)
+
+    with Image(image) as opened:
+        volume = opened.open_volume(opened.locate()[0])
+        size, spans = volume.mft_runs()
+        assert [(start, where, length) for start, where, length in spans] == [
+            (0, first_cluster * 4096, split * 4096), (split * 4096, (first_cluster + split) * 4096,
+                                                      size - split * 4096)]
+        assert volume.record(0).find(0x20)
+    result = scan_image(image, tmp_path / "listed.db")
+    assert result.problems == []
+    query = "SELECT entry, path, descriptor_key FROM files ORDER BY entry"
+    ours = sqlite3.connect(tmp_path / "listed.db").execute(query).fetchall()
+    assert ours and ours == sqlite3.connect(reference).execute(query).fetchall()
+    if shutil.which("istat"):  # The Sleuth Kit follows the list too
+        shown = subprocess.run(["istat", str(image), "0"], capture_output=True, text=True, check=True).stdout
+        assert "$ATTRIBUTE_LIST" in shown
