@@ -18,6 +18,7 @@ from aclscan.accounts.wellknown import WellKnownSource
 from aclscan.classify import Classifier, PreviousName, profile_name, split_domain_relative
 from aclscan.errors import Error, HiveError
 from aclscan.hives.files import LOG_SUFFIXES, HiveFiles, read_hive_files
+from aclscan.inputs import check_input_file
 
 HIVE_NAMES = ("SAM", "SECURITY", "SYSTEM", "SOFTWARE")
 CONFIG_DIR = "/Windows/System32/config"
@@ -140,6 +141,7 @@ def hives_from_files(paths: dict[str, str | os.PathLike | None]) -> dict[str, Hi
     found = {}
     for name, path in paths.items():
         if path:
+            check_input_file(path, f"the {name} hive", Error, devices=False)
             try:
                 found[name] = read_hive_files(path)
             except HiveError as exc:  # "PATH: cannot read: REASON"
@@ -219,6 +221,7 @@ class HistorySource:
     def from_file(cls, path: str | os.PathLike) -> "HistorySource":
         from aclscan.store import is_sqlite_file
 
+        check_input_file(path, "history file", Error, devices=False)
         if is_sqlite_file(path):
             return cls._from_scan(path)
         from aclscan.hives.files import read_hive_files

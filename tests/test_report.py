@@ -9,6 +9,7 @@ import shutil
 import sqlite3
 
 from aclscan.cli import main
+from aclscan.formats.rows import terminal_safe
 
 HOSTILE_NAME = '=cmd|\' /C calc\'!A0 <script>alert(1)</script> "\x1b[31m'
 HOSTILE_ACCOUNT = "@SUM(1)<img src=x onerror=alert(1)>\x07"
@@ -60,10 +61,10 @@ def test_csv_neutralises_formulas_and_counts_every_place(scenario_db, tmp_path, 
     assert main(["report", str(db), "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert rows and all(not r["example_path"].startswith("=") for r in rows)
-    hostile = [r for r in rows if HOSTILE_NAME in r["example_path"]]
+    hostile = [r for r in rows if terminal_safe(HOSTILE_NAME) in r["example_path"]]  # control characters escaped
     assert hostile and all(r["example_path"].startswith("'/") or r["example_path"].startswith("/") for r in hostile)
     accounts = {r["account"] for r in rows if r["verdict"] == "sid_history"}
-    assert accounts == {"'" + HOSTILE_ACCOUNT}
+    assert accounts == {"'" + terminal_safe(HOSTILE_ACCOUNT)}
     # One row per problem SID and place: the ACEs naming it plus owner/group occurrences.
     conn = sqlite3.connect(db)
     problems = [s for (s,) in conn.execute("SELECT sid FROM findings WHERE verdict IN ('orphan', 'sid_history')")]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import struct
+import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,10 +225,19 @@ def build_volume(
     label: str | None = None,
     partition_offset: int | None = None,
     inherit: bool = False,
+    cluster_size: int | None = None,
 ) -> Manifest:
-    """Make ``image`` (make_image), mount it, create ``spec``, read it all back."""
+    """Make ``image`` (make_image), mount it, create ``spec``, read it all back.
+
+    ``cluster_size`` (bytes, bare volumes only) formats with ``mkntfs -c`` instead."""
     image = Path(image)
-    ntfs3g.make_image(image, size, label=label, partition_offset=partition_offset)
+    if cluster_size is None:
+        ntfs3g.make_image(image, size, label=label, partition_offset=partition_offset)
+    else:
+        with open(image, "wb") as fh:
+            fh.truncate(size)
+        argv = ["mkntfs", "-F", "-Q", "-q", "-c", str(cluster_size)] + (["-L", label] if label else [])
+        subprocess.run([*argv, str(image)], check=True, capture_output=True)
     offset = partition_offset or 0
     spec = list(spec)
     explicit: dict[str, bytes] = {}

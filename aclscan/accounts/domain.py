@@ -55,6 +55,7 @@ from typing import Iterable
 
 from aclscan.accounts.base import ALIAS, COMPUTER, DOMAIN, GROUP, USER, Account, Authority
 from aclscan.errors import DirectoryError, MalformedExport, MalformedSID
+from aclscan.inputs import check_input_file
 from aclscan.sd.sid import SID
 
 __all__ = ["DomainEntry", "DomainExport", "DomainSource", "read_csv", "read_ldif", "entries_to_export",
@@ -67,6 +68,11 @@ ADPROPERTYVALUECOLLECTION = "Microsoft.ActiveDirectory.Management.ADPropertyValu
 _GROUP_TYPE_BUILTIN = 0x1
 _GROUP_TYPE_DOMAIN_LOCAL = 0x4
 _UF_ACCOUNTDISABLE = 0x2
+
+# Bounds on an export: a directory of a million accounts exports well under 2 GiB,
+# and a line (or CSV cell) of 16 Mi characters holds a sIDHistory of 300,000 SIDs.
+MAX_EXPORT_BYTES = 2 << 30
+MAX_LINE_CHARS = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -155,6 +161,7 @@ def entries_to_export(entries: list[DomainEntry], origin: str, *, domain_sid: st
     Raises MalformedExport when there is no domain account at all.
     """
     warnings = list(warnings)
+    _refuse_shared_sids(entries, origin)
     relative = [e for e in entries if SID.from_string(e.sid).is_domain_relative]
     if domain_sid is None:
         prefixes = Counter(str(SID.from_string(e.sid).prefix) for e in relative)
@@ -194,6 +201,24 @@ def entries_to_export(entries: list[DomainEntry], origin: str, *, domain_sid: st
                         tuple(deleted), tuple(warnings))
 
 
+def _refuse_shared_sids(entries: list[DomainEntry], origin: str) -> None:
+    """Two accounts with one objectSid: the export cannot say who the SID is, and
+    keeping either would be a guess."""
+    first_of: dict[str, DomainEntry] = {}
+    for entry in entries:
+        earlier = first_of.setdefault(entry.sid, entry)
+        if earlier is not entry:
+            raise MalformedExport(f"{origin}: objectSid {entry.sid} belongs to two accounts: "
+                                  f"{_account_label(earlier)} and {_account_label(entry)}")
+
+
+def _account_label(entry: DomainEntry) -> str:
+    where = [f"line {entry.line}"] if entry.line else []
+    if entry.dn:
+        where.insert(0, entry.dn)
+    return f"{entry.name} ({', '.join(where)})" if where else entry.name
+
+
 def _decode(data: bytes, what: str) -> str:
     """Text from bytes: a byte order mark names the encoding, otherwise UTF-8."""
     for bom, encoding in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
@@ -212,10 +237,26 @@ def _decode(data: bytes, what: str) -> str:
 
 
 def _read_bytes(path: str | Path) -> bytes:
+    """The export's bytes: a regular file of at most MAX_EXPORT_BYTES (a FIFO or
+    /dev/zero is refused before it is opened, so it cannot block or grow forever)."""
+    info = check_input_file(path, "domain export", DirectoryError, devices=False)
+    if info.st_size > MAX_EXPORT_BYTES:
+        raise DirectoryError(f"domain export {path} holds {info.st_size:,} bytes, more than the "
+                             f"{MAX_EXPORT_BYTES:,} an export may hold")
     try:
-        return Path(path).read_bytes()
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_EXPORT_BYTES + 1)
     except OSError as exc:
         raise DirectoryError(f"cannot read domain export {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_EXPORT_BYTES:
+        raise DirectoryError(f"domain export {path} grew past {MAX_EXPORT_BYTES:,} bytes while read")
+    return data
+
+
+def _check_line_length(line: str, number: int, origin: str) -> None:
+    if len(line) > MAX_LINE_CHARS:
+        raise MalformedExport(f"{origin}: line {number}: {len(line):,} characters, more than the "
+                              f"{MAX_LINE_CHARS:,} a line of an export may hold")
 
 
 def _parse_sid(value: bytes | str, what: str) -> str:
@@ -292,6 +333,7 @@ def _ldif_records(text: str, origin: str):
     # Lines end in LF or CRLF; str.splitlines would also split at characters such as U+2028.
     for number, line in enumerate(text.split("\n"), 1):
         line = line.removesuffix("\r")
+        _check_line_length(line, number, origin)
         if not line.strip():  # a blank (or blank-looking) line ends the record
             if record:
                 yield start, record
@@ -304,6 +346,7 @@ def _ldif_records(text: str, origin: str):
             if not record:
                 raise MalformedExport(f"{origin}: line {number}: a continuation line with nothing to continue")
             record[-1][3] += line[1:]
+            _check_line_length(record[-1][3], record[-1][0], origin)
             continue
         in_comment = line.startswith("#")
         if in_comment:
@@ -460,6 +503,8 @@ def read_csv(path: str | Path) -> DomainExport:
         raise MalformedExport(f"{origin}: line {offset + 1}: no header row")
     delimiter = max((",", ";", "\t"), key=lambda d: header_line.count(d))
     reader = csv.reader(io.StringIO(header_line + lines.read(), newline=""), delimiter=delimiter, strict=True)
+    # The csv module's cell limit is process-wide (131,072 by default): raised while this export is read.
+    saved_limit = csv.field_size_limit(MAX_LINE_CHARS)
     try:
         header = [h.strip().casefold() for h in next(reader)]
         columns = {key: next((header.index(n) for n in names if n in header), None)
@@ -483,6 +528,8 @@ def read_csv(path: str | Path) -> DomainExport:
                 entries.append(entry)
     except csv.Error as exc:
         raise MalformedExport(f"{origin}: line {offset + reader.line_num}: {exc}") from None
+    finally:
+        csv.field_size_limit(saved_limit)
     if not entries:
         raise MalformedExport(f"{origin}: no account rows")
     return entries_to_export(entries, origin)

@@ -60,7 +60,12 @@ class AclscanGroup(click.Group):
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    """An error message as one terminal-safe line: whitespace runs (line breaks,
+    U+2028 and U+2029 included) become one space, other control characters are
+    escaped (an export or a file name may hold an escape sequence)."""
+    from aclscan.formats.rows import terminal_safe
+
+    return terminal_safe(" ".join(text.split()))
 
 
 @click.group(cls=AclscanGroup, context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "ACLSCAN"})

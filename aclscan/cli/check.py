@@ -10,8 +10,10 @@ from pathlib import Path
 import click
 
 from aclscan.cli import cli
-from aclscan.cli.options import resolve_inputs, resolve_options
+from aclscan.cli.options import image_input, image_options, resolve_inputs, resolve_options
+from aclscan.errors import ImageError
 from aclscan.formats.rows import terminal_safe
+from aclscan.inputs import check_input_file
 
 _MARKS = {"pass": "PASS", "fail": "FAIL", "skipped": "SKIP"}
 _OPTION_NAMES = {"domain_files": "--domain", "ldap_url": "--ldap"}
@@ -45,9 +47,10 @@ def render_text(result, *, source: str) -> str:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text for people; json (versioned, check_format 1) for pipelines.")
 @click.option("--strict", is_flag=True, help="A rule that could not be judged (no --fleet, no hive) fails the machine.")
+@image_options
 @resolve_options
 @click.pass_context
-def check(ctx, target, fleet_path, fmt, strict, **resolve):
+def check(ctx, target, fleet_path, fmt, strict, max_expand, parents, **resolve):
     """Readiness gate: exit 0 when the machine is ready to deploy, 1 when not.
 
     TARGET is a scan database, or an image (told apart by the SQLite header, not the
@@ -63,6 +66,7 @@ def check(ctx, target, fleet_path, fmt, strict, **resolve):
 
     fleet = open_fleet(fleet_path, create=False) if fleet_path else None
     image = None
+    check_input_file(target, "IMAGE", ImageError)  # before the header is read: a FIFO would block
     with tempfile.TemporaryDirectory(prefix="aclscan-check-") as scratch:
         if is_sqlite_file(target):
             given = [_OPTION_NAMES.get(k, f"--{k.replace('_', '-')}") for k, v in resolve.items() if v]
@@ -78,7 +82,7 @@ def check(ctx, target, fleet_path, fmt, strict, **resolve):
                 raise click.UsageError("--no-resolve leaves nothing to check")
             image = str(Path(target).resolve())
             database = str(Path(scratch) / "check.db")
-            scan_image(image, database, resolve=inputs)
+            scan_image(image_input(image, max_expand, parents), database, resolve=inputs)
         db = open_database(database, index=False)
         try:
             result = judge(db, fleet, scan_path=None if image else database, fleet_path=fleet_path, strict=strict)

@@ -78,6 +78,46 @@ def text_output(output: str | None):
         yield out
 
 
+class ByteSize(click.ParamType):
+    """A size in bytes: 1048576, 512M, 64G, 1T (powers of 1024)."""
+
+    name = "size"
+    _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().upper().removesuffix("IB").removesuffix("B")
+        unit = text[-1:] if text[-1:] in self._UNITS else ""
+        number = text[: len(text) - len(unit)]
+        if not number.isascii() or not number.isdigit():
+            self.fail(f"{value!r} is not a size (bytes, or a number with K, M, G or T)", param, ctx)
+        return int(number) * self._UNITS[unit]
+
+
+def image_options(command):
+    """How an image is read (`scan`, `check`): the expansion cap of a compressed
+    image and the parents of a differencing disk."""
+    from aclscan.image import DEFAULT_MAX_EXPAND
+
+    options = [
+        click.option("--max-expand", type=ByteSize(), default=DEFAULT_MAX_EXPAND,
+                     help=f"Most a compressed (.gz) image may expand to (default {DEFAULT_MAX_EXPAND >> 30}G)."),
+        click.option("--parent", "parents", multiple=True, type=click.Path(exists=True, dir_okay=False),
+                     help="Parent disk of a differencing VHD/VHDX/VMDK/qcow2 image, nearest first, where the "
+                          "path the child records does not lead to it. Repeatable."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def image_input(path, max_expand, parents):
+    from aclscan.image import ImageInput
+
+    return ImageInput(str(path), max_expand, tuple(str(p) for p in parents))
+
+
 def resolve_options(command):
     """The account sources of `scan` (and `accounts`): hives, domain, directory, history."""
     options = [

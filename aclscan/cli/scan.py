@@ -7,7 +7,7 @@ import sys
 import click
 
 from aclscan.cli import cli
-from aclscan.cli.options import progress_bar, resolve_inputs, resolve_options
+from aclscan.cli.options import image_input, image_options, progress_bar, resolve_inputs, resolve_options
 from aclscan.errors import PartialScan
 from aclscan.formats.rows import terminal_safe
 from aclscan.scan import scan_image
@@ -19,13 +19,15 @@ from aclscan.scan import scan_image
 @click.option("--partition", type=int, help="Scan only this partition (0-based, in partition table order).")
 @click.option("--offset", type=int, help="Scan only the NTFS volume at this byte offset.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
+@image_options
 @resolve_options
 @click.pass_context
-def scan(ctx, image, db_path, partition, offset, quiet, **resolve):
+def scan(ctx, image, db_path, partition, offset, quiet, max_expand, parents, **resolve):
     """Read every security descriptor of IMAGE into SCAN.db (read-only).
 
     IMAGE is a raw/dd image, a split raw set (give the .001 file), an E01 set
-    (give the .E01 file) or a block device. A whole-disk image with an MBR or
+    (give the .E01 file), a .gz-compressed raw image, a VHD, VHDX, VMDK or qcow2
+    disk (differencing disks through their parents) or a block device. A whole-disk image with an MBR or
     GPT partition table is scanned partition by partition.
     """
     if partition is not None and offset is not None:
@@ -33,7 +35,7 @@ def scan(ctx, image, db_path, partition, offset, quiet, **resolve):
     inputs = resolve_inputs(**resolve)
     show = not quiet and sys.stderr.isatty()
     with progress_bar(show, "MFT records", "records") as progress:
-        result = scan_image(image, db_path, partition=partition, offset=offset, progress=progress, resolve=inputs)
+        result = scan_image(image_input(image, max_expand, parents), db_path, partition=partition, offset=offset, progress=progress, resolve=inputs)
     problems = result.problems
     if not quiet:
         descriptors = sum(v.descriptors for v in result.volumes)

@@ -122,7 +122,7 @@ def locate_target(target: str | os.PathLike, db, plan: Plan) -> TargetVolume:
     _check_writable(path)
     with Image(path) as image:
         if image.kind not in ("raw",):
-            raise TargetMismatch(f"{target} is a {image.kind} image: fix a raw image or a device (decompress it first)")
+            raise TargetMismatch(f"{target} is a {image.kind} image: {image.how_to_write()}")
         boot = _boot_sector(image, target, offset)
         found = f"{boot.serial_number:016X}"
         if found != serial:

@@ -2,8 +2,9 @@
 
 Every listing command renders through :func:`write_rows`, so the safety rules
 live in one place: CSV cells that a spreadsheet would run as a formula are
-neutralised, and text meant for a terminal has its control characters escaped
-(a file name can hold an escape sequence). JSON needs neither: the encoder
+neutralised, and text meant for a terminal or a CSV file has its control
+characters and line/paragraph separators escaped (a file name can hold an
+escape sequence). JSON needs neither: the encoder
 escapes control characters itself.
 """
 
@@ -25,13 +26,21 @@ class RowFormat(str, enum.Enum):
     CSV = "csv"
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# C0 and C1 controls, and the line and paragraph separators (a table or a log
+# reader may break a line at them).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def terminal_safe(text: str) -> str:
-    """Control characters shown as \\xNN escapes, so a name cannot drive the terminal."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """Control characters shown as \\xNN escapes (U+2028, U+2029 as \\u2028,
+    \\u2029), so a name cannot drive the terminal or break a line."""
+    return _CONTROL.sub(_escape, text)
+
+
+def _escape(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def csv_safe(value):
@@ -73,11 +82,17 @@ def _write_ndjson(rows: Iterable[dict], columns: Sequence[str], out: IO[str]) ->
         out.write("\n")
 
 
+def _csv_text(value):
+    """A text cell with its control characters and line separators escaped as on a
+    terminal: a cell must not carry ESC, BEL or CR to whoever opens the file."""
+    return terminal_safe(value) if isinstance(value, str) else value
+
+
 def _write_csv(rows: Iterable[dict], columns: Sequence[str], out: IO[str]) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([csv_safe(_plain(row.get(c))) for c in columns])
+        writer.writerow([csv_safe(_csv_text(_plain(row.get(c)))) for c in columns])
 
 
 WRITERS = {

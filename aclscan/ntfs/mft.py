@@ -236,12 +236,14 @@ def parse_mft_chunk(data: bytes | bytearray, first_entry: int, record_size: int)
     bytes_in_use = np.minimum(fields.u32(base + OFS_BYTES_IN_USE), record_size)
     base_ref = fields.u48(base + OFS_BASE_FILE_RECORD_SEGMENT)
     base_ref_sequence = fields.u16(base + OFS_BASE_FILE_RECORD_SEGMENT + 6)
+    # An extension record of $MFT itself names base record 0: the sequence number tells it from "no base".
+    is_extension = (base_ref != 0) | (base_ref_sequence != 0)
 
     n = len(rows)
     security_id = np.zeros(n, dtype=np.uint32)
     has_si = np.zeros(n, dtype=bool)
     has_attribute_list = np.zeros(n, dtype=bool)
-    owner = np.where(base_ref != 0, base_ref, first_entry + rows)
+    owner = np.where(is_extension, base_ref, first_entry + rows)
     broken = np.zeros(n, dtype=bool)
 
     name_rows: list[np.ndarray] = []
@@ -352,7 +354,7 @@ def parse_mft_chunk(data: bytes | bytearray, first_entry: int, record_size: int)
         entry=(first_entry + rows).astype(np.int64),
         sequence=sequence,
         flags=fields.u16(base + OFS_FLAGS).astype(np.uint16),
-        base_entry=np.where(base_ref != 0, base_ref, -1).astype(np.int64),
+        base_entry=np.where(is_extension, base_ref, -1).astype(np.int64),
         base_sequence=base_ref_sequence.astype(np.uint16),
         security_id=security_id,
         has_standard_information=has_si,

@@ -32,9 +32,13 @@ SID_MAX_SUB_AUTHORITIES = 15
 _MAX_AUTHORITY = (1 << 48) - 1
 _MAX_SUB_AUTHORITY = 0xFFFFFFFF
 
-# The builtin-free pattern of the string form. The authority is decimal or "0x" hex;
-# sub-authorities are decimal. Windows accepts "S-" only, we also accept "s-".
-_SID_TEXT = re.compile(r"[Ss]-(\d+)-(0[xX][0-9A-Fa-f]{1,12}|\d+)((?:-\d+)*)")
+# The string form, ASCII only (Python's \\d and int() would take any script's digits:
+# "S-1-5-21-١-2-3-4" is not a SID). The authority is decimal below 2**32 or "0x"
+# and hex up to 48 bits; sub-authorities are decimal below 2**32. Digit runs are
+# bounded so that no input makes a huge int. Windows accepts "S-" only, we also
+# accept "s-".
+_SID_TEXT = re.compile(r"[Ss]-([0-9]{1,3})-(0[xX][0-9A-Fa-f]{1,12}|[0-9]{1,10})((?:-[0-9]{1,10})*)", re.ASCII)
+_MAX_DECIMAL_AUTHORITY = 0xFFFFFFFF
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -175,17 +179,25 @@ def _sid_from_raw(raw: bytes) -> SID:
 
 @lru_cache(maxsize=1 << 14)
 def _sid_from_text(text: str) -> SID:
-    match = _SID_TEXT.fullmatch(text.strip())
+    match = _SID_TEXT.fullmatch(text.strip(" \t\r\n"))
     if match is None:
-        raise MalformedSID(f"not a SID string: {text!r}")
+        raise MalformedSID(f"not a SID string: {_quoted(text)}")
     revision_text, authority_text, subs_text = match.groups()
     revision = int(revision_text)
     if authority_text[:2] in ("0x", "0X"):
         authority = int(authority_text, 16)
     else:
         authority = int(authority_text)
+        if authority > _MAX_DECIMAL_AUTHORITY:
+            raise MalformedSID(f"{_quoted(text)}: a decimal identifier authority must be below 2**32 "
+                               "(larger ones are written 0x and 12 hex digits)")
     subs = tuple(int(s) for s in subs_text.split("-")[1:])
     try:
         return SID(revision, authority, subs)
     except MalformedSID as exc:
-        raise MalformedSID(f"{text!r}: {exc}") from None
+        raise MalformedSID(f"{_quoted(text)}: {exc}") from None
+
+
+def _quoted(text: str, limit: int = 80) -> str:
+    """The offending text in a message: repr (escapes), cut to ``limit`` characters."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")

@@ -389,3 +389,48 @@ def test_empty_csv(tmp_path):
     path.write_bytes(codecs.BOM_UTF8 + b"#TYPE Microsoft.ActiveDirectory.Management.ADUser\r\n")
     with pytest.raises(MalformedExport, match=r"^CSV export.csv: line 2: no header row$"):
         read_csv(path)
+
+
+def test_ldif_non_ascii_digits_in_a_sid_string():
+    text = GOOD + "\ndn: CN=b,DC=x,DC=example\nobjectClass: user\nsAMAccountName: b\nobjectSid: S-1-5-21-\u0661-2-3-4\n"
+    assert "line 9: objectSid: not a SID" in _ldif_error(text)
+
+
+def test_ldif_two_accounts_with_one_objectsid():
+    text = GOOD + f"\ndn: CN=b,DC=x,DC=example\nobjectClass: user\nsAMAccountName: b\nobjectSid:: {b64(D + '-1000')}\n"
+    message = _ldif_error(text)
+    assert message == (f"LDIF: objectSid {D}-1000 belongs to two accounts: a (CN=a,DC=x,DC=example, line 1) "
+                       "and b (CN=b,DC=x,DC=example, line 6)")
+
+
+def test_csv_two_accounts_with_one_objectsid(tmp_path):
+    bob = ["CN=bob,CN=Users,DC=corp,DC=example", "True", "bob", "user", "bob", f"{D}-1101", ""]
+    message = _csv_error(tmp_path, [HEADER, ANN, bob])
+    assert message == (f"CSV export.csv: objectSid {D}-1101 belongs to two accounts: "
+                       "ann (CN=ann,CN=Users,DC=corp,DC=example, line 3) and bob (CN=bob,CN=Users,DC=corp,DC=example, line 4)")
+
+
+def test_csv_large_sid_history_cell_is_read(tmp_path):
+    history = " ".join(f"{OLD}-{rid}" for rid in range(1000, 5000))  # 4,000 SIDs, about 180,000 characters
+    assert len(history) > 131072  # the csv module's default cell limit
+    path = write_csv(tmp_path, [HEADER, ANN[:6] + [history]])
+    export = read_csv(path)
+    assert len(export.entries[0].sid_history) == 4000
+    import csv
+
+    assert csv.field_size_limit() == 131072  # restored after the read
+
+
+def test_error_lines_escape_control_characters_and_separators(tmp_path, capsys):
+    from aclscan.cli import main
+
+    export = tmp_path / "evil.ldif"
+    export.write_text(GOOD + "\ndn: CN=b,DC=x,DC=example\nobjectClass \x1b]0;owned\x07 user\u2028x\n",
+                      encoding="utf-8")
+    code = main(["scan", str(Path(__file__).resolve().parents[2] / "sample_volumes" / "quickstart.img.gz"),
+                 "--db", str(tmp_path / "x.db"), "--domain", str(export)])
+    err = capsys.readouterr().err
+    assert code == 11
+    lines = err.strip().split("\n")
+    assert len(lines) == 1 and "\x1b" not in err and "\x07" not in err and "\u2028" not in err
+    assert "objectClass \\x1b]0;owned\\x07 user x" in lines[0]

@@ -139,3 +139,20 @@ def test_command_modules_lists_every_command():
     assert set(cli.commands) == set(COMMAND_MODULES)
     for name, module in COMMAND_MODULES.items():
         assert cli.commands[name].callback.__module__ == f"aclscan.cli.{module}"
+
+
+def test_errors_about_hive_files_name_the_file(tmp_path, capsys):
+    from pathlib import Path
+
+    from aclscan.cli import main
+
+    sam = Path(__file__).resolve().parents[2] / "sample_volumes" / "av-service.master-SAM"
+    junk = tmp_path / "not-a-hive.dat"
+    junk.write_bytes(b"\x00" * 8192)
+    for option in ("--security", "--system"):
+        code = main(["accounts", "--sam", str(sam), option, str(junk)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 8 and err == [f"Error: {junk}: not a registry hive (starts with 00000000, not 'regf')"]
+    code = main(["accounts", "--sam", str(sam), "--security", str(sam)])
+    assert code == 8
+    assert capsys.readouterr().err.strip() == f"Error: {sam}: expected a SECURITY hive, but this is a SAM hive"

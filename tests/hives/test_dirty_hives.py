@@ -154,7 +154,7 @@ def test_hives_on_a_volume_are_read_with_their_logs(tmp_path):
 
 
 def test_a_missing_hive_file_is_one_line(tmp_path):
-    with pytest.raises(Exception, match=r"^the SAM hive .*absent: cannot read: No such file") as caught:
+    with pytest.raises(Exception, match=r"SAM hive .*absent: No such file") as caught:
         hives_from_files({"SAM": tmp_path / "absent"})
     assert "\n" not in str(caught.value)
 

@@ -179,3 +179,27 @@ def test_random_bytes_parse_or_raise_malformed_sid(data):
     except MalformedSID:
         return
     assert data[: sid.byte_length] == sid.to_bytes()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("S-1-5-21-\u0661-2-3-4", "not a SID string"),  # ARABIC-INDIC DIGIT ONE: int() would take it
+    ("S-1-5-21-\uff11-2-3-4", "not a SID string"),  # FULLWIDTH DIGIT ONE
+    ("S-\u0661-5-18", "not a SID string"),
+    ("S-1-\u0665-18", "not a SID string"),
+    ("S-1-4294967296-1", "a decimal identifier authority must be below 2**32"),
+    ("S-1-0x1000000000000-1", "not a SID string"),  # 13 hex digits: over 48 bits
+    ("S-1-5-4294967296", "does not fit in 32 bits"),
+    ("S-1-5-" + "9" * 5000, "not a SID string"),  # no huge int is made
+    ("S-1-5-18\u2028", "not a SID string"),
+    ("S-1-5" + "-1" * 16, "at most 15 are allowed"),
+])
+def test_strict_text_form(text, message):
+    with pytest.raises(MalformedSID) as exc:
+        SID.from_string(text)
+    assert message in str(exc.value)
+    assert len(str(exc.value)) < 200
+
+
+def test_largest_values_of_each_part():
+    assert str(SID.from_string("S-1-4294967295-4294967295")) == "S-1-4294967295-4294967295"
+    assert str(SID.from_string("S-1-0xFFFFFFFFFFFF-0")) == "S-1-0xffffffffffff-0"
