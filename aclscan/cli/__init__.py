@@ -67,4 +67,4 @@ def main(argv: list[str] | None = None) -> int:
     return code if isinstance(code, int) else 0
 
 
-from aclscan.cli import check, findings, fix, fleet, graph, listing, plan, report, samples, scan, sddl  # noqa: E402,F401  (registers the commands)
+from aclscan.cli import check, diff, findings, fix, fleet, graph, listing, plan, report, samples, scan, sddl  # noqa: E402,F401  (registers the commands)
