@@ -156,6 +156,7 @@ class ScanDiff:
         self._diffs: dict[tuple[int, int], DescriptorDiff] = {}
         self._volumes_matched = False
         self._files_grouped: list[tuple[int, int, int]] | None = None
+        self._places_matched = False
 
     def __enter__(self):
         return self
@@ -296,24 +297,50 @@ class ScanDiff:
 
     # -- places and hive references ---------------------------------------------------------
 
+    def _match_places(self) -> None:
+        """temp.place_pairs (a_id, b_id): places matched by kind, hive and location, a
+        hive being the same where it was read from the same file (its name can change:
+        ``NTUSER.DAT of S-1-...`` becomes ``NTUSER.DAT of profile /Users/Ken`` once its
+        ProfileList entry is gone); b_id or a_id NULL for a place on one side only."""
+        if self._places_matched:
+            return
+        self.conn.execute(
+            "CREATE TEMP TABLE hive_names AS SELECT ha.name AS a_name, hb.name AS b_name "
+            "FROM main.hives ha JOIN b.hives hb ON hb.origin = ha.origin WHERE ha.origin IS NOT NULL")
+        self.conn.execute(
+            "CREATE TEMP TABLE a_place_keys AS SELECT p.id, p.kind, IFNULL(h.b_name, IFNULL(p.hive, '')) AS hive, "
+            "IFNULL(p.location, '') AS location FROM main.places p LEFT JOIN temp.hive_names h ON h.a_name = p.hive")
+        self.conn.execute(
+            "CREATE TEMP TABLE b_place_keys AS SELECT p.id, p.kind, IFNULL(p.hive, '') AS hive, "
+            "IFNULL(p.location, '') AS location FROM b.places p")
+        self.conn.execute("CREATE INDEX temp.b_place_keys_key ON b_place_keys (kind, hive, location)")
+        self.conn.execute("CREATE INDEX temp.a_place_keys_key ON a_place_keys (kind, hive, location)")
+        self.conn.execute(
+            "CREATE TEMP TABLE place_pairs AS "
+            "SELECT ka.id AS a_id, (SELECT kb.id FROM temp.b_place_keys kb WHERE kb.kind = ka.kind "
+            "  AND kb.hive = ka.hive AND kb.location = ka.location ORDER BY kb.id LIMIT 1) AS b_id "
+            "FROM temp.a_place_keys ka")
+        self.conn.execute(
+            "INSERT INTO temp.place_pairs SELECT NULL, kb.id FROM temp.b_place_keys kb WHERE NOT EXISTS "
+            "(SELECT 1 FROM temp.a_place_keys ka WHERE ka.kind = kb.kind AND ka.hive = kb.hive "
+            " AND ka.location = kb.location)")
+        self._places_matched = True
+
     def _iter_changed_places(self, kind: str | None) -> Iterator[tuple]:
-        """(kind, path, old key, new key, old direct SID, new direct SID, role) of each place
-        whose descriptor bytes or direct SID differ, or that one side lacks."""
-        where_kind = "AND pa.kind = :kind" if kind else ""
+        """(kind, path, old key, new key, old direct SID, new direct SID, role, gone) of
+        each place whose descriptor bytes or direct SID differ, or that one side lacks
+        (``gone``: A's place is not in B)."""
+        self._match_places()
         yield from self.conn.execute(
-            f"SELECT pa.kind, IFNULL(pb.path, pa.path), IFNULL(pa.descriptor_key, {_NO_KEY}), "
-            f"IFNULL(pb.descriptor_key, {_NO_KEY}), pa.sid, pb.sid, IFNULL(pb.role, pa.role), pb.kind IS NULL "
-            "FROM main.places pa LEFT JOIN b.places pb "
-            "  ON pb.kind = pa.kind AND pb.hive IS pa.hive AND pb.location IS pa.location "
+            f"SELECT IFNULL(pb.kind, pa.kind) AS kind, IFNULL(pb.path, pa.path) AS path, "
+            f"IFNULL(pa.descriptor_key, {_NO_KEY}), IFNULL(pb.descriptor_key, {_NO_KEY}), pa.sid, pb.sid, "
+            "IFNULL(pb.role, pa.role), pb.id IS NULL "
+            "FROM temp.place_pairs pp LEFT JOIN main.places pa ON pa.id = pp.a_id "
+            "LEFT JOIN b.places pb ON pb.id = pp.b_id "
             "LEFT JOIN main.descriptors da ON da.key = pa.descriptor_key "
             "LEFT JOIN b.descriptors db ON db.key = pb.descriptor_key "
-            f"WHERE (pb.kind IS NULL OR da.raw IS NOT db.raw OR pa.sid IS NOT pb.sid) {where_kind} "
-            "ORDER BY pa.kind, pa.path", {"kind": kind})
-        yield from self.conn.execute(
-            f"SELECT pb.kind, pb.path, {_NO_KEY}, IFNULL(pb.descriptor_key, {_NO_KEY}), NULL, pb.sid, pb.role, 0 "
-            "FROM b.places pb WHERE NOT EXISTS (SELECT 1 FROM main.places pa "
-            "  WHERE pa.kind = pb.kind AND pa.hive IS pb.hive AND pa.location IS pb.location) "
-            f"{'AND pb.kind = :kind' if kind else ''} ORDER BY pb.kind, pb.path", {"kind": kind})
+            "WHERE (pa.id IS NULL OR pb.id IS NULL OR da.raw IS NOT db.raw OR pa.sid IS NOT pb.sid) "
+            "AND (:kind IS NULL OR IFNULL(pb.kind, pa.kind) = :kind) ORDER BY 1, 2", {"kind": kind})
 
     def place_diff(self, old_key: int, new_key: int, old_sid: str | None, new_sid: str | None,
                    role: str | None, gone: bool) -> DescriptorDiff:
