@@ -1,0 +1,205 @@
+"""`aclscan diff` on real before/after pairs: member-after scanned, planned, fixed with
+`fix --apply` through ntfs-3g and scanned again by the fix. What diff lists is checked
+against the plan (which descriptors it rewrote, old and new SDDL) and against the two
+databases compared by MFT entry and by place location."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import sqlite3
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from aclscan.cli import main
+from aclscan.places import PLACE_KINDS
+from tests import scenarios
+
+
+class FixedPair:
+    """member-after before and after `fix --apply` of a plan made with ``plan_options``."""
+
+    def __init__(self, directory: Path, plan_options: list[str]):
+        image = directory / "member-after.img"
+        with gzip.open(scenarios.SAMPLES / "member-after.img.gz") as src, open(image, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        self.before = directory / "before.db"
+        assert main(scenarios.scan_args("member-after", self.before, image=image)) == 0
+        plan_path = directory / "plan.json"
+        assert main(["plan", str(self.before), *plan_options, "--format", "json", "-o", str(plan_path)]) in (0, 1)
+        self.plan = json.loads(plan_path.read_text())
+        journal = directory / "journal.db"
+        assert main(["fix", str(self.before), "--plan", str(plan_path), "--target", str(image), "--apply",
+                     "--journal", str(journal)]) in (0, 1)
+        self.after = Path(str(journal) + ".after.db")
+        assert self.after.is_file()
+        self.actions = {a["id"]: a for a in self.plan["actions"]}
+
+
+@pytest.fixture(scope="module")
+def default_fix(ntfs3g, tmp_path_factory):
+    return FixedPair(tmp_path_factory.mktemp("diff_default"), [])
+
+
+@pytest.fixture(scope="module")
+def remove_orphans_fix(ntfs3g, tmp_path_factory):
+    return FixedPair(tmp_path_factory.mktemp("diff_remove_orphans"), ["--remove-orphans"])
+
+
+def run_diff(capsys, *args) -> tuple[int, list[dict], str]:
+    code = main(["diff", *map(str, args), "--format", "json"])
+    captured = capsys.readouterr()
+    return code, json.loads(captured.out) if captured.out.strip() else [], captured.err
+
+
+def rows_by_place(rows: list[dict]) -> dict[tuple, list[dict]]:
+    found = defaultdict(list)
+    for row in rows:
+        found[(row["kind"], row["entry"] if row["kind"] == "file" else row["path"])].append(row)
+    return found
+
+
+def test_diff_after_fix_lists_exactly_the_files_the_plan_rewrote(default_fix, capsys):
+    case = default_fix
+    changed_keys = {d["descriptor_key"]: d for d in case.plan["descriptors"]}
+    assert changed_keys, "the default plan of member-after rewrites descriptors"
+    before = sqlite3.connect(case.before)
+    planned = {entry: key for entry, key in before.execute("SELECT entry, descriptor_key FROM file_records")
+               if key in changed_keys}
+    assert len(planned) == sum(d["files"] for d in case.plan["descriptors"])
+    # The two databases compared by MFT entry: exactly those files' bytes differ.
+    before.execute("ATTACH DATABASE ? AS after", [str(case.after)])
+    differing = {entry for (entry,) in before.execute(
+        "SELECT ra.entry FROM file_records ra JOIN descriptors da ON da.key = ra.descriptor_key "
+        "JOIN after.file_records rb ON rb.entry = ra.entry AND rb.sequence = ra.sequence "
+        "JOIN after.descriptors db ON db.key = rb.descriptor_key WHERE da.raw != db.raw")}
+    assert differing == set(planned)
+
+    code, rows, err = run_diff(capsys, case.before, case.after)
+    assert code == 1, err
+    places = rows_by_place(rows)
+    files = {entry for (kind, entry) in places if kind == "file"}
+    assert files == set(planned)
+    # The default plan changes no registry place (its descriptors have places == 0) and no hive reference.
+    assert all(d["places"] == 0 for d in case.plan["descriptors"])
+    assert {kind for kind, _ in places} == {"file"}
+
+    # Every changed file: the old SIDs the plan acted on removed, their new SIDs added,
+    # with the ACE text the plan's old and new SDDL hold.
+    for entry, key in planned.items():
+        planned_descriptor = changed_keys[key]
+        acted = [case.actions[i] for i in planned_descriptor["actions"]]
+        assert acted and all(a["kind"] == "replace_sid" for a in acted)
+        found = places[("file", entry)]
+        assert {r["sid"] for r in found if r["change"] == "removed"} == {a["sid"] for a in acted}
+        assert {r["sid"] for r in found if r["change"] == "added"} == {a["new_sid"] for a in acted}
+        assert {r["change"] for r in found} == {"removed", "added"}
+        for row in found:
+            if row["part"] in ("dacl", "sacl"):
+                text = row["old"] if row["change"] == "removed" else row["new"]
+                sddl = planned_descriptor["old_sddl"] if row["change"] == "removed" else planned_descriptor["new_sddl"]
+                assert text in sddl
+            else:
+                assert row["part"] in ("owner", "group")
+                prefix = "O:" if row["part"] == "owner" else "G:"
+                sid = row["old"] or row["new"]
+                sddl = planned_descriptor["old_sddl"] if row["change"] == "removed" else planned_descriptor["new_sddl"]
+                assert prefix + sid in sddl
+
+
+def test_diff_summary_counts_each_sids_files(default_fix, capsys):
+    case = default_fix
+    code = main(["diff", str(case.before), str(case.after), "--summary", "--format", "json"])
+    summary = {r["sid"]: r for r in json.loads(capsys.readouterr().out)}
+    assert code == 1 and summary
+    for action in (a for a in case.plan["actions"] if a["kind"] == "replace_sid"):
+        # Files naming the old SID before (owner, group or ACE), from the scan's own tables.
+        naming = sqlite3.connect(case.before).execute(
+            "SELECT COUNT(*) FROM file_records f JOIN descriptors d ON d.key = f.descriptor_key WHERE d.owner = ?1 "
+            "OR d.\"group\" = ?1 OR EXISTS (SELECT 1 FROM aces a WHERE a.descriptor_key = d.key AND a.sid = ?1)",
+            [action["sid"]]).fetchone()[0]
+        assert naming == action["files"] > 0
+        assert summary[action["sid"]]["files_removed"] == naming
+        assert summary[action["new_sid"]]["files_added"] == naming
+    # --sid (an alias or a SID) and --kind keep only theirs.
+    old = next(a for a in case.plan["actions"] if a["kind"] == "replace_sid")
+    code, rows, _ = run_diff(capsys, case.before, case.after, "--sid", old["sid"], "--kind", "file")
+    assert code == 1 and rows
+    assert {r["sid"] for r in rows} == {old["sid"]} and {r["change"] for r in rows} == {"removed"}
+    code, rows, _ = run_diff(capsys, case.before, case.after, "--kind", "registry_key")
+    assert (code, rows) == (0, [])
+
+
+def test_diff_after_removing_orphans_lists_the_registry_places_the_fix_rewrote(remove_orphans_fix, capsys):
+    case = remove_orphans_fix
+    place_keys = {d["descriptor_key"]: d for d in case.plan["descriptors"] if d["places"]}
+    assert place_keys, "--remove-orphans rewrites key, share and printer descriptors of member-after"
+    conn = sqlite3.connect(case.before)
+    conn.execute("ATTACH DATABASE ? AS after", [str(case.after)])
+    # A place before and after: same kind, same location in a hive read from the same file.
+    matched = "FROM places pa JOIN hives ha ON ha.name = pa.hive JOIN after.hives hb ON hb.origin = ha.origin " \
+              "JOIN after.places pb ON pb.kind = pa.kind AND pb.hive = hb.name AND pb.location = pa.location"
+    rewritten = {(kind, path): key for kind, path, key in conn.execute(f"SELECT pb.kind, pb.path, pa.descriptor_key {matched}")
+                 if key in place_keys}
+    assert len(rewritten) == sum(d["places"] for d in place_keys.values())
+    deleted = {(kind, path) for kind, path in conn.execute(
+        "SELECT pa.kind, pa.path FROM places pa WHERE pa.id NOT IN (SELECT pa.id " + matched + ")")}
+
+    code, rows, err = run_diff(capsys, case.before, case.after)
+    assert code == 1, err
+    places = {k: v for k, v in rows_by_place(rows).items() if k[0] in PLACE_KINDS}
+    assert set(places) == set(rewritten) | deleted
+    assert all(r["change"] == "removed" for place in deleted for r in places[place])
+    for place, key in rewritten.items():
+        acted = [case.actions[i] for i in place_keys[key]["actions"]]
+        found = places[place]
+        removed = {r["sid"] for r in found if r["change"] == "removed"}
+        assert removed & {a["sid"] for a in acted}, place
+        assert removed <= {a["sid"] for a in acted}, place
+        assert {r["sid"] for r in found if r["change"] == "added"} <= {a["new_sid"] for a in acted}, place
+    # The alias membership and profiles the plan removed are hive references gone.
+    references = {(r["kind"], r["sid"]) for r in rows if r["kind"] in ("alias_member", "profile")}
+    expected = {("alias_member", a["sid"]) for a in case.plan["actions"] if a["kind"] == "remove_alias_member"} | \
+               {("profile", a["sid"]) for a in case.plan["actions"] if a["kind"] == "detach_profile"}
+    assert expected and references == expected
+
+
+def test_an_identical_rescan_differs_in_nothing(scenario_db, tmp_path, capsys):
+    first = scenario_db("member-after")
+    again = tmp_path / "again.db"
+    assert main(scenarios.scan_args("member-after", again)) == 0
+    code, rows, err = run_diff(capsys, first, again)
+    assert (code, rows, err) == (0, [], "")
+    assert main(["diff", str(first), str(again), "--summary", "--format", "csv"]) == 0
+    assert capsys.readouterr().out == "sid,account,files_added,files_removed,files_changed,places_added," \
+                                      "places_removed,places_changed\n"
+
+
+def test_output_formats_hold_the_same_rows(default_fix, tmp_path, capsys):
+    case = default_fix
+    code, rows, _ = run_diff(capsys, case.before, case.after)
+    assert code == 1 and rows
+    out = tmp_path / "diff.ndjson"
+    assert main(["diff", str(case.before), str(case.after), "--format", "ndjson", "-o", str(out)]) == 1
+    assert [json.loads(line) for line in out.read_text().splitlines()] == rows
+    assert main(["diff", str(case.before), str(case.after), "--format", "csv"]) == 1
+    assert len(capsys.readouterr().out.splitlines()) == len(rows) + 1
+
+
+@pytest.mark.parametrize("bad", ["missing", "text", "foreign_sqlite"])
+def test_a_bad_database_is_one_line_and_exit_5(scenario_db, tmp_path, capsys, bad):
+    good = scenario_db("member-after")
+    path = tmp_path / "bad.db"
+    if bad == "text":
+        path.write_text("not a database at all\n" * 100)
+    elif bad == "foreign_sqlite":
+        sqlite3.connect(path).execute("CREATE TABLE t (x)").connection.commit()
+    for args in ([good, path], [path, good]):
+        code = main(["diff", *map(str, args)])
+        captured = capsys.readouterr()
+        assert code == 5
+        assert captured.out == ""
+        assert captured.err.startswith("Error: ") and captured.err.count("\n") == 1
