@@ -218,12 +218,14 @@ class ScanDiff:
         self.conn.execute("CREATE TEMP TABLE volume_serials AS "
                           "SELECT 'main' AS side, id, serial FROM main.volumes UNION ALL "
                           "SELECT 'b', id, serial FROM b.volumes")
-        self._unmatched_files()
         self._volumes_matched = True
 
-    def _unmatched_files(self) -> None:
+    def _unmatched_files(self, *, empty: bool) -> None:
         """temp.a_only / temp.b_only: files with no same (volume, entry, sequence) on the
-        other side, with their path; temp.path_pairs: those the path matches."""
+        other side, with their path; temp.path_pairs: those the path matches. ``empty``
+        when the first pass found every file matched: the tables are made empty, without
+        a second pass over the files."""
+        nothing = " LIMIT 0" if empty else ""
         for side, other, pair_side, pair_other in (("main", "b", "a", "b"), ("b", "main", "b", "a")):
             table = "a_only" if side == "main" else "b_only"
             self.conn.execute(
@@ -231,7 +233,7 @@ class ScanDiff:
                 f"SELECT r.volume_id AS vol, r.entry, IFNULL(r.descriptor_key, {_NO_KEY}) AS key, v.{pair_other} AS other_vol "
                 f"FROM {side}.file_records r LEFT JOIN temp.volume_pairs v ON v.{pair_side} = r.volume_id "
                 f"WHERE v.{pair_other} IS NULL OR NOT EXISTS (SELECT 1 FROM {other}.file_records o "
-                f" WHERE o.volume_id = v.{pair_other} AND o.entry = r.entry AND o.sequence = r.sequence)")
+                f" WHERE o.volume_id = v.{pair_other} AND o.entry = r.entry AND o.sequence = r.sequence){nothing}")
             self.conn.execute(
                 f"CREATE TEMP TABLE {table} AS SELECT u.vol, u.entry, u.key, u.other_vol, f.path "
                 f"FROM temp.{table}_records u JOIN {side}.files f ON f.volume_id = u.vol AND f.entry = u.entry")
@@ -247,12 +249,29 @@ class ScanDiff:
             return self._files_grouped
         self._match_volumes()
         counts: Counter = Counter()
+        # One pass over A's files, each looked up in B by (volume, entry, sequence): the
+        # bulk, counted per descriptor pair in SQL. Only where it leaves files unmatched
+        # (on either side) do the files one side lacks get a second look, by path.
+        matched = unmatched = 0
+        for old_key, new_key, missing, files in self.conn.execute(
+                f"SELECT IFNULL(ra.descriptor_key, {_NO_KEY}), IFNULL(rb.descriptor_key, {_NO_KEY}), "
+                "rb.entry IS NULL, COUNT(*) "
+                "FROM temp.volume_pairs v JOIN main.file_records ra ON ra.volume_id = v.a "
+                "LEFT JOIN b.file_records rb ON rb.volume_id = v.b AND rb.entry = ra.entry "
+                "AND rb.sequence = ra.sequence GROUP BY 1, 2, 3"):
+            if missing:
+                unmatched += files
+            else:
+                counts[(old_key, new_key)] += files
+                matched += files
+        totals = [self.conn.execute(f"SELECT COUNT(*) FROM {schema}.file_records").fetchone()[0]
+                  for schema in ("main", "b")]
+        everything_matched = not unmatched and totals == [matched, matched]
+        self._unmatched_files(empty=everything_matched)
+        if everything_matched:
+            self._files_grouped = [(old, new, n) for (old, new), n in counts.items()]
+            return self._files_grouped
         queries = [
-            # Files matched by volume, entry and sequence: the bulk, counted in SQL.
-            f"SELECT IFNULL(ra.descriptor_key, {_NO_KEY}), IFNULL(rb.descriptor_key, {_NO_KEY}), COUNT(*) "
-            "FROM temp.volume_pairs v JOIN main.file_records ra ON ra.volume_id = v.a "
-            "JOIN b.file_records rb ON rb.volume_id = v.b AND rb.entry = ra.entry AND rb.sequence = ra.sequence "
-            "GROUP BY 1, 2",
             "SELECT a_key, b_key, COUNT(*) FROM temp.path_pairs GROUP BY 1, 2",
             f"SELECT key, {_NO_KEY}, COUNT(*) FROM temp.a_only a WHERE NOT EXISTS "
             "(SELECT 1 FROM temp.path_pairs p WHERE p.a_vol = a.vol AND p.a_entry = a.entry) GROUP BY 1",
