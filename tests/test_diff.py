@@ -203,3 +203,69 @@ def test_a_bad_database_is_one_line_and_exit_5(scenario_db, tmp_path, capsys, ba
         assert code == 5
         assert captured.out == ""
         assert captured.err.startswith("Error: ") and captured.err.count("\n") == 1
+
+
+KEN = "S-1-5-21-191058668-193157475-1542849698-1000"
+
+
+def test_one_machine_at_two_times_files_deleted_made_again_renamed_and_changed(ntfs3g, tmp_path, capsys):
+    """Files changed through ntfs-3g between two scans: a file deleted (removed), one deleted
+    and made again at its path (matched by path: a new entry or sequence), a new one (added),
+    one renamed (same entry: nothing), one whose ACE for Ken lost rights (changed)."""
+    from aclscan.sd.sddl import from_sddl
+
+    image = tmp_path / "member-after.img"
+    with gzip.open(scenarios.SAMPLES / "member-after.img.gz") as src, open(image, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    before, after = tmp_path / "before.db", tmp_path / "after.db"
+    assert main(["scan", str(image), "--db", str(before), "--quiet", "--no-resolve"]) == 0
+    docs = "Users/Ken/Documents"
+    remade_sddl = "O:BAG:SYD:P(A;;FA;;;SY)(A;;FA;;;BA)"
+    narrowed_sddl = f"O:{KEN}G:S-1-5-21-191058668-193157475-1542849698-513D:AI(A;ID;FA;;;SY)(A;ID;FA;;;BA)" \
+                    f"(A;ID;FR;;;{KEN})"
+    with ntfs3g.mounted(image) as root:
+        (root / docs / "Ken report 001.docx").unlink()
+        (root / docs / "Ken report 002.docx").unlink()
+        (root / docs / "Ken report 002.docx").write_bytes(b"made again")
+        ntfs3g.set_ntfs_acl(root / docs / "Ken report 002.docx", from_sddl(remade_sddl).to_bytes())
+        (root / docs / "new.txt").write_bytes(b"new")
+        ntfs3g.set_ntfs_acl(root / docs / "new.txt", from_sddl(remade_sddl).to_bytes())
+        (root / docs / "Ken report 003.docx").rename(root / docs / "renamed.docx")
+        ntfs3g.set_ntfs_acl(root / docs / "Ken report 004.docx", from_sddl(narrowed_sddl).to_bytes())
+    assert main(["scan", str(image), "--db", str(after), "--quiet", "--no-resolve"]) == 0
+
+    code, rows, err = run_diff(capsys, before, after, "--kind", "file")
+    assert code == 1, err
+    by_path = defaultdict(list)
+    for row in rows:
+        by_path[row["path"]].append((row["change"], row["sid"], row["part"], row["old"], row["new"]))
+    old_kens = sqlite3.connect(before).execute(
+        "SELECT d.sddl FROM files f JOIN descriptors d ON d.key = f.descriptor_key WHERE f.path = ?",
+        [f"/{docs}/Ken report 001.docx"]).fetchone()[0]
+    assert f"O:{KEN}" in old_kens
+    removed_001 = by_path.pop(f"/{docs}/Ken report 001.docx")
+    assert {c for c, *_ in removed_001} == {"removed"}
+    assert {(part, old) for _c, _s, part, old, _n in removed_001 if part in ("dacl", "sacl")} == \
+        {("dacl", f"({ace})") for ace in old_kens.split("(")[1:] for ace in [ace.rstrip(")")]}
+    remade = by_path.pop(f"/{docs}/Ken report 002.docx")
+    identity = "SELECT entry, sequence FROM files WHERE path = ?"
+    path = f"/{docs}/Ken report 002.docx"
+    assert sqlite3.connect(before).execute(identity, [path]).fetchone() != \
+        sqlite3.connect(after).execute(identity, [path]).fetchone()  # matched by path, not by entry
+    assert ("removed", KEN, "owner", KEN, None) in remade and ("added", "S-1-5-32-544", "owner", None, "S-1-5-32-544") in remade
+    assert ("removed", KEN, "dacl", f"(A;ID;FA;;;{KEN})", None) in remade
+    assert ("changed", "S-1-5-18", "dacl", "(A;ID;FA;;;SY)", "(A;;FA;;;SY)") in remade
+    new = by_path.pop(f"/{docs}/new.txt")
+    assert {c for c, *_ in new} == {"added"}
+    assert {(part, sid) for _c, sid, part, *_ in new} == {("owner", "S-1-5-32-544"), ("group", "S-1-5-18"),
+                                                           ("dacl", "S-1-5-18"), ("dacl", "S-1-5-32-544")}
+    assert by_path.pop(f"/{docs}/Ken report 004.docx") == [("changed", KEN, "dacl", f"(A;ID;FA;;;{KEN})",
+                                                              f"(A;ID;FR;;;{KEN})")]
+    # The renamed file kept its entry and descriptor; the folder's own descriptor is unchanged
+    # (ntfs-3g rewrites no descriptor when a name comes or goes): nothing else differs.
+    assert by_path == {}
+    code = main(["diff", str(before), str(after), "--kind", "file", "--summary", "--sid", KEN, "--format", "json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert summary == [{"sid": KEN, "account": None, "files_added": 0, "files_removed": 2, "files_changed": 1,
+                        "places_added": 0, "places_removed": 0, "places_changed": 0}]
