@@ -290,13 +290,14 @@ class ScanDiff:
         self.conn.execute("DROP TABLE IF EXISTS temp.wanted_pairs")
         self.conn.execute("CREATE TEMP TABLE wanted_pairs (a_key INTEGER, b_key INTEGER, PRIMARY KEY (a_key, b_key))")
         self.conn.executemany("INSERT INTO temp.wanted_pairs VALUES (?, ?)", pairs)
+        # Driven by the changed pairs through the index on descriptor_key, so the cost
+        # follows the files that changed, not the volume; in MFT order within a pair.
         yield from self.conn.execute(
-            f"SELECT w.a_key, w.b_key, v.serial, fb.entry, fb.path, '{CHANGED}' "
-            "FROM temp.wanted_pairs w JOIN temp.volume_pairs v "
-            f"JOIN main.file_records ra ON ra.volume_id = v.a AND IFNULL(ra.descriptor_key, {_NO_KEY}) = w.a_key "
-            "JOIN b.files fb ON fb.volume_id = v.b AND fb.entry = ra.entry AND fb.sequence = ra.sequence "
-            f"WHERE IFNULL(fb.descriptor_key, {_NO_KEY}) = w.b_key "
-            "ORDER BY fb.volume_id, fb.entry")
+            f"SELECT w.a_key, w.b_key, v.serial, fb.entry, fb.path, '{CHANGED}' FROM temp.wanted_pairs w "
+            f"CROSS JOIN main.file_records ra ON ra.descriptor_key IS NULLIF(w.a_key, {_NO_KEY}) "
+            "CROSS JOIN temp.volume_pairs v ON v.a = ra.volume_id "
+            "CROSS JOIN b.files fb ON fb.volume_id = v.b AND fb.entry = ra.entry AND fb.sequence = ra.sequence "
+            f"WHERE fb.descriptor_key IS NULLIF(w.b_key, {_NO_KEY})")
         yield from self.conn.execute(
             f"SELECT w.a_key, w.b_key, v.serial, p.b_entry, p.path, '{CHANGED}' FROM temp.path_pairs p "
             "JOIN temp.wanted_pairs w ON w.a_key = p.a_key AND w.b_key = p.b_key "
