@@ -173,14 +173,14 @@ class ScanDiff:
         if key == _NO_KEY:
             return None
         if (schema, key) not in self._contents:
-            row = self.conn.execute(f'SELECT owner, "group", control, raw, sddl FROM {schema}.descriptors WHERE key = ?',
-                                    [key]).fetchone()
+            row = self.conn.execute(
+                f'SELECT owner, "group", control, raw, sddl FROM {schema}.descriptors WHERE key = ?', [key]).fetchone()
             if row is None:
                 content = None
             else:
                 aces = tuple(self.conn.execute(
-                    f"SELECT acl, position, sid, sddl FROM {schema}.aces WHERE descriptor_key = ? ORDER BY acl, position",
-                    [key]))
+                    f"SELECT acl, position, sid, sddl FROM {schema}.aces WHERE descriptor_key = ? "
+                    "ORDER BY acl, position", [key]))
                 content = _Content(row[0], row[1], row[2], aces, row[3], row[4])
             self._contents[(schema, key)] = content
         return self._contents[(schema, key)]
@@ -230,7 +230,8 @@ class ScanDiff:
             table = "a_only" if side == "main" else "b_only"
             self.conn.execute(
                 f"CREATE TEMP TABLE {table}_records AS "
-                f"SELECT r.volume_id AS vol, r.entry, IFNULL(r.descriptor_key, {_NO_KEY}) AS key, v.{pair_other} AS other_vol "
+                f"SELECT r.volume_id AS vol, r.entry, IFNULL(r.descriptor_key, {_NO_KEY}) AS key, "
+                f"v.{pair_other} AS other_vol "
                 f"FROM {side}.file_records r LEFT JOIN temp.volume_pairs v ON v.{pair_side} = r.volume_id "
                 f"WHERE v.{pair_other} IS NULL OR NOT EXISTS (SELECT 1 FROM {other}.file_records o "
                 f" WHERE o.volume_id = v.{pair_other} AND o.entry = r.entry AND o.sequence = r.sequence){nothing}")
@@ -444,7 +445,8 @@ class ScanDiff:
                     counts[found_sid][f"files_{status}"] += files
         if kind is None or kind in PLACE_KINDS:
             for _kind, _path, old_key, new_key, old_sid, new_sid, role, gone in self._iter_changed_places(kind):
-                for found_sid, status in self.place_diff(old_key, new_key, old_sid, new_sid, role, bool(gone)).sids.items():
+                found = self.place_diff(old_key, new_key, old_sid, new_sid, role, bool(gone))
+                for found_sid, status in found.sids.items():
                     counts[found_sid][f"places_{status}"] += 1
         if kind is None or kind in HIVE_REFERENCE_KINDS:
             for row in self.iter_hive_reference_changes(kind):
