@@ -348,29 +348,36 @@ class ScanDiff:
         self._places_matched = True
 
     def _iter_changed_places(self, kind: str | None) -> Iterator[tuple]:
-        """(kind, path, old key, new key, old direct SID, new direct SID, role, gone) of
-        each place whose descriptor bytes or direct SID differ, or that one side lacks
-        (``gone``: A's place is not in B)."""
+        """(kind, path, old key, new key, old direct SID, new direct SID, role, gone, old
+        account, new account) of each place whose descriptor bytes, direct SID or account
+        name differ, or that one side lacks (``gone``: A's place is not in B)."""
         self._match_places()
         yield from self.conn.execute(
             f"SELECT IFNULL(pb.kind, pa.kind) AS kind, IFNULL(pb.path, pa.path) AS path, "
             f"IFNULL(pa.descriptor_key, {_NO_KEY}), IFNULL(pb.descriptor_key, {_NO_KEY}), pa.sid, pb.sid, "
-            "IFNULL(pb.role, pa.role), pb.id IS NULL "
+            "IFNULL(pb.role, pa.role), pb.id IS NULL, pa.account, pb.account "
             "FROM temp.place_pairs pp LEFT JOIN main.places pa ON pa.id = pp.a_id "
             "LEFT JOIN b.places pb ON pb.id = pp.b_id "
             "LEFT JOIN main.descriptors da ON da.key = pa.descriptor_key "
             "LEFT JOIN b.descriptors db ON db.key = pb.descriptor_key "
-            "WHERE (pa.id IS NULL OR pb.id IS NULL OR da.raw IS NOT db.raw OR pa.sid IS NOT pb.sid) "
+            "WHERE (pa.id IS NULL OR pb.id IS NULL OR da.raw IS NOT db.raw OR pa.sid IS NOT pb.sid "
+            "       OR pa.account IS NOT pb.account) "
             "AND (:kind IS NULL OR IFNULL(pb.kind, pa.kind) = :kind) ORDER BY 1, 2", {"kind": kind})
 
     def place_diff(self, old_key: int, new_key: int, old_sid: str | None, new_sid: str | None,
-                   role: str | None, gone: bool) -> DescriptorDiff:
-        """A place's differences: its descriptor's, and its direct SID's."""
+                   role: str | None, gone: bool, old_account: str | None = None,
+                   new_account: str | None = None) -> DescriptorDiff:
+        """A place's differences: its descriptor's, and those of the SID or account name it
+        names directly (a task's principal)."""
         found = self.descriptor_diff(old_key, new_key)
-        if old_sid == new_sid and not (gone and old_sid):
-            return found
-        changes, sids = list(found.changes), dict(found.sids)
         part = role or "principal"
+        if old_sid == new_sid and not (gone and old_sid):
+            if old_account == new_account or gone:
+                return found
+            # The same SID (or none) under another name, as the store wrote it.
+            return DescriptorDiff((*found.changes, Change(CHANGED, old_sid or "", part, None, old_account,
+                                                          new_account)), found.sids)
+        changes, sids = list(found.changes), dict(found.sids)
         if old_sid:
             changes.append(Change(REMOVED, old_sid, part, None, old_sid, None))
             sids.setdefault(old_sid, REMOVED)
@@ -424,8 +431,9 @@ class ScanDiff:
                             yield _row(change.change, change.sid, FILE, path, change.part, change.position,
                                        change.old, change.new, serial, entry)
         if kind is None or kind in PLACE_KINDS:
-            for place_kind, path, old_key, new_key, old_sid, new_sid, role, gone in self._iter_changed_places(kind):
-                for change in self.place_diff(old_key, new_key, old_sid, new_sid, role, bool(gone)).changes:
+            for place_kind, path, old_key, new_key, old_sid, new_sid, role, gone, *accounts \
+                    in self._iter_changed_places(kind):
+                for change in self.place_diff(old_key, new_key, old_sid, new_sid, role, bool(gone), *accounts).changes:
                     if sid is None or change.sid == sid:
                         yield _row(change.change, change.sid, place_kind, path, change.part, change.position,
                                    change.old, change.new)
@@ -444,8 +452,9 @@ class ScanDiff:
                 for found_sid, status in self.descriptor_diff(old_key, new_key).sids.items():
                     counts[found_sid][f"files_{status}"] += files
         if kind is None or kind in PLACE_KINDS:
-            for _kind, _path, old_key, new_key, old_sid, new_sid, role, gone in self._iter_changed_places(kind):
-                found = self.place_diff(old_key, new_key, old_sid, new_sid, role, bool(gone))
+            for _kind, _path, old_key, new_key, old_sid, new_sid, role, gone, *accounts \
+                    in self._iter_changed_places(kind):
+                found = self.place_diff(old_key, new_key, old_sid, new_sid, role, bool(gone), *accounts)
                 for found_sid, status in found.sids.items():
                     counts[found_sid][f"places_{status}"] += 1
         if kind is None or kind in HIVE_REFERENCE_KINDS:

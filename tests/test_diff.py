@@ -20,14 +20,14 @@ from tests import scenarios
 
 
 class FixedPair:
-    """member-after before and after `fix --apply` of a plan made with ``plan_options``."""
+    """Sample volume NAME before and after `fix --apply` of a plan made with ``plan_options``."""
 
-    def __init__(self, directory: Path, plan_options: list[str]):
-        image = directory / "member-after.img"
-        with gzip.open(scenarios.SAMPLES / "member-after.img.gz") as src, open(image, "wb") as dst:
+    def __init__(self, directory: Path, name: str, plan_options: list[str]):
+        image = directory / f"{name}.img"
+        with gzip.open(scenarios.SAMPLES / f"{name}.img.gz") as src, open(image, "wb") as dst:
             shutil.copyfileobj(src, dst)
         self.before = directory / "before.db"
-        assert main(scenarios.scan_args("member-after", self.before, image=image)) == 0
+        assert main(scenarios.scan_args(name, self.before, image=image)) == 0
         plan_path = directory / "plan.json"
         assert main(["plan", str(self.before), *plan_options, "--format", "json", "-o", str(plan_path)]) in (0, 1)
         self.plan = json.loads(plan_path.read_text())
@@ -41,12 +41,17 @@ class FixedPair:
 
 @pytest.fixture(scope="module")
 def default_fix(ntfs3g, tmp_path_factory):
-    return FixedPair(tmp_path_factory.mktemp("diff_default"), [])
+    return FixedPair(tmp_path_factory.mktemp("diff_default"), "member-after", [])
 
 
 @pytest.fixture(scope="module")
 def remove_orphans_fix(ntfs3g, tmp_path_factory):
-    return FixedPair(tmp_path_factory.mktemp("diff_remove_orphans"), ["--remove-orphans"])
+    return FixedPair(tmp_path_factory.mktemp("diff_remove_orphans"), "member-after", ["--remove-orphans"])
+
+
+@pytest.fixture(scope="module")
+def av_service_fix(ntfs3g, tmp_path_factory):
+    return FixedPair(tmp_path_factory.mktemp("diff_av_service"), "av-service", [])
 
 
 def run_diff(capsys, *args) -> tuple[int, list[dict], str]:
@@ -133,39 +138,69 @@ def test_diff_summary_counts_each_sids_files(default_fix, capsys):
     assert (code, rows) == (0, [])
 
 
-def test_diff_after_removing_orphans_lists_the_registry_places_the_fix_rewrote(remove_orphans_fix, capsys):
-    case = remove_orphans_fix
+@pytest.mark.parametrize("fixed", ["remove_orphans_fix", "av_service_fix"])
+def test_diff_after_fix_lists_the_registry_places_the_fix_rewrote(request, fixed, capsys):
+    """member-after with --remove-orphans (Ken's keys, share, printer; profiles and a group
+    membership removed) and av-service (AVService's keys, service, share, task, DCOM, LSA
+    right and alias membership re-pointed)."""
+    case = request.getfixturevalue(fixed)
+    capsys.readouterr()  # what making the fixture printed
     place_keys = {d["descriptor_key"]: d for d in case.plan["descriptors"] if d["places"]}
-    assert place_keys, "--remove-orphans rewrites key, share and printer descriptors of member-after"
+    assert place_keys, "the plan rewrites place descriptors"
+    acted = {a["sid"] for a in case.plan["actions"] if a["kind"] != "refuse"}
+    new_sids = {a["sid"]: a["new_sid"] for a in case.plan["actions"] if a["kind"] == "replace_sid"}
     conn = sqlite3.connect(case.before)
     conn.execute("ATTACH DATABASE ? AS after", [str(case.after)])
-    # A place before and after: same kind, same location in a hive read from the same file.
-    matched = "FROM places pa JOIN hives ha ON ha.name = pa.hive JOIN after.hives hb ON hb.origin = ha.origin " \
-              "JOIN after.places pb ON pb.kind = pa.kind AND pb.hive = hb.name AND pb.location = pa.location"
-    rewritten = {(kind, path): key
-                 for kind, path, key in conn.execute(f"SELECT pb.kind, pb.path, pa.descriptor_key {matched}")
-                 if key in place_keys}
-    assert len(rewritten) == sum(d["places"] for d in place_keys.values())
+    # A place before and after: same kind, same location in a hive read from the same file
+    # (or the same task file).
+    matched = "FROM places pa LEFT JOIN hives ha ON ha.name = pa.hive " \
+              "LEFT JOIN after.hives hb ON hb.origin = ha.origin " \
+              "JOIN after.places pb ON pb.kind = pa.kind AND pb.hive = IFNULL(hb.name, pa.hive) " \
+              "AND pb.location = pa.location"
+    pairs = list(conn.execute(f"SELECT pb.kind, pb.path, pa.descriptor_key, pa.sid {matched}"))
+    rewritten = defaultdict(set)  # a task's path is both its TaskCache SD and its file's
+    for kind, path, key, _sid in pairs:
+        if key in place_keys:
+            rewritten[(kind, path)].add(key)
+    renamed = conn.execute(f"SELECT COUNT(*) FROM places pa WHERE pa.id NOT IN (SELECT pa.id {matched}) "
+                           f"AND pa.descriptor_key IN ({','.join(map(str, place_keys))})").fetchone()[0]
+    assert sum(len(keys) for keys in rewritten.values()) + renamed == sum(d["places"] for d in place_keys.values())
+    repointed = {(kind, path) for kind, path, _key, sid in pairs if sid in acted}
     deleted = {(kind, path) for kind, path in conn.execute(
-        "SELECT pa.kind, pa.path FROM places pa WHERE pa.id NOT IN (SELECT pa.id " + matched + ")")}
+        f"SELECT pa.kind, pa.path FROM places pa WHERE pa.id NOT IN (SELECT pa.id {matched})")}
+    made = {(kind, path) for kind, path in conn.execute(
+        f"SELECT pb.kind, pb.path FROM after.places pb WHERE pb.id NOT IN (SELECT pb.id {matched})")}
 
     code, rows, err = run_diff(capsys, case.before, case.after)
     assert code == 1, err
     places = {k: v for k, v in rows_by_place(rows).items() if k[0] in PLACE_KINDS}
-    assert set(places) == set(rewritten) | deleted
-    assert all(r["change"] == "removed" for place in deleted for r in places[place])
-    for place, key in rewritten.items():
-        acted = [case.actions[i] for i in place_keys[key]["actions"]]
+    assert set(places) == set(rewritten) | repointed | deleted | made
+    assert all(r["change"] == "removed" for place in deleted - made for r in places[place])
+    assert all(r["change"] == "added" for place in made - deleted for r in places[place])
+    assert rewritten
+    for place, keys in rewritten.items():
+        acted_here = [case.actions[i] for key in keys for i in place_keys[key]["actions"]]
         found = places[place]
         removed = {r["sid"] for r in found if r["change"] == "removed"}
-        assert removed & {a["sid"] for a in acted}, place
-        assert removed <= {a["sid"] for a in acted}, place
-        assert {r["sid"] for r in found if r["change"] == "added"} <= {a["new_sid"] for a in acted}, place
-    # The alias membership and profiles the plan removed are hive references gone.
-    references = {(r["kind"], r["sid"]) for r in rows if r["kind"] in ("alias_member", "profile")}
-    expected = {("alias_member", a["sid"]) for a in case.plan["actions"] if a["kind"] == "remove_alias_member"} | \
-               {("profile", a["sid"]) for a in case.plan["actions"] if a["kind"] == "detach_profile"}
-    assert expected and references == expected
+        assert removed & {a["sid"] for a in acted_here}, place
+        assert removed <= {a["sid"] for a in acted_here}, place
+        assert {r["sid"] for r in found if r["change"] == "added"} <= {a["new_sid"] for a in acted_here}, place
+    # av-service's task names AVService as its principal directly (no descriptor).
+    assert bool(repointed) == (fixed == "av_service_fix")
+    for place in repointed:
+        principal = [(r["change"], r["sid"]) for r in places[place] if r["part"] == "principal"]
+        old = next(r["sid"] for r in places[place] if r["part"] == "principal" and r["change"] == "removed")
+        assert principal == [("removed", old), ("added", new_sids[old])]
+    # Hive references: every row naming an acted-on SID is gone; a re-pointed SID's come back
+    # under its new SID.
+    references = {(r["change"], r["kind"], r["sid"], r["old"] or r["new"]) for r in rows
+                  if r["kind"] not in PLACE_KINDS and r["kind"] != "file"}
+    before_refs = [(kind, sid, detail) for kind, sid, detail in conn.execute(
+        "SELECT kind, sid, detail FROM hive_references") if sid in acted]
+    assert before_refs
+    expected = {("removed", kind, sid, detail) for kind, sid, detail in before_refs}
+    expected |= {("added", kind, new_sids[sid], detail) for kind, sid, detail in before_refs if sid in new_sids}
+    assert references == expected
 
 
 def test_an_identical_rescan_differs_in_nothing(scenario_db, tmp_path, capsys):
