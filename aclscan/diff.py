@@ -30,7 +30,8 @@ DIFF_KINDS = (FILE, *PLACE_KINDS, *HIVE_REFERENCE_KINDS)
 
 ADDED, REMOVED, CHANGED = "added", "removed", "changed"
 
-DIFF_COLUMNS = ("change", "sid", "kind", "path", "part", "position", "old", "new", "volume", "entry")
+DIFF_COLUMNS = ("change", "sid", "kind", "path", "part", "position", "old", "new", "hive", "location", "volume",
+                "entry")
 SUMMARY_COLUMNS = ("sid", "account", "files_added", "files_removed", "files_changed",
                    "places_added", "places_removed", "places_changed")
 
@@ -349,13 +350,14 @@ class ScanDiff:
 
     def _iter_changed_places(self, kind: str | None) -> Iterator[tuple]:
         """(kind, path, old key, new key, old direct SID, new direct SID, role, gone, old
-        account, new account) of each place whose descriptor bytes, direct SID or account
+        account, new account, hive, location) of each place whose descriptor bytes, direct SID or account
         name differ, or that one side lacks (``gone``: A's place is not in B)."""
         self._match_places()
         yield from self.conn.execute(
             f"SELECT IFNULL(pb.kind, pa.kind) AS kind, IFNULL(pb.path, pa.path) AS path, "
             f"IFNULL(pa.descriptor_key, {_NO_KEY}), IFNULL(pb.descriptor_key, {_NO_KEY}), pa.sid, pb.sid, "
-            "IFNULL(pb.role, pa.role), pb.id IS NULL, pa.account, pb.account "
+            "IFNULL(pb.role, pa.role), pb.id IS NULL, pa.account, pb.account, "
+            "IFNULL(pb.hive, pa.hive), IFNULL(pb.location, pa.location) "
             "FROM temp.place_pairs pp LEFT JOIN main.places pa ON pa.id = pp.a_id "
             "LEFT JOIN b.places pb ON pb.id = pp.b_id "
             "LEFT JOIN main.descriptors da ON da.key = pa.descriptor_key "
@@ -431,12 +433,13 @@ class ScanDiff:
                             yield _row(change.change, change.sid, FILE, path, change.part, change.position,
                                        change.old, change.new, serial, entry)
         if kind is None or kind in PLACE_KINDS:
-            for place_kind, path, old_key, new_key, old_sid, new_sid, role, gone, *accounts \
-                    in self._iter_changed_places(kind):
-                for change in self.place_diff(old_key, new_key, old_sid, new_sid, role, bool(gone), *accounts).changes:
+            for (place_kind, path, old_key, new_key, old_sid, new_sid, role, gone, old_account, new_account,
+                 hive, location) in self._iter_changed_places(kind):
+                found = self.place_diff(old_key, new_key, old_sid, new_sid, role, bool(gone), old_account, new_account)
+                for change in found.changes:
                     if sid is None or change.sid == sid:
                         yield _row(change.change, change.sid, place_kind, path, change.part, change.position,
-                                   change.old, change.new)
+                                   change.old, change.new, hive=hive, location=location)
         if kind is None or kind in HIVE_REFERENCE_KINDS:
             for row in self.iter_hive_reference_changes(kind):
                 if sid is None or row["sid"] == sid:
@@ -452,7 +455,7 @@ class ScanDiff:
                 for found_sid, status in self.descriptor_diff(old_key, new_key).sids.items():
                     counts[found_sid][f"files_{status}"] += files
         if kind is None or kind in PLACE_KINDS:
-            for _kind, _path, old_key, new_key, old_sid, new_sid, role, gone, *accounts \
+            for _kind, _path, old_key, new_key, old_sid, new_sid, role, gone, *accounts, _hive, _location \
                     in self._iter_changed_places(kind):
                 found = self.place_diff(old_key, new_key, old_sid, new_sid, role, bool(gone), *accounts)
                 for found_sid, status in found.sids.items():
@@ -478,6 +481,7 @@ class ScanDiff:
         return None
 
 
-def _row(change, sid, kind, path, part, position, old, new, volume=None, entry=None) -> dict:
+def _row(change, sid, kind, path, part, position, old, new, volume=None, entry=None, *, hive=None,
+         location=None) -> dict:
     return {"change": change, "sid": sid or None, "kind": kind, "path": path, "part": part, "position": position,
-            "old": old, "new": new, "volume": volume, "entry": entry}
+            "old": old, "new": new, "hive": hive, "location": location, "volume": volume, "entry": entry}
