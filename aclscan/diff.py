@@ -107,6 +107,22 @@ def compare_descriptors(old: _Content | None, new: _Content | None) -> Descripto
     return DescriptorDiff(tuple(changes), sids)
 
 
+def compare_descriptor_bytes(old: bytes | None, new: bytes | None) -> DescriptorDiff:
+    """:func:`compare_descriptors` of two self-relative descriptors (None: none), parsed
+    as the scan parses them."""
+    return compare_descriptors(_content_of(old), _content_of(new))
+
+
+def _content_of(raw: bytes | None) -> _Content | None:
+    from aclscan.descriptor_rows import describe
+
+    if raw is None:
+        return None
+    info = describe(0, raw, security_id=None, source="bytes", hash_ok=None)
+    aces = tuple((row[1], row[2], row[7], row[11]) for row in info.ace_rows)
+    return _Content(info.owner, info.group, info.control, aces, raw, info.sddl)
+
+
 def _compare_acl(old_aces, new_aces, acl: str) -> list[Change]:
     # ACEs equal in SID and SDDL are the same ACE wherever they stand (a move alone is
     # no change); what is left of a SID is paired in order (changed), the rest added or removed.

@@ -306,3 +306,41 @@ def test_one_machine_at_two_times_files_deleted_made_again_renamed_and_changed(n
     assert code == 1
     assert summary == [{"sid": KEN, "account": None, "files_added": 0, "files_removed": 2, "files_changed": 1,
                         "places_added": 0, "places_removed": 0, "places_changed": 0}]
+
+
+BA, SY, BU, WD = "S-1-5-32-544", "S-1-5-18", "S-1-5-32-545", "S-1-1-0"
+
+
+@pytest.mark.parametrize("old, new, changes, sids", [
+    # The owner handed from BA to SY; the DACL untouched.
+    ("O:BAG:SYD:(A;;FA;;;SY)", "O:SYG:SYD:(A;;FA;;;SY)",
+     [("removed", BA, "owner", None, BA, None), ("added", SY, "owner", None, None, SY)],
+     {BA: "removed", SY: "changed"}),
+    # A right narrowed: the same SID's ACE changed in place.
+    ("O:BAG:SYD:(A;;FA;;;BU)", "O:BAG:SYD:(A;;FR;;;BU)",
+     [("changed", BU, "dacl", 0, "(A;;FA;;;BU)", "(A;;FR;;;BU)")], {BU: "changed"}),
+    # A duplicate ACE dropped: the SID keeps access, one ACE removed (its old position).
+    ("O:BAG:SYD:(A;;FA;;;BU)(A;;FA;;;SY)(A;;FA;;;BU)", "O:BAG:SYD:(A;;FA;;;BU)(A;;FA;;;SY)",
+     [("removed", BU, "dacl", 2, "(A;;FA;;;BU)", None)], {BU: "changed"}),
+    # Two ACEs swapped: no SID gained or lost anything; the bytes differ all the same.
+    ("O:BAG:SYD:(A;;FA;;;SY)(A;;FA;;;BA)", "O:BAG:SYD:(A;;FA;;;BA)(A;;FA;;;SY)",
+     [("changed", "", "descriptor", None, "O:BAG:SYD:(A;;FA;;;SY)(A;;FA;;;BA)", "O:BAG:SYD:(A;;FA;;;BA)(A;;FA;;;SY)")],
+     {}),
+    # Inheritance blocked (SE_DACL_PROTECTED, 0x1000) and an audit ACE for Everyone added.
+    ("O:BAG:SYD:(A;;FA;;;SY)", "O:BAG:SYD:P(A;;FA;;;SY)S:(AU;SA;FA;;;WD)",
+     [("added", WD, "sacl", 0, None, "(AU;SA;FA;;;WD)"), ("changed", "", "control", None, "0x8004", "0x9014")],
+     {WD: "added"}),
+    # A descriptor where there was none (a file made since).
+    (None, "O:BAG:SYD:(A;;FA;;;SY)",
+     [("added", BA, "owner", None, None, BA), ("added", SY, "group", None, None, SY), ("added", SY, "dacl", 0, None,
+                                                                                       "(A;;FA;;;SY)")],
+     {BA: "added", SY: "added"}),
+])
+def test_descriptor_comparison(old, new, changes, sids):
+    from aclscan.diff import compare_descriptor_bytes
+    from aclscan.sd.sddl import from_sddl
+
+    found = compare_descriptor_bytes(from_sddl(old).to_bytes() if old else None,
+                                     from_sddl(new).to_bytes() if new else None)
+    assert [(c.change, c.sid, c.part, c.position, c.old, c.new) for c in found.changes] == changes
+    assert found.sids == sids
