@@ -237,6 +237,14 @@ class ScanDiff:
                           "SELECT 'b', id, serial FROM b.volumes")
         self._volumes_matched = True
 
+    def unmatched_volumes(self) -> list[tuple[str, str | None]]:
+        """(side 'before' or 'after', serial) of each volume no volume of the other side
+        matches: all its files are listed as removed (before) or added (after)."""
+        self._match_volumes()
+        return [("before" if side == "main" else "after", serial) for side, serial in self.conn.execute(
+            "SELECT s.side, s.serial FROM temp.volume_serials s WHERE NOT EXISTS (SELECT 1 FROM temp.volume_pairs v "
+            "WHERE (s.side = 'main' AND v.a = s.id) OR (s.side = 'b' AND v.b = s.id)) ORDER BY s.side DESC, s.id")]
+
     def _unmatched_files(self, *, empty: bool) -> None:
         """temp.a_only / temp.b_only: files with no same (volume, entry, sequence) on the
         other side, with their path; temp.path_pairs: those the path matches. ``empty``

@@ -344,3 +344,19 @@ def test_descriptor_comparison(old, new, changes, sids):
                                      from_sddl(new).to_bytes() if new else None)
     assert [(c.change, c.sid, c.part, c.position, c.old, c.new) for c in found.changes] == changes
     assert found.sids == sids
+
+
+def test_volumes_of_other_serials_list_every_file_removed_and_added_with_a_note(scenario_db, capsys):
+    before, after = scenario_db("ws1"), scenario_db("member-after")
+    serials = [sqlite3.connect(db).execute("SELECT serial FROM volumes").fetchone()[0] for db in (before, after)]
+    assert serials[0] != serials[1]
+    code, rows, err = run_diff(capsys, before, after, "--kind", "file")
+    assert code == 1
+    note = "note: volume {} of {} has no volume of that serial in the other scan: its files are listed as {}"
+    assert err.splitlines() == [note.format(serials[0], "before", "removed"), note.format(serials[1], "after", "added")]
+    for db, change in ((before, "removed"), (after, "added")):
+        with_descriptor = {e for (e,) in sqlite3.connect(db).execute(
+            "SELECT entry FROM file_records WHERE descriptor_key IS NOT NULL")}
+        assert with_descriptor
+        assert {r["entry"] for r in rows if r["change"] == change} == with_descriptor
+    assert {r["change"] for r in rows} == {"removed", "added"}

@@ -28,6 +28,11 @@ def diff(ctx, before, after, sid, kind, summary, output, fmt):
     Exit 0 when nothing differs, 1 when something does."""
     sid = str(sid_from_sddl(sid)) if sid else None
     with ScanDiff(before, after) as scans:
+        for side, serial in scans.unmatched_volumes():
+            # Volumes are matched by serial: one without a partner is worth saying aloud.
+            listed = "removed" if side == "before" else "added"
+            click.echo(f"note: volume {serial} of {side} has no volume of that serial in the other scan: "
+                       f"its files are listed as {listed}", err=True)
         if summary:
             rows, columns = scans.summary(sid=sid, kind=kind), SUMMARY_COLUMNS
         else:
