@@ -311,31 +311,31 @@ class ScanDiff:
         return self._files_grouped
 
     def _iter_changed_files(self, pairs: list[tuple[int, int]]) -> Iterator[tuple]:
-        """(old key, new key, volume serial, entry, path, change) of each file in ``pairs``,
-        streamed; ``change`` is added/removed for a file on one side only, else changed."""
+        """(old key, new key, volume serial, entry, path) of each file in ``pairs``, streamed:
+        files matched by entry, then by path, then those on one side only."""
         self.conn.execute("DROP TABLE IF EXISTS temp.wanted_pairs")
         self.conn.execute("CREATE TEMP TABLE wanted_pairs (a_key INTEGER, b_key INTEGER, PRIMARY KEY (a_key, b_key))")
         self.conn.executemany("INSERT INTO temp.wanted_pairs VALUES (?, ?)", pairs)
         # Driven by the changed pairs through the index on descriptor_key, so the cost
         # follows the files that changed, not the volume; in MFT order within a pair.
         yield from self.conn.execute(
-            f"SELECT w.a_key, w.b_key, v.serial, fb.entry, fb.path, '{CHANGED}' FROM temp.wanted_pairs w "
+            f"SELECT w.a_key, w.b_key, v.serial, fb.entry, fb.path FROM temp.wanted_pairs w "
             f"CROSS JOIN main.file_records ra ON ra.descriptor_key IS NULLIF(w.a_key, {_NO_KEY}) "
             "CROSS JOIN temp.volume_pairs v ON v.a = ra.volume_id "
             "CROSS JOIN b.files fb ON fb.volume_id = v.b AND fb.entry = ra.entry AND fb.sequence = ra.sequence "
             f"WHERE fb.descriptor_key IS NULLIF(w.b_key, {_NO_KEY})")
         yield from self.conn.execute(
-            f"SELECT w.a_key, w.b_key, v.serial, p.b_entry, p.path, '{CHANGED}' FROM temp.path_pairs p "
+            "SELECT w.a_key, w.b_key, v.serial, p.b_entry, p.path FROM temp.path_pairs p "
             "JOIN temp.wanted_pairs w ON w.a_key = p.a_key AND w.b_key = p.b_key "
             "JOIN temp.volume_serials v ON v.side = 'b' AND v.id = p.b_vol ORDER BY p.b_vol, p.b_entry")
         yield from self.conn.execute(
-            f"SELECT w.a_key, w.b_key, v.serial, a.entry, a.path, '{REMOVED}' FROM temp.a_only a "
+            f"SELECT w.a_key, w.b_key, v.serial, a.entry, a.path FROM temp.a_only a "
             f"JOIN temp.wanted_pairs w ON w.a_key = a.key AND w.b_key = {_NO_KEY} "
             "JOIN temp.volume_serials v ON v.side = 'main' AND v.id = a.vol "
             "WHERE NOT EXISTS (SELECT 1 FROM temp.path_pairs p WHERE p.a_vol = a.vol AND p.a_entry = a.entry) "
             "ORDER BY a.vol, a.entry")
         yield from self.conn.execute(
-            f"SELECT w.a_key, w.b_key, v.serial, b.entry, b.path, '{ADDED}' FROM temp.b_only b "
+            f"SELECT w.a_key, w.b_key, v.serial, b.entry, b.path FROM temp.b_only b "
             f"JOIN temp.wanted_pairs w ON w.b_key = b.key AND w.a_key = {_NO_KEY} "
             "JOIN temp.volume_serials v ON v.side = 'b' AND v.id = b.vol "
             "WHERE NOT EXISTS (SELECT 1 FROM temp.path_pairs p WHERE p.b_vol = b.vol AND p.b_entry = b.entry) "
@@ -451,7 +451,7 @@ class ScanDiff:
                 if found.changes and (sid is None or sid in found.sids):
                     wanted.append((old_key, new_key))
             if wanted:
-                for old_key, new_key, serial, entry, path, _change in self._iter_changed_files(wanted):
+                for old_key, new_key, serial, entry, path in self._iter_changed_files(wanted):
                     for change in self.descriptor_diff(old_key, new_key).changes:
                         if sid is None or change.sid == sid:
                             yield _row(change.change, change.sid, FILE, path, change.part, change.position,
