@@ -162,13 +162,17 @@ class ScanDiff:
     def __init__(self, before: str | Path, after: str | Path):
         # open_database checks each is an aclscan scan database (DatabaseError, exit 5),
         # migrates it and builds the file indexes the joins below use.
-        open_database(after).conn.close()
         self.db = open_database(before)
         self.conn: sqlite3.Connection = self.db.conn
         try:
+            open_database(after).conn.close()
             self.conn.execute("ATTACH DATABASE ? AS b", [str(after)])
         except sqlite3.Error as exc:
+            self.conn.close()
             raise DatabaseError(f"cannot attach {after}: {exc}") from None
+        except DatabaseError:
+            self.conn.close()
+            raise
         self._contents: dict[tuple[str, int], _Content | None] = {}
         self._diffs: dict[tuple[int, int], DescriptorDiff] = {}
         self._volumes_matched = False
