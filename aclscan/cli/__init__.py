@@ -22,7 +22,7 @@ from aclscan.errors import DatabaseError, Error
 # networkx, pytsk3) is loaded only when that command runs, so `aclscan files` starts
 # printing without paying for the scanner and the graph library.
 COMMAND_MODULES = {
-    "acl": "acl", "accounts": "findings", "check": "check", "descriptors": "listing", "files": "listing",
+    "acl": "acl", "accounts": "findings", "check": "check", "descriptors": "listing", "diff": "diff", "files": "listing",
     "findings": "findings", "fix": "fix", "fleet": "fleet", "graph": "graph", "index": "listing", "places": "listing", "plan": "plan",
     "report": "report", "samples": "samples", "scan": "scan", "sddl": "sddl", "undo": "fix",
 }
