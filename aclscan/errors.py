@@ -134,3 +134,10 @@ class TargetMismatch(Error):
     cannot be written, or is mounted."""
 
     exit_code = 16
+
+
+class SchedulerUnreachable(Error, ConnectionError):
+    """The Dask scheduler given to `fleet --scheduler` does not answer (refused, timed out,
+    name unknown), or a local cluster could not be started."""
+
+    exit_code = 17
