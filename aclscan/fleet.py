@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import glob
 import itertools
 import json
 import os
@@ -306,7 +307,9 @@ def is_current(fleet: sqlite_utils.Database, scan_db: str | os.PathLike) -> bool
     if row is None or not row[0]:
         return False
     try:
-        return _dt.datetime.fromisoformat(row[0]).timestamp() >= path.stat().st_mtime
+        # added_at is to the second, and a scan is ingested within the second it ends:
+        # a database written in the second it was added counts as the one added.
+        return _dt.datetime.fromisoformat(row[0]).timestamp() + 1 > path.stat().st_mtime
     except (OSError, ValueError):
         return False
 
@@ -516,6 +519,7 @@ def build_fleet(fleet_path: str | os.PathLike, inputs: Sequence[str], *, jobs: i
     added: list[str] = []
     unchanged: list[str] = []
     reused: list[tuple[str, str]] = []
+    to_scan: list[ScanJob] = []
     ingest = _Ingest(fleet, added, unchanged, failed, rescan)
     try:
         missing = {i for i in inputs if not Path(i).is_file()}
@@ -548,6 +552,9 @@ def build_fleet(fleet_path: str | os.PathLike, inputs: Sequence[str], *, jobs: i
             ingest.commit()
         finally:
             fleet.conn.close()
+            for job in to_scan:  # what a scan killed with its worker left behind
+                for leftover in Path(job.scan_db).parent.glob(glob.escape(Path(job.scan_db).name) + ".*.partial"):
+                    leftover.unlink(missing_ok=True)
     return FleetBuild(tuple(added), tuple(failed), tuple(image for image, _db in reused), tuple(unchanged))
 
 

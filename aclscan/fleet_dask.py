@@ -35,7 +35,8 @@ SCAN_CPUS = 2
 BASE_MEMORY = 256 << 20
 MEMORY_PER_MILLION_FILES = 200 << 20
 MFT_RECORD_BYTES = 1024
-CONNECT_SECONDS = 10.0
+CONNECT_SECONDS = 10.0  # the client's, once the scheduler has said who it is
+IDENTIFY_SECONDS = 5.0
 PROBE_SECONDS = 3.0
 RETRIES = 2
 _POLL_SECONDS = 0.25
@@ -72,7 +73,7 @@ def probe_scheduler(address: str, seconds: float = PROBE_SECONDS) -> None:
                                    f"{exc.strerror or exc.__class__.__name__}") from None
 
 
-def identify_scheduler(address: str, seconds: float = CONNECT_SECONDS) -> None:
+def identify_scheduler(address: str, seconds: float = IDENTIFY_SECONDS) -> None:
     """Ask the server at ``address`` what it is (Dask's ``identity`` call) before a
     client is made: a port held by something else, or a worker's address, is then a
     one-line error instead of a client that cannot be closed."""
@@ -84,12 +85,15 @@ def identify_scheduler(address: str, seconds: float = CONNECT_SECONDS) -> None:
         comm = await connect(address, timeout=seconds)
         try:
             await comm.write({"op": "identity", "reply": True})
-            return await asyncio.wait_for(comm.read(), seconds)
+            return await comm.read()
         finally:
             comm.abort()
 
+    async def bounded() -> dict:  # Dask's own timeout does not cover a server that never answers
+        return await asyncio.wait_for(identity(), seconds)
+
     try:
-        reply = asyncio.run(identity())
+        reply = asyncio.run(bounded())
     except (OSError, TimeoutError, asyncio.TimeoutError) as exc:
         raise SchedulerUnreachable(f"Dask scheduler {address} unreachable: {exc}") from None
     except Exception as exc:  # a server that answered, but not in Dask's protocol
@@ -183,7 +187,7 @@ class DaskRunner:
             return
         if self.kind == "address":
             probe_scheduler(self.target)
-            identify_scheduler(self.target, self.connect_seconds)
+            identify_scheduler(self.target)
         import logging
 
         from distributed import Client, LocalCluster
@@ -192,8 +196,12 @@ class DaskRunner:
         logging.getLogger("distributed").setLevel(logging.ERROR)
         if self.kind == "local":
             try:
+                import psutil
+
+                memory = psutil.virtual_memory().total // self.target
                 self.cluster = LocalCluster(n_workers=self.target, threads_per_worker=1, processes=True,
-                                            resources={"CPU": SCAN_CPUS}, silence_logs=logging.ERROR)
+                                            resources={"CPU": SCAN_CPUS, "MEMORY": memory},
+                                            silence_logs=logging.ERROR)
             except Exception as exc:  # ports, spawn failures: nothing to scan on
                 raise SchedulerUnreachable(f"cannot start a local Dask cluster ({self.scheduler}): "
                                            f"{exc.__class__.__name__}: {exc}") from None
@@ -236,17 +244,21 @@ class DaskRunner:
         where = f"local cluster ({self.scheduler})" if self.kind == "local" else f"Dask scheduler {self.scheduler}"
         return f"{where}: {len(workers)} worker(s), {threads} thread(s)"
 
-    def _resources(self, job: ScanJob) -> dict | None:
+    def _declared(self) -> tuple[float, float]:
+        """The most CPU and MEMORY any worker declares (0 where none does)."""
+        workers = self.client.scheduler_info(n_workers=-1)["workers"].values()
+        declared = [w.get("resources") or {} for w in workers]
+        return (max((r.get("CPU", 0) for r in declared), default=0),
+                max((r.get("MEMORY", 0) for r in declared), default=0))
+
+    @staticmethod
+    def _resources(job: ScanJob, cpus: float, memory: float) -> dict | None:
         """CPU and MEMORY as the workers declare them; none where no worker does (each
         worker thread then runs one scan) and never more than the largest worker has,
         so that no task waits forever."""
-        workers = self.client.scheduler_info(n_workers=-1)["workers"].values()
-        declared = [w.get("resources") or {} for w in workers]
         resources = {}
-        cpus = max((r.get("CPU", 0) for r in declared), default=0)
         if cpus:
             resources["CPU"] = min(SCAN_CPUS, cpus)
-        memory = max((r.get("MEMORY", 0) for r in declared), default=0)
         if memory:
             resources["MEMORY"] = min(task_memory(estimated_files(job.image)), memory)
         return resources or None
@@ -261,14 +273,15 @@ class DaskRunner:
         if not jobs:
             return
         self.start()
-        if self._resources(jobs[0]) is None:
+        cpus, memory = self._declared()
+        if not cpus:
             self.notes.append("the workers declare no CPU resource: each worker thread runs one scan (start "
                               f"workers with --resources 'CPU=N' to reserve {SCAN_CPUS} CPUs per scan)")
         job_of, futures = {}, []
         for index, job in enumerate(jobs):
             future = self.client.submit(scan_task, job.image, job.scan_db, job.domain_files,
                                         key=f"aclscan-scan-{index}-{Path(job.scan_db).name}-{os.getpid()}",
-                                        resources=self._resources(job), retries=self.retries, pure=False)
+                                        resources=self._resources(job, cpus, memory), retries=self.retries, pure=False)
             job_of[future.key] = job
             futures.append(future)
         pending = as_completed(futures, loop=self.client.loop)
