@@ -107,7 +107,6 @@ WHERE m.machine_sid IS NOT s.prefix
 FLEET_INDEXES = (
     ("machines", ("scan_db",), True),
     ("machines", ("machine_sid",), False),
-    ("machines", ("computer_name",), False),
     ("machine_sids", ("machine_id",), False),
     ("machine_sids", ("prefix",), False),
     ("machine_accounts", ("sid",), False),
@@ -250,20 +249,17 @@ def name_machines(fleet: sqlite_utils.Database, computer_names: Iterable[str]) -
     the fleet: the computer name alone where it is the only one, else the computer
     name with its image's name (``MEMBER (member-before)``), or its scan database's
     name where images share a name too."""
-    for key in set(computer_names):
-        if key:
-            rows = fleet.execute("SELECT id, computer_name, image, scan_db FROM machines"
-                                 " WHERE computer_name = ? COLLATE NOCASE ORDER BY id", (key,)).fetchall()
-            # the index on computer_name is case-sensitive; names differing in case are rare
-            if not rows:
-                rows = fleet.execute("SELECT id, computer_name, image, scan_db FROM machines"
-                                     " WHERE lower(computer_name) = ? ORDER BY id", (key,)).fetchall()
-        else:
-            rows = fleet.execute("SELECT id, computer_name, image, scan_db FROM machines"
-                                 " WHERE computer_name IS NULL OR computer_name = '' ORDER BY id").fetchall()
-        names = _unique_names(rows)
+    keys = set(computer_names)
+    if not keys:
+        return
+    groups: dict[str, list[tuple]] = {}
+    for row in fleet.execute("SELECT id, computer_name, image, scan_db FROM machines ORDER BY id"):
+        key = _name_key(row[1])
+        if key in keys:
+            groups.setdefault(key, []).append(row)
+    for rows in groups.values():
         fleet.conn.executemany("UPDATE machines SET name = ? WHERE id = ? AND name IS NOT ?",
-                               [(name, id_, name) for id_, name in names.items()])
+                               [(name, id_, name) for id_, name in _unique_names(rows).items()])
 
 
 def _unique_names(rows: Sequence[tuple]) -> dict[int, str]:
@@ -287,11 +283,6 @@ def _unique_names(rows: Sequence[tuple]) -> dict[int, str]:
             label = f"{db_stem}#{id_}"
         names[id_] = f"{computer_name} ({label})" if computer_name else label
     return names
-
-
-def record_failure(fleet: sqlite_utils.Database, failure: "FailedInput") -> None:
-    with fleet.conn:
-        _record_failure(fleet, failure)
 
 
 def _record_failure(fleet: sqlite_utils.Database, failure: "FailedInput") -> None:
@@ -476,15 +467,6 @@ class LocalRunner:
                     yield futures[future], outcome
             if progress:
                 progress(done, failed, 0, total)
-
-
-def scan_images(pairs: Sequence[tuple[str, str]], *, jobs: int | None = None,
-                domain_files: Sequence[str] = ()) -> list[FailedInput]:
-    """Scan each (image, database) pair in local processes; returns the images that
-    failed (the others have their databases)."""
-    runner = LocalRunner(jobs)
-    outcomes = runner.run([ScanJob(image, db, tuple(domain_files)) for image, db in pairs])
-    return [failure for _job, failure in outcomes if failure is not None]
 
 
 @dataclass(frozen=True)

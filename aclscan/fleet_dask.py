@@ -7,21 +7,26 @@ scheduler reschedules it; ``retries`` covers a task that raised), and its
 dashboard shows the run. Each task writes one scan database on storage the
 workers and this machine share; this machine ingests each as its future completes.
 
-A task runs the scan in a child process of the worker (``python -m
-aclscan.fleet_dask``): Dask's worker processes are daemonic and may not fork the
-scan's row-writer child themselves, and a crash in one image's scan then takes
-down only that child. The child dies with the worker (``PR_SET_PDEATHSIG``), so a
-killed worker leaves no scan running behind it.
+A task runs the scan in a scan process of its worker thread (``python -m
+aclscan.fleet_dask --serve``, started once and reused for many images): Dask's worker
+processes are daemonic and may not fork the scan's row-writer child themselves, and
+a crash in one image's scan then takes down only that process (the task is retried).
+The scan process dies with the worker (``PR_SET_PDEATHSIG``), so a killed worker
+leaves no scan running behind it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -129,36 +134,94 @@ class ScanProcessDied(RuntimeError):
     """The scan's child process ended without a result (killed, crashed): Dask retries the task."""
 
 
+# A scan helper serves this many scans, then a fresh one takes over (memory a long run
+# of scans might keep is given back).
+SCANS_PER_HELPER = 100
+
+
+class _ScanHelper:
+    """A scan process of this worker thread that serves scan after scan (`python -m
+    aclscan.fleet_dask --serve`): the interpreter starts and aclscan is imported once
+    per worker thread, not once per image. One JSON request a line on its stdin, one
+    JSON outcome a line on its stdout; its stderr goes to a file, for the reason when
+    it dies."""
+
+    def __init__(self):
+        self.errors = tempfile.TemporaryFile()
+        self.process = subprocess.Popen([sys.executable, "-m", "aclscan.fleet_dask", "--serve", str(os.getpid())],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors,
+                                        text=True, bufsize=1)
+        self.scans = 0
+
+    def scan(self, request: dict) -> str | None:
+        """The outcome line, or None when the process died."""
+        try:
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+            line = self.process.stdout.readline()
+        except (BrokenPipeError, OSError):
+            return None
+        self.scans += 1
+        return line or None
+
+    def death(self) -> str:
+        """Why the process ended: its exit status and the last line it wrote to stderr."""
+        code = self.process.wait()
+        cause = f"signal {-code}" if code < 0 else f"exit code {code}"
+        self.errors.seek(0)
+        last = (self.errors.read().decode(errors="replace").strip().splitlines() or [""])[-1]
+        return cause + (f": {last}" if last else "")
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.errors.close()
+
+
+_thread_helper = threading.local()
+
+
 def scan_task(image: str, scan_db: str, domain_files: Sequence[str] = ()) -> FailedInput | None:
-    """Runs on a worker: one image into one scan database, in a child process. An
-    image the scan rejects is a FailedInput (no retry: it would fail again); a child
-    that dies without a result raises, so Dask retries the task."""
-    request = json.dumps({"image": image, "scan_db": scan_db, "domain_files": list(domain_files),
-                          "parent": os.getpid()})
-    child = subprocess.run([sys.executable, "-m", "aclscan.fleet_dask", request], capture_output=True, text=True,
-                           stdin=subprocess.DEVNULL)
-    lines = child.stdout.strip().splitlines()
-    if child.returncode != 0 or not lines:
-        cause = f"signal {-child.returncode}" if child.returncode < 0 else f"exit code {child.returncode}"
-        last = (child.stderr.strip().splitlines() or [""])[-1]
-        raise ScanProcessDied(f"the scan process of {image} ended with {cause}" + (f": {last}" if last else ""))
-    result = json.loads(lines[-1])
+    """Runs on a worker: one image into one scan database, in this worker thread's scan
+    process. An image the scan rejects is a FailedInput (no retry: it would fail again);
+    a scan process that dies without a result raises, so Dask retries the task."""
+    helper = getattr(_thread_helper, "helper", None)
+    if helper is None or helper.process.poll() is not None or helper.scans >= SCANS_PER_HELPER:
+        if helper is not None:
+            helper.close()
+        helper = _thread_helper.helper = _ScanHelper()
+    line = helper.scan({"image": image, "scan_db": scan_db, "domain_files": list(domain_files)})
+    if line is None:
+        _thread_helper.helper = None
+        reason = helper.death()
+        helper.close()
+        raise ScanProcessDied(f"the scan process of {image} ended with {reason}")
+    result = json.loads(line)
     return None if result is None else FailedInput(**result)
 
 
-def _child_main(request: str) -> int:
-    """The scan child: die with the worker, scan, print the outcome as one JSON line."""
-    job = json.loads(request)
+def _serve(parent: int) -> int:
+    """The scan process: die with the worker, then scan each request until stdin closes."""
     if sys.platform.startswith("linux"):
         import ctypes
         import signal
 
         PR_SET_PDEATHSIG = 1
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != job["parent"]:  # the worker died before prctl took effect
+        if os.getppid() != parent:  # the worker died before prctl took effect
             return 1
-    failure = scan_one(job["image"], job["scan_db"], job["domain_files"])
-    print(json.dumps(None if failure is None else failure.__dict__), flush=True)
+    replies = sys.stdout
+    sys.stdout = sys.stderr  # whatever the scan might print stays out of the replies
+    for line in sys.stdin:
+        job = json.loads(line)
+        failure = scan_one(job["image"], job["scan_db"], job["domain_files"])
+        replies.write(json.dumps(None if failure is None else dataclasses.asdict(failure)) + "\n")
+        replies.flush()
     return 0
 
 
@@ -199,9 +262,11 @@ class DaskRunner:
                 import psutil
 
                 memory = psutil.virtual_memory().total // self.target
-                self.cluster = LocalCluster(n_workers=self.target, threads_per_worker=1, processes=True,
-                                            resources={"CPU": SCAN_CPUS, "MEMORY": memory},
-                                            silence_logs=logging.ERROR)
+                with warnings.catch_warnings():  # "port 8787 is in use": the link printed says which port
+                    warnings.simplefilter("ignore")
+                    self.cluster = LocalCluster(n_workers=self.target, threads_per_worker=1, processes=True,
+                                                resources={"CPU": SCAN_CPUS, "MEMORY": memory},
+                                                silence_logs=logging.ERROR)
             except Exception as exc:  # ports, spawn failures: nothing to scan on
                 raise SchedulerUnreachable(f"cannot start a local Dask cluster ({self.scheduler}): "
                                            f"{exc.__class__.__name__}: {exc}") from None
@@ -323,5 +388,5 @@ class DaskRunner:
         return sum(1 for keys in processing.values() for key in keys if key in job_of)
 
 
-if __name__ == "__main__":
-    sys.exit(_child_main(sys.argv[1]))
+if __name__ == "__main__" and sys.argv[1:2] == ["--serve"]:
+    sys.exit(_serve(int(sys.argv[2])))

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import sqlite3
 import subprocess
@@ -159,7 +158,7 @@ def scan_benchmark(work: Path, count: int) -> list[tuple[str, float, float, None
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--machines", type=int, default=1000)
+    parser.add_argument("--machines", type=int, default=1000, help="fleet size (0: no fleet benchmark)")
     parser.add_argument("--images", default="8,32", help="image counts to scan both ways (comma-separated)")
     parser.add_argument("--work", help="directory for templates and copies (kept; default: a temporary one)")
     parser.add_argument("--skip-scans", action="store_true")
@@ -167,7 +166,7 @@ def main() -> int:
     work = Path(args.work or tempfile.mkdtemp(prefix="aclscan-bench-fleet-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; work in {work}")
-    rows = fleet_benchmark(work, args.machines)
+    rows = fleet_benchmark(work, args.machines) if args.machines else []
     if not args.skip_scans:
         for count in (int(c) for c in args.images.split(",") if c):
             rows += scan_benchmark(work, count)
