@@ -275,7 +275,9 @@ def _unique_names(rows: Sequence[tuple]) -> dict[int, str]:
         if single and computer_name:
             names[id_] = computer_name
             continue
-        if image_stem and image_stems.count(image_stem) == 1:
+        if not computer_name:  # no hives told its name: the name its scan database was given
+            label = db_stem if db_stems.count(db_stem) == 1 else f"{db_stem}#{id_}"
+        elif image_stem and image_stems.count(image_stem) == 1:
             label = image_stem
         elif db_stems.count(db_stem) == 1:
             label = db_stem
