@@ -4,7 +4,10 @@ a worker killed mid-scan; a corrupt image; an unreachable scheduler; `local:N`."
 
 from __future__ import annotations
 
+import gzip
 import os
+import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -21,7 +24,7 @@ from distributed import Client
 from aclscan.cli import main
 from aclscan.errors import SchedulerUnreachable
 from aclscan.fleet import open_fleet, summarise
-from aclscan.fleet_dask import DaskRunner
+from aclscan.fleet_dask import DaskRunner, estimated_files, task_memory
 from tests.scenarios import SAMPLES, manifest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -247,3 +250,21 @@ def test_local_cluster_shows_its_dashboard(tmp_path, capsys):
     fleet = open_fleet(tmp_path / "fleet.db", create=False)
     assert sorted(m.name for m in summarise(fleet).machines) == sorted(
         manifest(n)["computer"] for n in ("ws1", "clean"))
+
+
+def test_a_scan_task_asks_memory_by_the_files_of_its_image(tmp_path):
+    """256 MiB + 200 MiB per million MFT records: the records counted from `$MFT`'s size
+    as The Sleuth Kit's istat reports it, or for a .gz image from its uncompressed size
+    as gzip -l reports it (an upper bound)."""
+    gz = SAMPLES / "ws1.img.gz"
+    listing = subprocess.run(["gzip", "-l", str(gz)], capture_output=True, text=True, check=True).stdout
+    uncompressed = int(listing.splitlines()[1].split()[1])
+    assert estimated_files(str(gz)) == uncompressed // 1024
+    raw = tmp_path / "ws1.raw"
+    with gzip.open(gz) as src, open(raw, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    istat = subprocess.run(["istat", str(raw), "0"], capture_output=True, text=True, check=True).stdout
+    mft_bytes = int(re.search(r"Type: \$DATA \(128-\d+\).*?\bsize: (\d+)", istat).group(1))
+    assert estimated_files(str(raw)) == mft_bytes // 1024 > 0
+    assert task_memory(mft_bytes // 1024) == (256 << 20) + (200 << 20) * (mft_bytes // 1024) // 1_000_000
+    assert estimated_files(str(tmp_path / "absent.img")) == 1_000_000
