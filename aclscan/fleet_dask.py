@@ -304,14 +304,20 @@ class DaskRunner:
             return None
 
     def describe(self) -> str:
-        workers = self.client.scheduler_info(n_workers=-1)["workers"] if self.client else {}
+        workers = self._workers() if self.client else {}
         threads = sum(w.get("nthreads", 0) for w in workers.values())
         where = f"local cluster ({self.scheduler})" if self.kind == "local" else f"Dask scheduler {self.scheduler}"
         return f"{where}: {len(workers)} worker(s), {threads} thread(s)"
 
+    def _workers(self) -> dict:
+        try:
+            return self.client.scheduler_info(n_workers=-1)["workers"]  # every worker, not the first few
+        except TypeError:  # distributed before 2025 lists them all anyway
+            return self.client.scheduler_info()["workers"]
+
     def _declared(self) -> tuple[float, float]:
         """The most CPU and MEMORY any worker declares (0 where none does)."""
-        workers = self.client.scheduler_info(n_workers=-1)["workers"].values()
+        workers = self._workers().values()
         declared = [w.get("resources") or {} for w in workers]
         return (max((r.get("CPU", 0) for r in declared), default=0),
                 max((r.get("MEMORY", 0) for r in declared), default=0))
