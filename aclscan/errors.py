@@ -169,3 +169,10 @@ class Interrupted(Error):
         super().__init__(message)
         self.signum = signum
         self.exit_code = 128 + signum
+
+
+class SchedulerUnreachable(Error, ConnectionError):
+    """The Dask scheduler given to `fleet --scheduler` does not answer (refused, timed out,
+    name unknown), or a local cluster could not be started."""
+
+    exit_code = 17
