@@ -16,18 +16,21 @@ FINDING_COLUMNS = ("sid", "verdict", "confidence", "account", "mapped_sid", "fil
 # Per SID, over every volume of the scan: files and distinct descriptors naming it,
 # ACE uses by kind (an ACE in a descriptor counts once per file using it), owner and
 # group uses.
-_FILE_COUNTS = """
-SELECT sid, SUM(files), SUM(descriptors), SUM(as_owner), SUM(as_group) FROM sids GROUP BY sid
+_FILE_COUNTS = f"""
+SELECT sid, SUM(files), SUM(descriptors), SUM(as_owner), SUM(as_group) FROM sids
+WHERE volume_id IN {store.LIVE_VOLUMES} GROUP BY sid
 """
-_ACE_COUNTS = """
+_ACE_COUNTS = f"""
 SELECT a.sid, SUM(CASE WHEN a.inherited = 0 THEN d.files ELSE 0 END),
        SUM(CASE WHEN a.inherited = 1 THEN d.files ELSE 0 END)
-FROM aces a JOIN descriptors d ON d.key = a.descriptor_key GROUP BY a.sid
+FROM aces a JOIN descriptors d ON d.key = a.descriptor_key WHERE d.volume_id IN {store.LIVE_VOLUMES} GROUP BY a.sid
 """
 
 
 def file_sids(db) -> list[str]:
-    return [row[0] for row in db.execute("SELECT DISTINCT sid FROM sids ORDER BY sid")]
+    """The SIDs the live volumes' descriptors name (not shadow copies': earlier states)."""
+    return [row[0] for row in db.execute(
+        f"SELECT DISTINCT sid FROM sids WHERE volume_id IN {store.LIVE_VOLUMES} ORDER BY sid")]
 
 
 def store_resolution(db, resolution: Resolution, verdicts: list[Verdict], *,

@@ -271,7 +271,7 @@ class _Builder:
                 uses.setdefault(key, {})[kind] = count
         cursor = self.conn.execute(
             'SELECT key, volume_id, security_id, source, files, owner, "group", control, sddl, error'
-            " FROM descriptors ORDER BY key")
+            f" FROM descriptors WHERE volume_id IN {store.LIVE_VOLUMES} ORDER BY key")
         for key, volume_id, security_id, source, files, owner, group, control, sddl, error in cursor:
             node = descriptor_id(key)
             count = files or 0

@@ -45,6 +45,7 @@ from aclscan.graph import build_graph, impact, sid_id
 from aclscan.mapping import MapRow
 from aclscan.sd.descriptor import SecurityDescriptor
 from aclscan.sd.rewrite import ADMINISTRATORS, Rewrite
+from aclscan.store import LIVE_VOLUMES
 from aclscan.sd.sddl import to_sddl
 from aclscan.sd.sid import SID
 
@@ -445,9 +446,9 @@ def _descriptor_changes(db, rewrite: Rewrite, action_of: dict[str, list[str]],
     marks = ", ".join("?" for _ in acted)
     params = sorted(acted)
     rows = db.execute(
-        f"SELECT key, volume_id, security_id, raw, files, source FROM descriptors WHERE key IN "
-        f"(SELECT descriptor_key FROM aces WHERE sid IN ({marks})) OR owner IN ({marks}) OR \"group\" IN ({marks}) "
-        f"ORDER BY key", params * 3).fetchall()
+        f"SELECT key, volume_id, security_id, raw, files, source FROM descriptors WHERE (key IN "
+        f"(SELECT descriptor_key FROM aces WHERE sid IN ({marks})) OR owner IN ({marks}) OR \"group\" IN ({marks})) "
+        f"AND volume_id IN {LIVE_VOLUMES} ORDER BY key", params * 3).fetchall()
     place_uses = _place_uses(db, [row[0] for row in rows])
     changes, skipped = [], []
     counts: dict[str, list[int]] = {}

@@ -90,14 +90,15 @@ def hives_from_volume(volume) -> dict[str, HiveFiles]:
 HISTORY_ON_VOLUME = (f"{CONFIG_DIR}/RegBack/SAM", f"/Windows.old{CONFIG_DIR}/SAM")
 
 
-def history_on_volume(volume, machine_sid: str | None) -> tuple[list["HistorySource"], list[str]]:
+def history_on_volume(volume, machine_sid: str | None, *, paths: tuple[str, ...] = HISTORY_ON_VOLUME,
+                      label: str | None = None) -> tuple[list["HistorySource"], list[str]]:
     """History the image keeps of itself (RegBack, Windows.old), used like --history: the
     SAMs whose machine SID is not today's (a SAM of this very SID adds nothing). Returns
     the sources and one line per file that is there but cannot be read."""
     from aclscan.errors import NotFound
 
     found, problems = [], []
-    for path in HISTORY_ON_VOLUME:
+    for path in paths:
         try:
             files = hive_on_volume(volume, path)
         except NotFound:
@@ -108,7 +109,7 @@ def history_on_volume(volume, machine_sid: str | None) -> tuple[list["HistorySou
         if not files.data:
             continue  # Windows 10 1803 and later leave RegBack's files empty
         try:
-            source = HistorySource.from_sam(files, f"SAM in {path.rsplit('/', 1)[0].lstrip('/')}")
+            source = HistorySource.from_sam(files, label or f"SAM in {path.rsplit('/', 1)[0].lstrip('/')}")
         except Error as exc:
             problems.append(f"history {path}: {exc}")
             continue

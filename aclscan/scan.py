@@ -9,6 +9,7 @@ joined to descriptors by key.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -80,10 +81,12 @@ class ScanResult:
     resolution_problems: list[ScanProblem] = field(default_factory=list)
     places: int = 0
     sources_used: tuple[str, ...] = ()
+    snapshot_notes: tuple[str, ...] = ()
+    snapshot_problems: list[ScanProblem] = field(default_factory=list)
 
     @property
     def problems(self) -> list[ScanProblem]:
-        return [p for v in self.volumes for p in v.problems] + self.resolution_problems
+        return [p for v in self.volumes for p in v.problems] + self.snapshot_problems + self.resolution_problems
 
     @property
     def files(self) -> int:
@@ -98,9 +101,12 @@ def scan_image(
     offset: int | None = None,
     progress: Progress | None = None,
     resolve: ResolveInputs | None = ResolveInputs(),
+    snapshots: bool = False,
 ) -> ScanResult:
     """Scan every selected NTFS volume of an image into a new database at ``db_path``,
-    then (unless ``resolve`` is None) give every distinct SID its verdict."""
+    then (unless ``resolve`` is None) give every distinct SID its verdict. With
+    ``snapshots`` each shadow copy store of a volume is scanned too, as a volume state
+    of its own beside the live one; without, the scan notes how many there are."""
     started = time.perf_counter()
     with Image(image_path) as image:
         locations = image.locate(partition=partition, offset=offset)
@@ -119,6 +125,7 @@ def scan_image(
         db = store.new_database(db_path)
         store.fast_load_pragmas(db)
         results = []
+        stores = contextlib.ExitStack()  # shadow copy stores, open until the resolution has read them
         try:
             for volume_id, (location, volume) in enumerate(opened, start=1):
                 # One transaction per volume; its file rows come through their own
@@ -128,22 +135,67 @@ def scan_image(
                     results.append(_VolumeScan(image, location, volume, db, volume_id, progress).run())
             with db.conn:
                 _store_problems(db, None, unopened)
+            states, snapshot_notes = _scan_snapshots(image, opened, db, progress, scan=snapshots, keep_open=stores)
+            with db.conn:
+                _store_problems(db, None, [p for _snap, p in states if isinstance(p, ScanProblem)])
             outcome = None
             if resolve is not None:
                 with db.conn:
-                    outcome = _resolve(db, [(i, v) for i, (_loc, v) in enumerate(opened, start=1)], resolve)
+                    outcome = _resolve(db, [(i, v) for i, (_loc, v) in enumerate(opened, start=1)], resolve,
+                                       snapshots=[(snap, v) for snap, v in states if not isinstance(v, ScanProblem)])
             store.create_indexes(db)
         finally:
+            stores.close()
             db.conn.close()
     if unopened:
         results[0].problems[:0] = unopened
     result = ScanResult(os.fspath(db_path), results, time.perf_counter() - started)
+    result.snapshot_notes = tuple(snapshot_notes)
+    result.snapshot_problems = [p for _snap, p in states if isinstance(p, ScanProblem)]
     if outcome is not None:
         result.findings, result.problem_findings = outcome.findings, outcome.problem_findings
         result.resolution_notes, result.resolution_problems = outcome.notes, list(outcome.problems)
         result.places = outcome.places
         result.sources_used = outcome.used
     return result
+
+
+def _scan_snapshots(image: Image, opened, db, progress, *, scan: bool, keep_open):
+    """The shadow copy stores of every live volume: scanned as volume states of their own
+    (``scan``), or only counted. Returns ([(Snapshot, Volume) or (Snapshot|None, ScanProblem)],
+    notes). A damaged catalog or store is a bad item; the live volume stands. The stores
+    stay open (``keep_open``, an ExitStack) for the resolution to read their SAMs."""
+    from aclscan.snapshots import ShadowCopies, SnapshotError, has_catalog
+
+    states, notes = [], []
+    next_id = len(opened) + 1
+    for location, _volume in opened:
+        if not has_catalog(image, location):
+            continue
+        try:
+            copies = ShadowCopies(image, location)
+        except SnapshotError as exc:
+            states.append((None, ScanProblem("snapshot", str(exc))))
+            continue
+        keep_open.enter_context(copies)
+        if not scan:
+            notes.append(f"the volume at offset {location.offset} has {len(copies.snapshots)} shadow copy "
+                         "store(s): scan with --snapshots to read them as earlier states (and their SAMs "
+                         "as history)")
+            continue
+        for snapshot in copies.snapshots:
+            store = copies.image_of(snapshot)
+            where = VolumeLocation(None, 0, store.size, snapshot.label)
+            try:
+                volume = Volume(store, where)
+                db.conn.commit()
+                with db.conn:
+                    _VolumeScan(store, where, volume, db, next_id, progress, snapshot=snapshot).run()
+                next_id += 1
+                states.append((snapshot, volume))
+            except Error as exc:
+                states.append((snapshot, ScanProblem("snapshot", f"{snapshot.label}: {exc}")))
+    return states, notes
 
 
 def inconsistent_hives(hives, already: set[str]) -> list:
@@ -170,12 +222,12 @@ class ResolveOutcome:
     used: tuple[str, ...] = ()  # what the verdicts rest on, one line each, for the summary
 
 
-def _resolve(db, volumes: list[tuple[int, Volume]], inputs: ResolveInputs) -> ResolveOutcome:
+def _resolve(db, volumes: list[tuple[int, Volume]], inputs: ResolveInputs, snapshots=()) -> ResolveOutcome:
     """Verdicts for every SID on the volumes, in the machine's hives and its other places."""
     from aclscan.findings import file_sids, store_resolution
     from aclscan.place_scan import place_problem_text, scan_places
-    from aclscan.resolve import (HistorySource, HiveSet, build_resolution, hives_from_files, hives_from_volume,
-                                 history_on_volume)
+    from aclscan.resolve import (CONFIG_DIR, HistorySource, HiveSet, build_resolution, hives_from_files,
+                                 hives_from_volume, history_on_volume)
 
     raw = hives_from_files(inputs.hive_files)
     system_volume = volumes[0] if volumes else (None, None)
@@ -193,9 +245,18 @@ def _resolve(db, volumes: list[tuple[int, Volume]], inputs: ResolveInputs) -> Re
                 for name, why in sorted(hives.unreadable.items())]
     volume_id, volume = system_volume
     if volume is not None and inputs.image_history:  # what the image remembers of itself: RegBack, Windows.old
-        kept, unreadable = history_on_volume(volume, getattr(hives.sam, "machine_sid", None))
+        machine_sid = getattr(hives.sam, "machine_sid", None)
+        kept, unreadable = history_on_volume(volume, machine_sid)
+        for snapshot, state in snapshots:  # the SAM each shadow copy kept
+            found, lines = history_on_volume(state, machine_sid, paths=(f"{CONFIG_DIR}/SAM",),
+                                             label=f"SAM in {snapshot.label}")
+            kept += found
+            unreadable += lines
         given = {h.machine_sid for h in history}
-        history += [h for h in kept if h.machine_sid not in given]
+        for source in kept:
+            if source.machine_sid not in given:
+                history.append(source)
+                given.add(source.machine_sid)
         problems += [ScanProblem("history", line) for line in unreadable]
     resolution = build_resolution(hives, domain_sources=list(inputs.domain_sources), history=history)
     places = None
@@ -297,8 +358,9 @@ class _VolumeScan:
     extension records, descriptor counts) is finished at the end."""
 
     def __init__(self, image: Image, location: VolumeLocation, volume: Volume, db, volume_id: int,
-                 progress: Progress | None):
+                 progress: Progress | None, snapshot=None):
         self.image, self.location, self.volume, self.db = image, location, volume, db
+        self.snapshot = snapshot  # a shadow copy store (aclscan.snapshots.Snapshot), or None: the live volume
         self.database_path = db.execute("PRAGMA database_list").fetchone()[2]
         self.volume_id = volume_id
         self.progress = progress
@@ -355,6 +417,8 @@ class _VolumeScan:
                 "scanned_at": store.utc_now(),
                 "aclscan_version": __version__,
                 "duration_seconds": round(time.perf_counter() - started, 3),
+                "snapshot": self.snapshot.identifier if self.snapshot else None,
+                "snapshot_created": self.snapshot.created if self.snapshot else None,
             }
         )
         return VolumeResult(self.volume_id, self.location, self.files, len(self.infos), sid_count, self.problems)

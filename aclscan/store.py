@@ -44,6 +44,8 @@ TABLES: dict[str, dict] = {
             "scanned_at": str,
             "aclscan_version": str,
             "duration_seconds": float,
+            "snapshot": str,  # schema 3: a shadow copy store's GUID; NULL for the live volume
+            "snapshot_created": str,  # when that store was made (UTC)
         },
         "pk": "id",
     },
@@ -285,6 +287,9 @@ def _add_places(db: sqlite_utils.Database) -> None:
         db[name].create(spec["columns"], pk=spec["pk"], if_not_exists=True)
     if "places" not in db["findings"].columns_dict:
         db.execute("ALTER TABLE findings ADD COLUMN places TEXT")
+    for column in ("snapshot", "snapshot_created"):
+        if column not in db["volumes"].columns_dict:
+            db.execute(f"ALTER TABLE volumes ADD COLUMN {column} TEXT")
 
 
 # Migrations: version N -> N+1, each a function of the open database.
@@ -319,6 +324,12 @@ def new_database(path: str | os.PathLike) -> sqlite_utils.Database:
     db = sqlite_utils.Database(conn)
     create_schema(db)
     return db
+
+
+# The volumes as they are now: what findings count and a plan changes. A shadow copy
+# store scanned beside them (``scan --snapshots``) is an earlier state: evidence and
+# history, never counted as the machine's files nor rewritten.
+LIVE_VOLUMES = "(SELECT id FROM volumes WHERE snapshot IS NULL)"
 
 
 def has_table(db, name: str) -> bool:

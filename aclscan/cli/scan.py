@@ -19,10 +19,12 @@ from aclscan.scan import scan_image
 @click.option("--partition", type=int, help="Scan only this partition (0-based, in partition table order).")
 @click.option("--offset", type=int, help="Scan only the NTFS volume at this byte offset.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
+@click.option("--snapshots", is_flag=True, help="Also scan every Volume Shadow Copy store, each as an earlier state "
+                                               "of its volume (its SAM serves as history).")
 @image_options
 @resolve_options
 @click.pass_context
-def scan(ctx, image, db_path, partition, offset, quiet, max_expand, parents, **resolve):
+def scan(ctx, image, db_path, partition, offset, quiet, snapshots, max_expand, parents, **resolve):
     """Read every security descriptor of IMAGE into SCAN.db (read-only).
 
     IMAGE is a raw/dd image, a split raw set (give the .001 file), an E01 set
@@ -35,7 +37,8 @@ def scan(ctx, image, db_path, partition, offset, quiet, max_expand, parents, **r
     inputs = resolve_inputs(**resolve)
     show = not quiet and sys.stderr.isatty()
     with progress_bar(show, "MFT records", "records") as progress:
-        result = scan_image(image_input(image, max_expand, parents), db_path, partition=partition, offset=offset, progress=progress, resolve=inputs)
+        result = scan_image(image_input(image, max_expand, parents), db_path, partition=partition, offset=offset,
+                            progress=progress, resolve=inputs, snapshots=snapshots)
     problems = result.problems
     if not quiet:
         descriptors = sum(v.descriptors for v in result.volumes)
@@ -49,6 +52,8 @@ def scan(ctx, image, db_path, partition, offset, quiet, max_expand, parents, **r
                        " (aclscan findings lists them)", err=True)
             for line in result.sources_used:
                 click.echo(terminal_safe(line), err=True)
+        for note in result.snapshot_notes:
+            click.echo(terminal_safe(f"note: {note}"), err=True)
             for note in result.resolution_notes:
                 click.echo(terminal_safe(f"note: {note}"), err=True)
     if problems:
