@@ -149,14 +149,17 @@ def has_problems(db) -> bool:
     return db.execute(f"SELECT 1 FROM findings WHERE verdict IN ({marks}) LIMIT 1", sorted(PROBLEMS)).fetchone() is not None
 
 
-EVIDENCE_COLUMNS = ("sid", "verdict", "confidence", "account", "mapped_sid", "role", "position", "ace", "inherited",
-                    "descriptor_key", "files", "example_path", "sddl")
+EVIDENCE_COLUMNS = ("sid", "verdict", "confidence", "account", "mapped_sid", "kind", "role", "position", "ace",
+                    "inherited", "descriptor_key", "files", "places", "example_path", "sddl")
 
 
 def iter_evidence(db, *, problems_only: bool = True) -> Iterator[dict]:
     """Where each (problem) SID sits, one row per distinct descriptor and place in it:
-    owner, group, or an ACE (DACL/SACL position and SDDL), with the number of files
-    and one example path. An auditor's view, distinct before many: never one row per file."""
+    owner, group, or an ACE (DACL/SACL position and SDDL), with the kind of place (``file``,
+    ``registry_key``, ``service``, ``share``, ``task``, ...), how many files or places use
+    that descriptor and one example path (``/Users/Ken``, ``HKLM\\SOFTWARE\\AVScan``, ``share
+    AVLogs (...)``); then the places that name the SID directly (a task's principal). An
+    auditor's view, distinct before many: never one row per file or key."""
     where = ""
     params: list = []
     if problems_only:
@@ -174,13 +177,39 @@ def iter_evidence(db, *, problems_only: bool = True) -> Iterator[dict]:
         ORDER BY f.files DESC, f.sid, d.key, p.role, p.position"""
     cursor = db.execute(sql, params)
     names = [c[0] for c in cursor.description]
-    example: dict[int, str | None] = {}
+    uses: dict[int, list[tuple[str, int, str | None]]] = {}
+    with_places = store.has_table(db, "places")
     for row in cursor:
         item = dict(zip(names, row))
         key = item.pop("key")
-        if key not in example:
-            found = db.execute("SELECT path FROM files WHERE descriptor_key = ? ORDER BY path LIMIT 1", [key]).fetchone()
-            example[key] = found[0] if found else None
-        item["descriptor_key"] = key
-        item["example_path"] = example[key]
-        yield item
+        if key not in uses:
+            uses[key] = _uses_of(db, key, item["files"], with_places)
+        for kind, count, path in uses[key]:
+            yield {**item, "kind": kind, "descriptor_key": key, "files": item["files"] if kind == "file" else 0,
+                   "places": count if kind != "file" else 0, "example_path": path}
+    if with_places:
+        yield from _direct_place_evidence(db, where, params)
+
+
+def _uses_of(db, key: int, files: int | None, with_places: bool) -> list[tuple[str, int, str | None]]:
+    """(kind, how many, an example path) of what uses one descriptor: its files, or the
+    places of each kind (registry keys, services, ...) whose descriptor it is."""
+    if files:
+        found = db.execute("SELECT path FROM files WHERE descriptor_key = ? ORDER BY path LIMIT 1", [key]).fetchone()
+        return [("file", files, found[0] if found else None)]
+    if with_places:
+        rows = db.execute("SELECT kind, COUNT(*), MIN(path) FROM places WHERE descriptor_key = ? GROUP BY kind"
+                          " ORDER BY kind", [key]).fetchall()
+        if rows:
+            return [(kind, count, path) for kind, count, path in rows]
+    return [("file", 0, None)]  # a $Secure entry no file uses (kept by ntfs-3g after a fix)
+
+
+def _direct_place_evidence(db, where: str, params: list) -> Iterator[dict]:
+    sql = f"""
+        SELECT f.sid, f.verdict, f.confidence, f.account, f.mapped_sid, p.kind, p.role, p.path, p.account AS named
+        FROM findings f JOIN places p ON p.sid = f.sid{where} ORDER BY f.sid, p.kind, p.path"""
+    for sid, verdict, confidence, account, mapped, kind, role, path, named in db.execute(sql, params):
+        yield {"sid": sid, "verdict": verdict, "confidence": confidence, "account": account, "mapped_sid": mapped,
+               "kind": kind, "role": role or "principal", "position": None, "ace": named, "inherited": None,
+               "descriptor_key": None, "files": 0, "places": 1, "example_path": path, "sddl": None}

@@ -114,3 +114,21 @@ def test_a_broken_task_file_is_recorded_and_the_scan_goes_on(ntfs3g, tmp_path, c
     # The rest was read: the clean machine's own places are all there.
     places = sqlite3.connect(db).execute("SELECT COUNT(*) FROM places").fetchone()[0]
     assert places > 0
+
+
+def test_report_lists_every_place_kind_naming_each_sid(scenario_db, capsys):
+    """`report --format json --all`: for every SID, the kinds of places naming it (as the
+    builder wrote them) each with a human path of such a place."""
+    db = str(scenario_db("av-service"))
+    code, out, _ = run(["report", db, "--format", "json", "--all"], capsys)
+    assert code in (0, 1)
+    rows = json.loads(out)
+    assert rows
+    expected = manifest("av-service")["places"]["by_sid"]
+    conn = sqlite3.connect(db)
+    for sid, facts in expected.items():
+        mine = [r for r in rows if r["sid"] == sid and r["kind"] != "file"]
+        assert {r["kind"] for r in mine} == set(facts["kinds"]), sid
+        for row in mine:
+            named = {p for (p,) in conn.execute("SELECT path FROM places WHERE kind = ?", [row["kind"]])}
+            assert row["example_path"] in named and row["places"] >= 1

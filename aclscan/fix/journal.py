@@ -66,11 +66,15 @@ class Journal:
 
     @classmethod
     def create(cls, path: str | os.PathLike, meta: dict[str, object]) -> "Journal":
+        """A new journal at ``path``, made whole (schema, format, meta) under a temporary
+        name and renamed into place: a fix killed while it is being made leaves no
+        half-made journal that undo would refuse, only a temporary file beside it."""
         target = Path(path)
         if target.exists():
             raise DatabaseError(f"journal {target} already exists: undo it or choose another --journal")
+        making = target.with_name(f".{target.name}.{os.getpid()}.making")
         try:
-            conn = sqlite3.connect(target, isolation_level=None)
+            conn = sqlite3.connect(making, isolation_level=None)
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA journal_mode = DELETE")
             conn.executescript(_SCHEMA)
@@ -81,7 +85,12 @@ class Journal:
                 conn.execute("BEGIN")
                 conn.executemany("INSERT INTO meta VALUES (?, ?)",
                                  [(k, _text(v)) for k, v in {**meta, "created": created, "state": RUNNING}.items()])
-        except sqlite3.Error as exc:
+            conn.close()
+            os.replace(making, target)  # the journal appears whole, or not at all
+            conn = sqlite3.connect(target, isolation_level=None)
+            conn.execute("PRAGMA synchronous = FULL")
+        except (sqlite3.Error, OSError) as exc:
+            making.unlink(missing_ok=True)
             raise DatabaseError(f"cannot create journal {target}: {exc}") from None
         _fsync_directory(target.parent)
         return cls(target, conn)
