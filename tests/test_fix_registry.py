@@ -200,3 +200,55 @@ def test_member_after_with_remove_orphans_is_ready_and_grants_jon_nothing(ntfs3g
         "SELECT COUNT(*) FROM places p JOIN aces a ON a.descriptor_key = p.descriptor_key"
         " WHERE a.sid = ? AND p.kind != 'sam_object'", [jon]).fetchone()[0]
     assert granted == granted_before
+
+
+def test_kill_9_at_random_points_of_a_fix_that_writes_hives_then_undo(ntfs3g, tmp_path, capsys):
+    """The av-service fix writes four hives and a task file, then 36 files' descriptors:
+    killed with SIGKILL at seeded random points, then undone, every file's contents and
+    every descriptor are what they were."""
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    image = _copy(tmp_path, "av-service")
+    history = str(scenarios.SAMPLES / "av-service.master-SAM")
+    db, plan = tmp_path / "av.db", tmp_path / "plan.json"
+    assert _run(["scan", str(image), "--db", str(db), "--history", history, "-q"], capsys)[0] == 0
+    assert _run(["plan", str(db), "--format", "json", "-o", str(plan)], capsys)[0] == 0
+    contents, descriptors = _state(ntfs3g, image)
+    rng = random.Random(20261201)
+    outcomes = []
+    # Killed at a seeded random moment after the journal appears: the window in which
+    # hives, the task file and descriptors are being written, whatever the machine's speed.
+    for round_number, delay in enumerate(sorted(rng.uniform(0.1, 0.7) for _ in range(6))):
+        journal = tmp_path / f"kill-{round_number}.journal.db"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aclscan", "fix", str(db), "--plan", str(plan), "--target", str(image),
+             "--apply", "--journal", str(journal)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while not journal.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(delay)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if journal.exists():
+            conn = sqlite3.connect(journal)
+            stores = conn.execute("SELECT count(*), coalesce(sum(written), 0) FROM stores").fetchone() \
+                if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'stores'").fetchone() else (0, 0)
+            outcomes.append((round(delay, 2), stores))
+            conn.close()
+            code, out, err = _run(["undo", str(journal)], capsys)
+            assert code == 0, out + err
+        else:
+            outcomes.append((round(delay, 2), None))
+            from aclscan.fix.offline import mounted_at
+
+            for mount_point in mounted_at(str(image)):
+                assert ntfs3g.release_mount(mount_point)
+        assert _state(ntfs3g, image) == (contents, descriptors), f"after {delay:.2f} s: {outcomes[-1]}"
+    print("(delay, (hive and task files journaled, written)) per killed fix:", outcomes)
+    assert any(result is not None and 0 < result[1] for _delay, result in outcomes), "no kill came after a hive write"

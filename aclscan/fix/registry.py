@@ -308,16 +308,19 @@ def undo_writes(conn: sqlite3.Connection, mount_point: Path, *, force: bool = Fa
     outcome = StoreUndo()
     if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'stores'").fetchone() is None:
         return outcome  # a journal of a fix that wrote no hive
-    rows = conn.execute("SELECT seq, store, path, original, original_sha256, replacement_sha256 FROM stores"
+    rows = conn.execute("SELECT seq, store, path, original, original_sha256, replacement_sha256, written FROM stores"
                         " ORDER BY seq DESC").fetchall()
-    for seq, store, path, original, original_sha256, replacement_sha256 in rows:
+    for seq, store, path, original, original_sha256, replacement_sha256, written in rows:
         where = mounted_path(mount_point, path)
         try:
             current = hashlib.sha256(where.read_bytes()).hexdigest()
             if current == original_sha256:
                 outcome.unchanged.append(path)
                 continue
-            if current != replacement_sha256 and not force:
+            # A file the fix never marked written may hold a write the fix was killed in the
+            # middle of: it is the fix's own doing, restored; one it finished writing and that
+            # no longer holds what it wrote was changed since by someone else.
+            if written and current != replacement_sha256 and not force:
                 outcome.changed_since_fix.append(f"{store} {path}")
                 continue
             _replace_file(where, original)
