@@ -48,7 +48,7 @@ FLEET_TABLES: dict[str, dict] = {
     "machines": {
         "columns": {"id": int, "name": str, "computer_name": str, "scan_db": str, "image": str, "machine_sid": str,
                     "product_type": str, "primary_domain_name": str, "volume_serials": str, "scanned_at": str,
-                    "added_at": str},
+                    "added_at": str, "parent_disks": str},
         "pk": "id",
     },
     # Every distinct SID of the machine's scan, with its verdict (findings), split into
@@ -146,6 +146,8 @@ def open_fleet(path: str | os.PathLike, *, create: bool = True) -> sqlite_utils.
             db.execute(view)
         db.execute(f"PRAGMA application_id = {FLEET_APPLICATION_ID}")
         db.execute(f"PRAGMA user_version = {FLEET_SCHEMA_VERSION}")
+    if "parent_disks" not in db["machines"].columns_dict:  # added since: a fleet of older scans lacks it
+        db.execute("ALTER TABLE machines ADD COLUMN parent_disks TEXT")
     try:  # a fleet built by an older aclscan gains the indexes added since
         for table, columns, unique in FLEET_INDEXES:
             db[table].create_index(columns, unique=unique, if_not_exists=True)
@@ -178,7 +180,8 @@ def _read_scan(path: str) -> tuple[dict, list, list, list, list]:
             row = scan.execute("SELECT sid FROM authorities WHERE kind = 'machine' LIMIT 1").fetchone()
             facts["machine_sid"] = row[0] if row else None
         machine_sid = facts["machine_sid"]
-        volumes = scan.execute("SELECT image, serial, scanned_at FROM volumes ORDER BY id").fetchall()
+        volumes = scan.execute("SELECT image, serial, scanned_at, parent_disks FROM volumes"
+                               " WHERE snapshot IS NULL ORDER BY id").fetchall()
         sids = scan.execute(
             "SELECT sid, verdict, account, mapped_sid, files, descriptors, hive_references FROM findings"
         ).fetchall()
@@ -220,9 +223,11 @@ def _ingest(fleet: sqlite_utils.Database, scan_db: str | os.PathLike) -> tuple[i
     fleet.execute("DELETE FROM failed_inputs WHERE input = ?", (path,))
     cursor = fleet.execute(
         "INSERT INTO machines (name, computer_name, scan_db, image, machine_sid, product_type,"
-        " primary_domain_name, volume_serials, scanned_at, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " primary_domain_name, volume_serials, scanned_at, added_at, parent_disks)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (computer_name or Path(path).stem, computer_name, path, image, machine_sid, facts.get("product_type"),
-         facts.get("primary_domain_name"), json.dumps([v[1] for v in volumes]), scanned_at, utc_now()),
+         facts.get("primary_domain_name"), json.dumps([v[1] for v in volumes]), scanned_at, utc_now(),
+         json.dumps(sorted({p for v in volumes for p in json.loads(v[3] or "[]")}))),
     )
     machine_id = cursor.lastrowid
     rows = []
@@ -621,6 +626,10 @@ class FleetSummary:
     identity_collisions: tuple[dict, ...]
     cross_machine_references: tuple[dict, ...]
     failed: tuple[FailedInput, ...]
+    # One per parent disk several machines' disks are differencing children of (linked
+    # clones): {"parent", "count", "machines": [names]}. They share its machine SID unless
+    # each clone was generalized.
+    shared_parent_disks: tuple[dict, ...] = ()
 
     @property
     def has_conflicts(self) -> bool:
@@ -696,7 +705,14 @@ def summarise(fleet: sqlite_utils.Database) -> FleetSummary:
         for r in machines_rows)
     failed = tuple(FailedInput(r["input"], r["scan_db"], r["reason"], r["exit_code"])
                    for r in _dicts(fleet, "SELECT * FROM failed_inputs ORDER BY input"))
-    return FleetSummary(machines, tuple(duplicate_groups), tuple(collisions), tuple(cross), failed)
+    children: dict[str, list[str]] = {}
+    for name, parents in fleet.execute("SELECT name, parent_disks FROM machines WHERE parent_disks IS NOT NULL"
+                                       " ORDER BY name"):
+        for parent in json.loads(parents or "[]"):
+            children.setdefault(parent, []).append(name)
+    shared = tuple({"parent": parent, "count": len(names), "machines": names}
+                   for parent, names in sorted(children.items()) if len(names) > 1)
+    return FleetSummary(machines, tuple(duplicate_groups), tuple(collisions), tuple(cross), failed, shared)
 
 
 def same_sid_machines(fleet: sqlite_utils.Database, machine_sid: str) -> list[dict]:

@@ -10,6 +10,7 @@ joined to descriptors by key.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import numpy as np
 
 from aclscan import __version__
 from aclscan.errors import Error, ImageError, NotFound
+from aclscan.disks import KINDS as VM_DISK_KINDS
 from aclscan.image import ATTR_TYPE_SECURITY_DESCRIPTOR, Image, Volume, VolumeLocation
 from aclscan.ntfs.mft import FILE_FILE_NAME_INDEX_PRESENT, BootSector, MftBatch, parse_mft_chunk
 from aclscan.ntfs.names import NAMESPACE_DOS, DirectoryTree, decode_name, decode_names, join_path, primary_names
@@ -418,6 +420,9 @@ class _VolumeScan:
                 "aclscan_version": __version__,
                 "duration_seconds": round(time.perf_counter() - started, 3),
                 "snapshot": self.snapshot.identifier if self.snapshot else None,
+                # a differencing VM disk's chain (aclscan.disks: the disk, then its parents)
+                "parent_disks": json.dumps([os.path.abspath(p) for p in self.image.segments[1:]])
+                if getattr(self.image, "kind", None) in VM_DISK_KINDS else None,
                 "snapshot_created": self.snapshot.created if self.snapshot else None,
             }
         )

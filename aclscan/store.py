@@ -46,6 +46,7 @@ TABLES: dict[str, dict] = {
             "duration_seconds": float,
             "snapshot": str,  # schema 3: a shadow copy store's GUID; NULL for the live volume
             "snapshot_created": str,  # when that store was made (UTC)
+            "parent_disks": str,  # JSON list: a differencing disk's parents, nearest first (linked clones)
         },
         "pk": "id",
     },
@@ -287,7 +288,7 @@ def _add_places(db: sqlite_utils.Database) -> None:
         db[name].create(spec["columns"], pk=spec["pk"], if_not_exists=True)
     if "places" not in db["findings"].columns_dict:
         db.execute("ALTER TABLE findings ADD COLUMN places TEXT")
-    for column in ("snapshot", "snapshot_created"):
+    for column in ("snapshot", "snapshot_created", "parent_disks"):
         if column not in db["volumes"].columns_dict:
             db.execute(f"ALTER TABLE volumes ADD COLUMN {column} TEXT")
 

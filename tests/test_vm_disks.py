@@ -6,6 +6,8 @@ file) and ntfs-3g's view of each clone's added file."""
 
 from __future__ import annotations
 
+import json
+
 import shutil
 import sqlite3
 import subprocess
@@ -124,8 +126,13 @@ def test_fleet_of_two_clones_reports_their_shared_machine_sid(clones, tmp_path, 
                  "--format", "json"])
     out = capsys.readouterr().out
     assert code == 1
+    document = json.loads(out)
     machine_sid = scenarios.manifest("ws1")["machine_sid"]
-    assert machine_sid in out and "duplicate" in out
+    [group] = document["duplicate_machine_sids"]
+    assert group["machine_sid"] == machine_sid and group["count"] == 2
+    # The two machines are linked clones of one template: the report says so.
+    [shared] = document["shared_parent_disks"]
+    assert shared["parent"] == str(_template.resolve()) and shared["count"] == 2
 
 
 def test_a_clone_through_a_parent_given_by_hand(clones, tmp_path):

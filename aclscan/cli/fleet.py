@@ -17,10 +17,11 @@ FLEET_FORMAT = 2
 MACHINE_COLUMNS = ("name", "machine_sid", "product_type", "sids", "problem_sids", "accounts",
                    "duplicate_machine_sid_with", "identity_collisions", "cross_machine_references", "scan_db")
 DUPLICATE_COLUMNS = ("machine_sid", "count", "machines")
+SHARED_PARENT_COLUMNS = ("parent", "count", "machines")
 COLLISION_COLUMNS = ("sid", "accounts")
 CROSS_COLUMNS = ("machine", "sid", "verdict", "account", "files", "other", "other_account", "own_previous")
 FAILED_COLUMNS = ("input", "reason", "exit_code")
-SECTIONS = ("machines", "duplicate-sids", "collisions", "cross-references", "failed")
+SECTIONS = ("machines", "duplicate-sids", "shared-parents", "collisions", "cross-references", "failed")
 FEW = 3  # names shown in a table cell that stands for a longer list
 
 
@@ -60,6 +61,10 @@ def section_rows(summary, section: str, *, full: bool) -> tuple[list[dict], tupl
     if section == "collisions":
         return [{"sid": c["sid"], "accounts": _collision_text(c, full=full)}
                 for c in summary.identity_collisions], COLLISION_COLUMNS
+    if section == "shared-parents":
+        return [{"parent": d["parent"], "count": d["count"],
+                 "machines": "; ".join(d["machines"]) if full else _few(d["machines"])}
+                for d in summary.shared_parent_disks], SHARED_PARENT_COLUMNS
     if section == "cross-references":
         return [{**r, "own_previous": "yes" if r["own_previous"] else ""}
                 for r in summary.cross_machine_references], CROSS_COLUMNS
@@ -73,6 +78,7 @@ def render_json(summary, fleet_path: str) -> str:
         "machines": [{**dataclasses.asdict(m), "identity_collisions": list(m.identity_collisions),
                       "duplicate_machine_sid_with": list(m.duplicate_machine_sid_with)} for m in summary.machines],
         "duplicate_machine_sids": list(summary.duplicate_machine_sids),
+        "shared_parent_disks": list(summary.shared_parent_disks),
         "identity_collisions": list(summary.identity_collisions),
         "cross_machine_references": [{k: r[k] for k in CROSS_COLUMNS} for r in summary.cross_machine_references],
         "failed": [dataclasses.asdict(f) for f in summary.failed],
@@ -83,6 +89,7 @@ def render_json(summary, fleet_path: str) -> str:
 TITLES = {
     "machines": "machines",
     "duplicate-sids": "duplicate machine SIDs (one line per SID)",
+    "shared-parents": "parent disks shared by linked clones (they share its machine SID unless each was generalized)",
     "collisions": "identity collisions (one SID, different accounts; one line per SID)",
     "cross-references": "cross-machine references (a SID under another machine's SID)",
     "failed": "failed inputs",
@@ -94,7 +101,7 @@ def render_table(summary, out, *, limit: int = 0) -> None:
     cell terminal-safe."""
     for section in SECTIONS:
         rows, columns = section_rows(summary, section, full=False)
-        if section == "failed" and not rows:
+        if section in ("failed", "shared-parents") and not rows:
             continue
         out.write(terminal_safe(f"{TITLES[section]} ({len(rows)})") + "\n")
         if rows:
