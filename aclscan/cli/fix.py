@@ -66,7 +66,7 @@ def _signals_end_cleanly(what: str):
 @click.option("--journal", "journal_path", type=click.Path(dir_okay=False),
               help="Where the journal of original descriptors goes (default: beside the image).")
 @backend_option(DEFAULT_BACKEND)
-@click.option("--batch", type=click.IntRange(1, 1 << 20), default=256, show_default=True,
+@click.option("--batch", type=click.IntRange(1, 1 << 20), default=4096, show_default=True,
               help="Files whose originals are committed (fsynced) to the journal at once, before any of them "
                    "is written.")
 @report_format

@@ -81,6 +81,8 @@ def opened(backend: str, target: str, offset: int, noted: Callable[[str | None, 
     """The volume at ``offset`` in ``target``, writable through ``backend``. ``noted`` hears
     (mount point, loop device) as soon as they exist, for whoever must clean up after a
     SIGKILL; everything is unmounted, flushed and detached on the way out."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown fix backend {backend!r} (one of {', '.join(BACKENDS)})")
     if backend == FUSE:
         from aclscan.fix.holders import mount_source
 

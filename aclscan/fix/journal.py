@@ -123,12 +123,15 @@ class Journal:
 
     # --------------------------------------------------------------- entries
 
-    def record(self, rows: Iterable[tuple[int, int, int, str, bytes, bytes, int | None]]) -> list[int]:
+    def record(self, rows: Iterable[tuple[int, int, int, str, bytes, bytes, int | None]],
+               written: Iterable[int] = ()) -> list[int]:
         """Journal (volume_id, entry, sequence, path, original, replacement, descriptor_key) rows;
-        returns their sequence numbers once they are durably on disk."""
+        returns their sequence numbers once they are durably on disk. ``written`` marks the
+        previous batch's entries in the same commit (one fsync per batch, not two)."""
         seqs = []
         with self._writing(), self.conn:
             self.conn.execute("BEGIN")
+            self.conn.executemany("UPDATE entries SET written = 1 WHERE seq = ?", [(s,) for s in written])
             for row in rows:
                 cursor = self.conn.execute(
                     "INSERT INTO entries (volume_id, entry, sequence, path, original, replacement, descriptor_key) "

@@ -9,8 +9,9 @@ The order of things is the safety argument:
    the scanned original and the plan's actions (``plan.verify_plan``).
 2. A dry run (the default) reads nothing but the boot sector and $MFT size and
    says what would change.
-3. With ``apply`` the volume is mounted with ntfs-3g (which keeps ``$Secure``
-   consistent). Files are taken in batches: each file's *current* descriptor is
+3. With ``apply`` the volume is opened through ntfs-3g's own code (which keeps
+   ``$Secure`` consistent): libntfs-3g in-process by MFT entry, or a FUSE mount
+   (``backends``). Files are taken in batches: each file's *current* descriptor is
    read; if it is not the one the plan was made from (its hash), the file is left
    alone and reported. The originals of a batch are committed to the journal
    (fsynced) before any of them is replaced through ``system.ntfs_acl``. Only
@@ -50,7 +51,10 @@ from aclscan.plan import Plan, PlannedFile, iter_plan_files, verify_plan
 from aclscan.store import utc_now
 
 ORPHAN_FILES = "/$OrphanFiles/"  # records whose parent is gone: no path reaches them through ntfs-3g
-BATCH = 256  # files per journal commit: one fsync per batch, not per file
+# Files per journal commit: one fsync per batch, not per file. An fsync costs about as
+# much as writing 100-200 descriptors through libntfs-3g, so batches are large; the
+# originals of a batch are durable before any of them is written whatever its size.
+BATCH = 4096
 
 
 @dataclass(frozen=True)
@@ -229,6 +233,7 @@ def default_journal_path(target: str) -> str:
 def _apply(db, plan: Plan, volume: TargetVolume, opened, journal: Journal, report: FixReport, progress,
            batch: int) -> None:
     done = 0
+    pending: list[int] = []  # written, not yet marked: marked with the next batch's commit
     for chunk in _chunks(iter_plan_files(db, plan, volume_id=volume.volume_id), batch):
         batch = []
         for planned, outcome in zip(chunk, opened.map(lambda p: _probe(opened, p), chunk)):
@@ -244,10 +249,11 @@ def _apply(db, plan: Plan, volume: TargetVolume, opened, journal: Journal, repor
             else:
                 batch.append((planned, outcome))
         if batch:
-            _write_batch(batch, opened, journal, report)
+            pending = _write_batch(batch, opened, journal, report, pending)
         done += len(chunk)
         if progress:
             progress(done, report.files_planned)
+    journal.mark("written", pending)
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:
@@ -276,10 +282,13 @@ def _probe(opened, planned: PlannedFile):
         return f"{planned.path}: cannot read its descriptor: {exc.strerror}"
 
 
-def _write_batch(batch: list[tuple], opened, journal: Journal, report: FixReport) -> None:
+def _write_batch(batch: list[tuple], opened, journal: Journal, report: FixReport, pending: list[int]) -> list[int]:
+    """Journal a batch's originals (and mark the previous batch written), then write the
+    batch; returns the journal entries written, to be marked with the next commit. The
+    marks are for people reading the journal: undo restores every journaled entry."""
     # The originals are durable before the first of them is replaced.
-    seqs = journal.record((p.volume_id, p.entry, p.sequence, p.path, current, p.change.new_raw,
-                           p.change.descriptor_key) for p, current in batch)
+    seqs = journal.record(((p.volume_id, p.entry, p.sequence, p.path, current, p.change.new_raw,
+                            p.change.descriptor_key) for p, current in batch), written=pending)
 
     def write(item):
         planned, _current = item
@@ -296,7 +305,7 @@ def _write_batch(batch: list[tuple], opened, journal: Journal, report: FixReport
         else:
             written.append(seq)
             report.written += 1  # counted as it happens: an interruption reports it
-    journal.mark("written", written)
+    return written
 
 
 def _rescan(db, plan: Plan, volume: TargetVolume, report: FixReport) -> None:
