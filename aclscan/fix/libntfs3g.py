@@ -110,51 +110,57 @@ class Volume:
         self._vol = ctypes.c_void_p.from_address(self._scx).value
         self._buffer = ctypes.create_string_buffer(BUFFER_SIZE)
 
-    @contextlib.contextmanager
-    def _inode(self, entry: int, sequence: int) -> Iterator[int]:
+    def _open(self, entry: int, sequence: int) -> int:
+        """ntfs_inode_open by entry; RecordReused when its sequence number is not ``sequence``
+        (0: any). Pair with _close (a plain call pair: this runs once or twice per file)."""
         ni = self._lib.ntfs_inode_open(self._vol, entry & MFT_REF_MASK)
         if not ni:
             raise _oserror(f"MFT entry {entry}")
-        failed = False
-        try:
-            if sequence and _sequence_number(ni) != sequence:
-                raise RecordReused(errno.ESTALE, f"MFT entry {entry} is another file now (sequence "
-                                                 f"{_sequence_number(ni)}, the scan's {sequence})")
-            yield ni
-        except BaseException:
-            failed = True
-            raise
-        finally:
-            if self._lib.ntfs_inode_close(ni) and not failed:
-                raise _oserror(f"MFT entry {entry}: writing the record back")
+        if sequence and _sequence_number(ni) != sequence:
+            found = _sequence_number(ni)
+            self._lib.ntfs_inode_close(ni)
+            raise RecordReused(errno.ESTALE, f"MFT entry {entry} is another file now (sequence {found}, "
+                                             f"the scan's {sequence})")
+        return ni
+
+    def _close(self, ni: int, entry: int, failed: bool) -> None:
+        if self._lib.ntfs_inode_close(ni) and not failed:
+            raise _oserror(f"MFT entry {entry}: writing the record back")
 
     def exists(self, entry: int, sequence: int) -> bool:
         """Whether MFT reference (entry, sequence) opens: a record reused since does not."""
         try:
-            with self._inode(entry, sequence):
-                return True
+            self._close(self._open(entry, sequence), entry, False)
         except OSError:
             return False
+        return True
 
     def get_ntfs_acl(self, entry: int, sequence: int = 0) -> bytes:
         """The file's self-relative descriptor (sequence 0: whatever the record holds now)."""
-        with self._inode(entry, sequence) as ni:
+        ni = self._open(entry, sequence)
+        try:
             got = self._lib.ntfs_xattr_system_getxattr(self._scx, XATTR_NTFS_ACL, ni, None, self._buffer,
                                                        BUFFER_SIZE)
-            if got < 0:
-                err = -got
-                raise OSError(err, f"MFT entry {entry}: {os.strerror(err)}")
-            if got > BUFFER_SIZE:
-                raise OSError(34, f"MFT entry {entry}: a descriptor of {got} bytes")
-            return self._buffer.raw[:got]
+        finally:
+            self._close(ni, entry, True)  # nothing was changed: nothing to write back
+        if got < 0:
+            raise OSError(-got, f"MFT entry {entry}: {os.strerror(-got)}")
+        if got > BUFFER_SIZE:
+            raise OSError(errno.ERANGE, f"MFT entry {entry}: a descriptor of {got} bytes")
+        return ctypes.string_at(self._buffer, got)  # not .raw: that copies the whole buffer
 
     def set_ntfs_acl(self, entry: int, sequence: int, sd_bytes: bytes) -> None:
         """Replace the file's descriptor as ntfs-3g's setxattr handler does ($Secure shared)."""
         value = bytes(sd_bytes)
-        with self._inode(entry, sequence) as ni:
+        ni = self._open(entry, sequence)
+        failed = True
+        try:
             if self._lib.ntfs_xattr_system_setxattr(self._scx, XATTR_NTFS_ACL, ni, None, value, len(value), 0):
                 raise _oserror(f"MFT entry {entry}: ntfs-3g refused the descriptor")
             self._lib.ntfs_inode_update_times(ni, NTFS_UPDATE_CTIME)
+            failed = False
+        finally:
+            self._close(ni, entry, failed)
 
 
 @contextlib.contextmanager
