@@ -453,11 +453,12 @@ def test_a_full_journal_disk_says_what_was_changed_and_how_to_undo(prepared, tmp
     assert rescan(case.image, case.image.with_suffix(".undone.db")) == before
 
 
-def _start_fix(case: Prepared, journal: Path, tmp: Path) -> subprocess.Popen:
-    """A fix through the FUSE backend, whose mount and work folder are what must be cleaned up."""
+def _start_fix(case: Prepared, journal: Path, tmp: Path, *extra: str) -> subprocess.Popen:
+    """A fix through the FUSE backend (whose mount and work folder are what must be cleaned
+    up) unless ``extra`` says otherwise."""
     return subprocess.Popen(
         [sys.executable, "-m", "aclscan", "fix", str(case.db), "--plan", str(case.plan_path), "--target",
-         str(case.image), "--apply", "--journal", str(journal), "--backend", "fuse"],
+         str(case.image), "--apply", "--journal", str(journal), "--backend", "fuse", *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
         env={**os.environ, "TMPDIR": str(tmp)})
 
@@ -496,6 +497,39 @@ def test_sigterm_mid_fix_unmounts_and_cleans_up(prepared, tmp_path, capsys):
         f"files were already changed; aclscan undo {case.journal} restores them")
     assert not os.path.exists(mount_point) and not _ntfs3g_mounts(case.image)
     _no_work_folders(work)
+    assert main(["undo", str(case.journal)]) == 0
+    assert rescan(case.image, case.image.with_suffix(".undone.db")) == before
+
+
+def test_sigterm_mid_fix_through_the_library_closes_the_volume_cleanly(prepared, tmp_path, capsys):
+    """The lib backend: the signal is taken between two library calls, the volume is
+    closed (ntfs_leave_file_security flushes it), nothing holds the image, ntfsfix finds
+    it consistent, and undo restores every descriptor."""
+    from aclscan.fix.holders import holders
+
+    case = prepared("member-after")
+    before = descriptors_by_entry(case.db)
+    work = tmp_path / "tmp"
+    work.mkdir()
+    proc = _start_fix(case, case.journal, work, "--backend", "lib", "--batch", "1")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if case.journal.exists():
+            try:
+                conn = sqlite3.connect(f"file:{case.journal}?mode=ro", uri=True)
+                journaled = conn.execute("SELECT count(*) FROM entries").fetchone()[0]
+                conn.close()
+            except sqlite3.Error:
+                journaled = 0
+            if journaled >= 20:
+                break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.strip().splitlines()[-1].endswith(f"aclscan undo {case.journal} restores them")
+    assert not holders(case.image)
+    assert subprocess.run(["ntfsfix", "-n", str(case.image)], capture_output=True).returncode == 0
     assert main(["undo", str(case.journal)]) == 0
     assert rescan(case.image, case.image.with_suffix(".undone.db")) == before
 
