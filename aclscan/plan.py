@@ -695,6 +695,7 @@ class PlannedFile:
     volume_id: int
     entry: int
     change: DescriptorChange
+    sequence: int = 0  # the MFT record's sequence number at the scan
 
 
 def iter_plan_files(db, plan: Plan, *, volume_id: int | None = None) -> Iterator[PlannedFile]:
@@ -703,8 +704,8 @@ def iter_plan_files(db, plan: Plan, *, volume_id: int | None = None) -> Iterator
     if not by_key:
         return
     cursor = db.execute(
-        "SELECT path, is_dir, volume_id, entry, descriptor_key FROM files "
+        "SELECT path, is_dir, volume_id, entry, descriptor_key, sequence FROM files "
         "WHERE descriptor_key IN (SELECT value FROM json_each(?)) ORDER BY volume_id, path",
         [json.dumps(sorted(by_key))])
-    for path, is_dir, vol, entry, key in cursor:
-        yield PlannedFile(path, bool(is_dir), vol, entry, by_key[key])
+    for path, is_dir, vol, entry, key, sequence in cursor:
+        yield PlannedFile(path, bool(is_dir), vol, entry, by_key[key], sequence or 0)

@@ -14,9 +14,18 @@ import click
 from aclscan.cli import cli
 from aclscan.cli.options import db_argument, progress_bar
 from aclscan.errors import Interrupted
+from aclscan.fix.backends import BACKENDS, DEFAULT_BACKEND
 from aclscan.formats.rows import terminal_safe
 from aclscan.plan import read_plan
 from aclscan.store import open_database
+
+def backend_option(default: str | None):
+    return click.option(
+        "--backend", type=click.Choice(BACKENDS), default=default, show_default=default is not None,
+        help="How descriptors are written: lib (ntfs-3g's library in-process, by MFT entry) or fuse "
+             "(an ntfs-3g mount, system.ntfs_acl per path: the reference)."
+             + ("" if default else " Default: the one the fix used."))
+
 
 report_format = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
                              show_default=True, help="text for people, json for programs.")
@@ -56,9 +65,13 @@ def _signals_end_cleanly(what: str):
 @click.option("--apply", "do_apply", is_flag=True, help="Write. Without it, a dry run that changes nothing.")
 @click.option("--journal", "journal_path", type=click.Path(dir_okay=False),
               help="Where the journal of original descriptors goes (default: beside the image).")
+@backend_option(DEFAULT_BACKEND)
+@click.option("--batch", type=click.IntRange(1, 1 << 20), default=4096, show_default=True,
+              help="Files whose originals are committed (fsynced) to the journal at once, before any of them "
+                   "is written.")
 @report_format
 @click.pass_context
-def fix(ctx, database, plan_path, target, do_apply, journal_path, fmt):
+def fix(ctx, database, plan_path, target, do_apply, journal_path, backend, batch, fmt):
     """Apply a plan to TARGET offline (dry run unless --apply): file descriptors, and the
     registry (key ACLs, value descriptors, LSA rights, group members, ProfileList) and
     task files it changes.
@@ -75,6 +88,7 @@ def fix(ctx, database, plan_path, target, do_apply, journal_path, fmt):
     with _signals_end_cleanly("the fix"), \
             progress_bar(do_apply and sys.stderr.isatty(), "descriptors", "files") as progress:
         report = offline.fix(db, plan, target, apply=do_apply, journal_path=journal_path, progress=progress,
+                             backend=backend, batch=batch,
                              on_journal=lambda path: click.echo(f"journal: {path}", err=True))
     if fmt == "json":
         click.echo(json.dumps({"fix_format": 1, **asdict(report), "clean": report.clean}, indent=2))
@@ -132,9 +146,10 @@ def _print_fix(plan, report) -> None:
 @click.argument("journal", type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True,
               help="Also restore descriptors changed since the fix (by default they are left alone and listed).")
+@backend_option(None)
 @report_format
 @click.pass_context
-def undo(ctx, journal, force, fmt):
+def undo(ctx, journal, force, backend, fmt):
     """Restore every descriptor a fix changed, byte for byte, from its JOURNAL.
 
     A descriptor that is no longer what the fix wrote (changed since) is left alone and
@@ -144,7 +159,7 @@ def undo(ctx, journal, force, fmt):
 
     with _signals_end_cleanly("undo (run it again to finish)"), \
             progress_bar(sys.stderr.isatty(), "restoring", "files") as progress:
-        report = offline.undo(journal, force=force, progress=progress)
+        report = offline.undo(journal, force=force, backend=backend, progress=progress)
     if fmt == "json":
         click.echo(json.dumps({"undo_format": 1, **asdict(report)}, indent=2))
     else:

@@ -35,6 +35,7 @@ CREATE TABLE entries (
     seq INTEGER PRIMARY KEY,
     volume_id INTEGER NOT NULL,
     entry INTEGER NOT NULL,
+    sequence INTEGER,  -- the MFT record's sequence number at the scan (NULL in older journals)
     path TEXT NOT NULL,
     original BLOB NOT NULL,
     replacement BLOB NOT NULL,
@@ -50,6 +51,7 @@ class JournalEntry:
     seq: int
     volume_id: int
     entry: int
+    sequence: int  # 0: unknown (an older journal): the entry is taken as it is
     path: str
     original: bytes
     replacement: bytes
@@ -130,16 +132,19 @@ class Journal:
 
     # --------------------------------------------------------------- entries
 
-    def record(self, rows: Iterable[tuple[int, int, str, bytes, bytes, int | None]]) -> list[int]:
-        """Journal (volume_id, entry, path, original, replacement, descriptor_key) rows;
-        returns their sequence numbers once they are durably on disk."""
+    def record(self, rows: Iterable[tuple[int, int, int, str, bytes, bytes, int | None]],
+               written: Iterable[int] = ()) -> list[int]:
+        """Journal (volume_id, entry, sequence, path, original, replacement, descriptor_key) rows;
+        returns their sequence numbers once they are durably on disk. ``written`` marks the
+        previous batch's entries in the same commit (one fsync per batch, not two)."""
         seqs = []
         with self._writing(), self.conn:
             self.conn.execute("BEGIN")
+            self.conn.executemany("UPDATE entries SET written = 1 WHERE seq = ?", [(s,) for s in written])
             for row in rows:
                 cursor = self.conn.execute(
-                    "INSERT INTO entries (volume_id, entry, path, original, replacement, descriptor_key) "
-                    "VALUES (?, ?, ?, ?, ?, ?)", row)
+                    "INSERT INTO entries (volume_id, entry, sequence, path, original, replacement, descriptor_key) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)", row)
                 seqs.append(cursor.lastrowid)
         return seqs  # committed with synchronous=FULL: fsynced before we return
 
@@ -155,22 +160,22 @@ class Journal:
         below = None
         while True:
             rows = self.conn.execute(
-                "SELECT seq, volume_id, entry, path, original, replacement, written, restored FROM entries "
+                f"SELECT {self._columns()} FROM entries "
                 + ("WHERE seq < ? " if below is not None else "") + "ORDER BY seq DESC LIMIT ?",
                 ([below] if below is not None else []) + [size]).fetchall()
             if not rows:
                 return
             below = rows[-1][0]
-            yield [JournalEntry(seq, volume_id, entry, path, bytes(original), bytes(replacement), bool(written),
-                                bool(restored))
-                   for seq, volume_id, entry, path, original, replacement, written, restored in rows]
+            yield [_entry(row) for row in rows]
 
     def entries(self) -> Iterator[JournalEntry]:
-        cursor = self.conn.execute("SELECT seq, volume_id, entry, path, original, replacement, written, restored "
-                                   "FROM entries ORDER BY seq")
-        for seq, volume_id, entry, path, original, replacement, written, restored in cursor:
-            yield JournalEntry(seq, volume_id, entry, path, bytes(original), bytes(replacement), bool(written),
-                               bool(restored))
+        for row in self.conn.execute(f"SELECT {self._columns()} FROM entries ORDER BY seq"):
+            yield _entry(row)
+
+    def _columns(self) -> str:
+        has_sequence = any(c[1] == "sequence" for c in self.conn.execute("PRAGMA table_info(entries)"))
+        sequence = "coalesce(sequence, 0)" if has_sequence else "0"
+        return f"seq, volume_id, entry, {sequence}, path, original, replacement, written, restored"
 
     def counts(self) -> dict[str, int]:
         total, written, restored = self.conn.execute(
@@ -179,6 +184,12 @@ class Journal:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _entry(row: tuple) -> JournalEntry:
+    seq, volume_id, entry, sequence, path, original, replacement, written, restored = row
+    return JournalEntry(seq, volume_id, entry, sequence, path, bytes(original), bytes(replacement), bool(written),
+                        bool(restored))
 
 
 def _text(value: object) -> str | None:

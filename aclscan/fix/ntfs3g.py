@@ -205,7 +205,7 @@ def _last_line(text: str) -> str:
 
 
 @contextlib.contextmanager
-def _loop_device(image: Path, offset: int, readonly: bool) -> Iterator[str]:
+def loop_device(image: Path, offset: int, readonly: bool) -> Iterator[str]:
     losetup = _need("losetup")
     argv = [losetup, "--find", "--show", "--offset", str(offset)]
     if readonly:
@@ -297,7 +297,7 @@ def mounted(
             mapping.write_text(DEFAULT_USER_MAPPING)
         source = str(image)
         if offset:
-            source = stack.enter_context(_loop_device(image, offset, readonly))
+            source = stack.enter_context(loop_device(image, offset, readonly))
         log_path = work / "ntfs-3g.log"
         argv = [ntfs3g, "-o", _mount_options(readonly, inherit, mapping), source, str(mount_point)]
         with open(log_path, "w+b") as log:

@@ -9,8 +9,9 @@ The order of things is the safety argument:
    the scanned original and the plan's actions (``plan.verify_plan``).
 2. A dry run (the default) reads nothing but the boot sector and $MFT size and
    says what would change.
-3. With ``apply`` the volume is mounted with ntfs-3g (which keeps ``$Secure``
-   consistent). Files are taken in batches: each file's *current* descriptor is
+3. With ``apply`` the volume is opened through ntfs-3g's own code (which keeps
+   ``$Secure`` consistent): libntfs-3g in-process by MFT entry, or a FUSE mount
+   (``backends``). Files are taken in batches: each file's *current* descriptor is
    read; if it is not the one the plan was made from (its hash), the file is left
    alone and reported. The originals of a batch are committed to the journal
    (fsynced) before any of them is replaced through ``system.ntfs_acl``. Only
@@ -33,28 +34,29 @@ import hashlib
 import os
 import shlex
 import stat
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from aclscan.errors import Error, Interrupted, JournalWriteFailed, MountError, TargetMismatch
 from aclscan.findings import iter_findings
-from aclscan.fix import ntfs3g
-from aclscan.fix.holders import Identity, holders, is_mounted, loop_devices_of, mount_source, mounted_at
+from aclscan.fix import backends, ntfs3g
+from aclscan.fix.backends import DEFAULT_BACKEND, FUSE
+from aclscan.fix.libntfs3g import RecordReused
+from aclscan.fix.holders import Identity, holders, is_mounted, loop_devices_of, mounted_at
 from aclscan.fix.journal import APPLIED, UNDONE, Journal, JournalEntry
-from aclscan.fix.registry import (PLACE_SOURCES, compute_writes, journal_and_write, mounted_path, plan_store_edits,
-                                  undo_writes)
+from aclscan.fix.registry import (PLACE_SOURCES, compute_writes, has_stores, journal_and_write, mounted_path,
+                                  plan_store_edits, undo_writes)
 from aclscan.image import Image
 from aclscan.ntfs.mft import BootSector
 from aclscan.plan import Plan, PlannedFile, iter_plan_files, verify_plan
 from aclscan.store import utc_now
 
 ORPHAN_FILES = "/$OrphanFiles/"  # records whose parent is gone: no path reaches them through ntfs-3g
-BATCH = 256  # files per journal commit: one fsync per batch, not per file
-# ntfs-3g answers one request at a time, but the FUSE round trips of several threads
-# overlap: with 4 threads about twice the rate of one (8 gain little more on 2 cores).
-IO_THREADS = 4
+# Files per journal commit: one fsync per batch, not per file. An fsync costs about as
+# much as writing 100-200 descriptors through libntfs-3g, so batches are large; the
+# originals of a batch are durable before any of them is written whatever its size.
+BATCH = 4096
 
 
 @dataclass(frozen=True)
@@ -182,9 +184,11 @@ def _check_writable(path: str) -> None:
 
 def fix(db, plan: Plan, target: str | os.PathLike, *, apply: bool = False, journal_path: str | None = None,
         rescan_path: str | None = None, progress: Callable[[int, int], None] | None = None,
-        on_journal: Callable[[str], None] | None = None) -> FixReport:
-    """Dry run (default) or apply ``plan`` to ``target``; see the module notes.
-    ``on_journal`` hears the journal's path before anything is written."""
+        on_journal: Callable[[str], None] | None = None, backend: str = DEFAULT_BACKEND,
+        batch: int | None = None) -> FixReport:
+    """Dry run (default) or apply ``plan`` to ``target`` through ``backend`` (``lib`` or
+    ``fuse``, see ``backends``); see the module notes. ``on_journal`` hears the journal's
+    path before anything is written."""
     volume = locate_target(target, db, plan)
     verify_plan(db, plan)  # the plan file's bytes are recomputed from the scan, never trusted
     changes = [c for c in plan.descriptors if c.volume_id == volume.volume_id and c.source not in PLACE_SOURCES]
@@ -201,19 +205,22 @@ def fix(db, plan: Plan, target: str | os.PathLike, *, apply: bool = False, journ
     journal = Journal.create(journal_path, {
         "target": volume.target, "offset": volume.offset, "serial": volume.serial,
         "plan_sha256": hashlib.sha256(plan.to_json().encode()).hexdigest(),
-        "scan_database": plan.scan.get("database"),
+        "scan_database": plan.scan.get("database"), "backend": backend,
     })
     report.journal = str(journal.path)
     if on_journal:
         on_journal(report.journal)
     try:
-        with ntfs3g.mounted(volume.target, offset=volume.offset) as mount_point:
-            _note_mount(journal, mount_point)
-            # Read again through the mount: what is written is computed from what is there.
-            writes = compute_writes(store_edits, lambda path: mounted_path(Path(mount_point), path).read_bytes())
-            journal_and_write(journal.conn, writes, Path(mount_point),
-                              on_written=lambda w: report.stores_written.append(w.edit.path))
-            _apply(db, plan, volume, Path(mount_point), journal, report, progress)
+        if writes:  # hives and task files are whole files: written through a FUSE mount
+            with backends.opened(FUSE, volume.target, volume.offset, _noting(journal)) as mounted:
+                root = Path(mounted.mount_point)
+                # Read again through the mount: what is written is computed from what is there.
+                writes = compute_writes(store_edits, lambda path: mounted_path(root, path).read_bytes())
+                journal_and_write(journal.conn, writes, root,
+                                  on_written=lambda w: report.stores_written.append(w.edit.path))
+        if changes:
+            with backends.opened(backend, volume.target, volume.offset, _noting(journal)) as opened:
+                _apply(db, plan, volume, opened, journal, report, progress, batch or BATCH)
         journal.set_meta(state=APPLIED, finished=utc_now())
     except JournalWriteFailed as exc:
         raise JournalWriteFailed(f"{exc}: {_changed_so_far(report)}") from None
@@ -251,30 +258,30 @@ def default_journal_path(target: str) -> str:
     return f"aclscan-journal-{base.name}-{stamp}.db"
 
 
-def _apply(db, plan: Plan, volume: TargetVolume, mount_point: Path, journal: Journal, report: FixReport,
-           progress) -> None:
+def _apply(db, plan: Plan, volume: TargetVolume, opened, journal: Journal, report: FixReport, progress,
+           batch: int) -> None:
     done = 0
-    with ThreadPoolExecutor(IO_THREADS) as pool:
-        for chunk in _chunks(iter_plan_files(db, plan, volume_id=volume.volume_id), BATCH):
-            batch = []
-            for planned, on_mount, current, inode, error in pool.map(lambda p: _probe(mount_point, p), chunk):
-                change = planned.change
-                if error is not None:
-                    report.errors.append(error)
-                elif inode != planned.entry:
-                    # ntfs-3g gives the MFT entry as the inode number: another file now has this path.
-                    report.changed_since_scan.append(planned.path)
-                elif current == change.new_raw:
-                    report.already_fixed += 1
-                elif hashlib.sha256(current).hexdigest() != change.old_sha256:
-                    report.changed_since_scan.append(planned.path)
-                else:
-                    batch.append((planned, on_mount, current))
-            if batch:
-                _write_batch(batch, journal, report, pool)
-            done += len(chunk)
-            if progress:
-                progress(done, report.files_planned)
+    pending: list[int] = []  # written, not yet marked: marked with the next batch's commit
+    for chunk in _chunks(iter_plan_files(db, plan, volume_id=volume.volume_id), batch):
+        batch = []
+        for planned, outcome in zip(chunk, opened.map(lambda p: _probe(opened, p), chunk)):
+            change = planned.change
+            if outcome is _MOVED:
+                report.changed_since_scan.append(planned.path)
+            elif isinstance(outcome, str):
+                report.errors.append(outcome)
+            elif outcome == change.new_raw:
+                report.already_fixed += 1
+            elif hashlib.sha256(outcome).hexdigest() != change.old_sha256:
+                report.changed_since_scan.append(planned.path)
+            else:
+                batch.append((planned, outcome))
+        if batch:
+            pending = _write_batch(batch, opened, journal, report, pending)
+        done += len(chunk)
+        if progress:
+            progress(done, report.files_planned)
+    journal.mark("written", pending)
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:
@@ -288,44 +295,45 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
-def _probe(mount_point: Path, planned: PlannedFile) -> tuple:
-    """(planned, path on the mount, current descriptor, inode, error) of one file."""
+_MOVED = object()  # the path or the MFT entry holds another file than the scan's
+
+
+def _probe(opened, planned: PlannedFile):
+    """The current descriptor of one planned file, _MOVED, or the error (a str)."""
     if planned.path.startswith(ORPHAN_FILES):
-        return planned, None, None, None, f"{planned.path}: an orphaned record has no path on the volume: not fixed"
-    on_mount = _mounted_path(mount_point, planned.path)
+        return f"{planned.path}: an orphaned record has no path on the volume: not fixed"
     try:
-        current = ntfs3g.get_ntfs_acl(on_mount)
-        inode = os.lstat(on_mount).st_ino
+        return opened.read(planned.path, planned.entry, planned.sequence)
+    except RecordReused:
+        return _MOVED
     except OSError as exc:
-        return planned, on_mount, None, None, f"{planned.path}: cannot read its descriptor: {exc.strerror}"
-    return planned, on_mount, current, inode, None
+        return f"{planned.path}: cannot read its descriptor: {exc.strerror}"
 
 
-def _write_batch(batch: list[tuple], journal: Journal, report: FixReport, pool: ThreadPoolExecutor) -> None:
+def _write_batch(batch: list[tuple], opened, journal: Journal, report: FixReport, pending: list[int]) -> list[int]:
+    """Journal a batch's originals (and mark the previous batch written), then write the
+    batch; returns the journal entries written, to be marked with the next commit. The
+    marks are for people reading the journal: undo restores every journaled entry."""
     # The originals are durable before the first of them is replaced.
-    seqs = journal.record((p.volume_id, p.entry, p.path, current, p.change.new_raw, p.change.descriptor_key)
-                          for p, _m, current in batch)
+    seqs = journal.record(((p.volume_id, p.entry, p.sequence, p.path, current, p.change.new_raw,
+                            p.change.descriptor_key) for p, current in batch), written=pending)
 
     def write(item):
-        planned, on_mount, _current = item
+        planned, _current = item
         try:
-            ntfs3g.set_ntfs_acl(on_mount, planned.change.new_raw)
+            opened.write(planned.path, planned.entry, planned.sequence, planned.change.new_raw)
         except OSError as exc:
             return f"{planned.path}: ntfs-3g refused the new descriptor: {exc.strerror}"
         return None
 
     written = []
-    for seq, error in zip(seqs, pool.map(write, batch)):
+    for seq, error in zip(seqs, opened.map(write, batch)):
         if error:
             report.errors.append(error)
         else:
             written.append(seq)
             report.written += 1  # counted as it happens: an interruption reports it
-    journal.mark("written", written)
-
-
-def _mounted_path(mount_point: Path, path: str) -> Path:
-    return mount_point if path == "/" else mount_point / path.lstrip("/")
+    return written
 
 
 def _rescan(db, plan: Plan, volume: TargetVolume, report: FixReport) -> None:
@@ -369,7 +377,7 @@ def _places_naming(db, sid: str) -> int:
 # ----------------------------------------------------------------------- undo
 
 
-def undo(journal_path: str | os.PathLike, *, force: bool = False,
+def undo(journal_path: str | os.PathLike, *, force: bool = False, backend: str | None = None,
          progress: Callable[[int, int], None] | None = None) -> UndoReport:
     """Write back every journaled original whose file still carries exactly what the fix
     wrote; each is read back and compared byte for byte. A descriptor changed since the
@@ -386,16 +394,12 @@ def undo(journal_path: str | os.PathLike, *, force: bool = False,
             raise TargetMismatch(f"{target} is not the journal's volume: serial {found}, the journal's is {serial}")
         _refuse_if_mounted(target)
         report.entries = journal.counts()["journaled"]
-        with ntfs3g.mounted(target, offset=offset) as mount_point, ThreadPoolExecutor(IO_THREADS) as pool:
-            _bookkeeping(report, _note_mount, journal, mount_point)
-            stores = undo_writes(journal.conn, Path(mount_point), force=force)
-            report.stores_restored = stores.restored
-            report.changed_since_fix += stores.changed_since_fix
-            report.errors += stores.errors
+        backend = backend or meta.get("backend") or FUSE  # journals before the lib backend: fuse
+        with backends.opened(backend, target, offset, _noting(journal, report)) as opened:
             done = 0
             for chunk in journal.chunks_newest_first(BATCH):
                 restored = []
-                for item, outcome in zip(chunk, pool.map(lambda e: _restore(Path(mount_point), e, force), chunk)):
+                for item, outcome in zip(chunk, opened.map(lambda e: _restore(opened, e, force), chunk)):
                     if outcome == "restored":
                         report.restored += 1
                     elif outcome == "unchanged":
@@ -411,6 +415,12 @@ def undo(journal_path: str | os.PathLike, *, force: bool = False,
                 done += len(chunk)
                 if progress:
                     progress(done, report.entries)
+        if has_stores(journal.conn):  # hives and task files, written back whole through a FUSE mount
+            with backends.opened(FUSE, target, offset, _noting(journal, report)) as mounted:
+                stores = undo_writes(journal.conn, Path(mounted.mount_point), force=force)
+            report.stores_restored = stores.restored
+            report.changed_since_fix += stores.changed_since_fix
+            report.errors += stores.errors
         if not report.errors and not report.changed_since_fix:
             _bookkeeping(report, journal.set_meta, state=UNDONE, undone=utc_now())
         return report
@@ -429,30 +439,35 @@ def _bookkeeping(report: UndoReport, write: Callable, *args, **kwargs) -> None:
             report.notes.append(f"{exc}: its notes of what was restored were not updated")
 
 
-def _restore(mount_point: Path, item: JournalEntry, force: bool = False) -> str:
+def _restore(opened, item: JournalEntry, force: bool = False) -> str:
     """Write one journaled original back and read it back: "restored", "unchanged",
     "changed" (it carries neither the fix's bytes nor the original: someone changed it
     since; left alone unless ``force``) or the error."""
-    on_mount = _mounted_path(mount_point, item.path)
     try:
-        current = ntfs3g.get_ntfs_acl(on_mount)
+        current = opened.read(item.path, item.entry, item.sequence)
         if current == item.original:
             return "unchanged"
         if current != item.replacement and not force:
             return "changed"
-        ntfs3g.set_ntfs_acl(on_mount, item.original)
-        if ntfs3g.get_ntfs_acl(on_mount) != item.original:
+        opened.write(item.path, item.entry, item.sequence, item.original)
+        if opened.read(item.path, item.entry, item.sequence) != item.original:
             return f"{item.path}: read back differs from the original"
+    except RecordReused:
+        return f"{item.path}: the file is no longer there (its MFT record holds another file): not restored"
     except OSError as exc:
         return f"{item.path}: {exc.strerror}"
     return "restored"
 
 
-def _note_mount(journal: Journal, mount_point: Path) -> None:
-    """Tell the journal where the volume is mounted, and through which loop device, so
-    that undo can take both down should this process be killed."""
-    source = mount_source(mount_point) or ""
-    journal.set_meta(mount_point=mount_point, loop_device=source if source.startswith("/dev/loop") else None)
+def _noting(journal: Journal, report: UndoReport | None = None) -> Callable[[str | None, str | None], None]:
+    """Tell the journal where the volume is mounted and through which loop device, so that
+    undo can take both down should this process be killed (for undo itself: best effort)."""
+    def note(mount_point: str | None, loop_device: str | None) -> None:
+        if report is None:
+            journal.set_meta(mount_point=mount_point, loop_device=loop_device)
+        else:
+            _bookkeeping(report, journal.set_meta, mount_point=mount_point, loop_device=loop_device)
+    return note
 
 
 def _release_interrupted_mounts(target: str, meta: dict[str, str]) -> None:

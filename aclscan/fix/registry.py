@@ -301,6 +301,12 @@ class StoreUndo:
     errors: list[str] = field(default_factory=list)
 
 
+def has_stores(conn: sqlite3.Connection) -> bool:
+    """Whether a journal holds hive or task files the fix wrote (or began to write)."""
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'stores'").fetchone() is not None and \
+        conn.execute("SELECT 1 FROM stores LIMIT 1").fetchone() is not None
+
+
 def undo_writes(conn: sqlite3.Connection, mount_point: Path, *, force: bool = False) -> StoreUndo:
     """Write back every journaled file (newest first) that still holds exactly what the fix
     wrote, and read it back; one changed since the fix is left alone and listed unless

@@ -1,0 +1,180 @@
+"""ntfs-3g's own library, called in-process: descriptors read and written by MFT entry.
+
+The FUSE backend (``ntfs3g.mounted`` and ``system.ntfs_acl``) costs a round trip
+through the kernel and ntfs-3g's single request loop per file, plus a path lookup.
+This module calls the very functions that request loop calls, from libntfs-3g
+(Debian ``libntfs-3g89``), with no FUSE in between:
+
+* ``ntfs_initialize_file_security(device, 0)`` mounts the volume read-write the
+  way ``ntfssecaudit`` does (refusing one that is mounted: EBUSY), opens
+  ``$Secure`` and builds the default mapping; ``ntfs_leave_file_security``
+  unmounts it (flushing everything).
+* ``ntfs_inode_open(vol, entry)`` opens a file by its MFT entry: no path lookup;
+  the record's sequence number (``ni->mrec``) must be the scan's, so a record
+  reused since the scan is refused (ntfs_inode_open itself does not check it).
+* ``ntfs_xattr_system_getxattr`` / ``ntfs_xattr_system_setxattr`` with
+  ``XATTR_NTFS_ACL`` are what ntfs-3g's ``getxattr``/``setxattr`` handlers call for
+  ``system.ntfs_acl``; after a successful set the handler updates the change time
+  (``ntfs_inode_update_times(ni, NTFS_UPDATE_CTIME)``), and so do we, then
+  ``ntfs_inode_close`` writes the record back.
+
+Signatures and layouts are those of ntfs-3g 2022.10's headers (``ntfs-3g-dev``:
+``security.h``, ``xattrs.h``, ``inode.h``, ``volume.h``, ``layout.h``). The library
+is not thread-safe: one volume is used from one thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import os
+from collections.abc import Iterator
+
+from aclscan.errors import MountError, ToolMissing
+
+LIBRARY = "ntfs-3g"  # libntfs-3g.so.89 on Debian 12
+XATTR_NTFS_ACL = 1  # enum SYSTEMXATTRS (xattrs.h): XATTR_UNMAPPED, XATTR_NTFS_ACL, ...
+NTFS_UPDATE_CTIME = 1 << 2  # ntfs_time_update_flags (inode.h)
+MFT_REF_MASK = (1 << 48) - 1  # layout.h: MK_MREF(m, s) = (s << 48) | (m & MFT_REF_MASK_CPU)
+# struct SECURITY_API { u32 magic; struct SECURITY_CONTEXT security; ... } (security.h):
+# the context starts with a pointer (ntfs_volume *vol), so it is aligned to 8 bytes.
+SECURITY_CONTEXT_OFFSET = 8
+BUFFER_SIZE = 1 << 18  # larger than any descriptor (two ACLs of at most 64 KiB)
+
+_lib = None
+
+
+def library():
+    """The loaded libntfs-3g with the prototypes we use; ToolMissing where it is absent."""
+    global _lib
+    if _lib is not None:
+        return _lib
+    name = ctypes.util.find_library(LIBRARY)
+    if name is None:
+        raise ToolMissing("libntfs-3g not found (Debian: apt-get install libntfs-3g89)")
+    lib = ctypes.CDLL(name, use_errno=True)
+    lib.ntfs_initialize_file_security.argtypes = [ctypes.c_char_p, ctypes.c_ulong]
+    lib.ntfs_initialize_file_security.restype = ctypes.c_void_p
+    lib.ntfs_leave_file_security.argtypes = [ctypes.c_void_p]
+    lib.ntfs_leave_file_security.restype = ctypes.c_int
+    lib.ntfs_inode_open.argtypes = [ctypes.c_void_p, ctypes.c_uint64]
+    lib.ntfs_inode_open.restype = ctypes.c_void_p
+    lib.ntfs_inode_close.argtypes = [ctypes.c_void_p]
+    lib.ntfs_inode_close.restype = ctypes.c_int
+    lib.ntfs_inode_update_times.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.ntfs_inode_update_times.restype = None
+    lib.ntfs_xattr_system_getxattr.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
+                                               ctypes.c_char_p, ctypes.c_size_t]
+    lib.ntfs_xattr_system_getxattr.restype = ctypes.c_int
+    lib.ntfs_xattr_system_setxattr.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
+                                               ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int]
+    lib.ntfs_xattr_system_setxattr.restype = ctypes.c_int
+    _lib = lib
+    return lib
+
+
+def available() -> str | None:
+    """None when the library can be used, else why not."""
+    try:
+        library()
+    except ToolMissing as exc:
+        return str(exc)
+    return None
+
+
+class RecordReused(OSError):
+    """An MFT entry whose sequence number is not the scan's: another file now."""
+
+
+def _sequence_number(ni: int) -> int:
+    """The record's sequence number: ``ni->mrec->sequence_number`` (inode.h: ``u64 mft_no;
+    MFT_RECORD *mrec;`` ...; layout.h: ``sequence_number`` at offset 16 of the record)."""
+    mrec = ctypes.c_void_p.from_address(ni + 8).value
+    return ctypes.c_uint16.from_address(mrec + 16).value
+
+
+def _oserror(what: str) -> OSError:
+    err = ctypes.get_errno() or 5  # EIO where the library set nothing
+    return OSError(err, f"{what}: {os.strerror(err)}")
+
+
+class Volume:
+    """An NTFS volume opened read-write through libntfs-3g; use :func:`opened`."""
+
+    def __init__(self, api: int):
+        self._lib = library()
+        self._api = api
+        self._scx = api + SECURITY_CONTEXT_OFFSET
+        self._vol = ctypes.c_void_p.from_address(self._scx).value
+        self._buffer = ctypes.create_string_buffer(BUFFER_SIZE)
+
+    def _open(self, entry: int, sequence: int) -> int:
+        """ntfs_inode_open by entry; RecordReused when its sequence number is not ``sequence``
+        (0: any). Pair with _close (a plain call pair: this runs once or twice per file)."""
+        ni = self._lib.ntfs_inode_open(self._vol, entry & MFT_REF_MASK)
+        if not ni:
+            raise _oserror(f"MFT entry {entry}")
+        if sequence and _sequence_number(ni) != sequence:
+            found = _sequence_number(ni)
+            self._lib.ntfs_inode_close(ni)
+            raise RecordReused(errno.ESTALE, f"MFT entry {entry} is another file now (sequence {found}, "
+                                             f"the scan's {sequence})")
+        return ni
+
+    def _close(self, ni: int, entry: int, failed: bool) -> None:
+        if self._lib.ntfs_inode_close(ni) and not failed:
+            raise _oserror(f"MFT entry {entry}: writing the record back")
+
+    def exists(self, entry: int, sequence: int) -> bool:
+        """Whether MFT reference (entry, sequence) opens: a record reused since does not."""
+        try:
+            self._close(self._open(entry, sequence), entry, False)
+        except OSError:
+            return False
+        return True
+
+    def get_ntfs_acl(self, entry: int, sequence: int = 0) -> bytes:
+        """The file's self-relative descriptor (sequence 0: whatever the record holds now)."""
+        ni = self._open(entry, sequence)
+        try:
+            got = self._lib.ntfs_xattr_system_getxattr(self._scx, XATTR_NTFS_ACL, ni, None, self._buffer,
+                                                       BUFFER_SIZE)
+        finally:
+            self._close(ni, entry, True)  # nothing was changed: nothing to write back
+        if got < 0:
+            raise OSError(-got, f"MFT entry {entry}: {os.strerror(-got)}")
+        if got > BUFFER_SIZE:
+            raise OSError(errno.ERANGE, f"MFT entry {entry}: a descriptor of {got} bytes")
+        return ctypes.string_at(self._buffer, got)  # not .raw: that copies the whole buffer
+
+    def set_ntfs_acl(self, entry: int, sequence: int, sd_bytes: bytes) -> None:
+        """Replace the file's descriptor as ntfs-3g's setxattr handler does ($Secure shared)."""
+        value = bytes(sd_bytes)
+        ni = self._open(entry, sequence)
+        failed = True
+        try:
+            if self._lib.ntfs_xattr_system_setxattr(self._scx, XATTR_NTFS_ACL, ni, None, value, len(value), 0):
+                raise _oserror(f"MFT entry {entry}: ntfs-3g refused the descriptor")
+            self._lib.ntfs_inode_update_times(ni, NTFS_UPDATE_CTIME)
+            failed = False
+        finally:
+            self._close(ni, entry, failed)
+
+
+@contextlib.contextmanager
+def opened(device: str | os.PathLike) -> Iterator[Volume]:
+    """Open the NTFS volume on ``device`` (an image file or block device holding the volume
+    at offset 0) read-write; unmounted, flushed, on the way out whatever happens."""
+    lib = library()
+    ctypes.set_errno(0)
+    api = lib.ntfs_initialize_file_security(os.fsencode(device), 0)
+    if not api:
+        err = ctypes.get_errno()
+        raise MountError(f"libntfs-3g cannot open {device}: {os.strerror(err) if err else 'not an NTFS volume'}")
+    try:
+        yield Volume(api)
+    finally:
+        if not lib.ntfs_leave_file_security(api):
+            raise MountError(f"libntfs-3g could not unmount {device} cleanly")
