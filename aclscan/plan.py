@@ -648,6 +648,22 @@ def _scan_identity(db, database: str | None) -> dict:
 # ------------------------------------------------------------------ checking a plan
 
 
+def require_same_scan(plan: Plan, db, error: type = None) -> None:
+    """The one check that a saved plan was made from this scan database: every live volume
+    alike (id, serial, $MFT size and scan time: clones share serials, and the scan time
+    tells two scans of one clone apart). ``error`` (InvalidPlan by default) says it."""
+    error = error or InvalidPlan
+    ours = {(v, s, m, t) for v, s, m, t in db.execute(
+        f"SELECT id, serial, mft_records, scanned_at FROM volumes WHERE id IN {LIVE_VOLUMES}")}
+    theirs = {(v.get("id"), v.get("serial"), v.get("mft_records"), v.get("scanned_at"))
+              for v in plan.scan.get("volumes", ())}
+    if not theirs:
+        raise error("the plan names no scanned volume: it cannot be matched to this scan")
+    if theirs != ours:
+        raise error("the plan was made from another scan (its volumes' serial, size or scan time differ from "
+                    "this database's)")
+
+
 def verify_plan(db, plan: Plan) -> None:
     """PlanMismatch unless the plan is what its scan calls for. The plan is made again from
     the scan database with the choices it records (owner, group, mode, mapping rows,

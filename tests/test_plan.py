@@ -230,3 +230,21 @@ def test_output_file_only_when_there_is_something_to_write(scenario_db, tmp_path
     target = tmp_path / "restore.icacls"
     assert main(["plan", str(clean), "--format", "icacls", "-o", str(target)]) == 0
     assert not target.exists()
+
+
+def test_one_check_that_a_plan_is_of_this_scan(scenario_db, tmp_path, capsys):
+    """`plan --plan` judges a saved plan by the one check `fix` uses too (tests/test_fix.py,
+    exit 16): a plan naming no volume, or made from another scan of the same image (same
+    serial, another scan time), is refused (exit 8)."""
+    import json
+
+    db = scenario_db("av-service")
+    path = tmp_path / "plan.json"
+    assert main(["plan", str(db), "--format", "json", "-o", str(path)]) == 0
+    document = json.loads(path.read_text())
+    for volumes in ([], [{**document["scan"]["volumes"][0], "scanned_at": "2001-01-01T00:00:00+00:00"}]):
+        other = tmp_path / "other.json"
+        other.write_text(json.dumps({**document, "scan": {**document["scan"], "volumes": volumes}}))
+        capsys.readouterr()
+        assert main(["plan", str(db), "--plan", str(other)]) == 8
+        assert "the plan" in capsys.readouterr().err

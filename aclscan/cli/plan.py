@@ -10,18 +10,10 @@ from aclscan.cli import cli
 from aclscan.cli.options import db_argument, sid_from_user
 from aclscan.formats.plans import PlanContext, PlanFormat, PlanOutput, render
 from aclscan.mapping import read_mapping
-from aclscan.plan import ADMINISTRATORS, MODE_REPLACE, MODES, InvalidPlan, build_plan, read_plan
+from aclscan.plan import ADMINISTRATORS, MODE_REPLACE, MODES, InvalidPlan, build_plan, read_plan, require_same_scan
 from aclscan.store import open_database
 
 BINARY_FORMATS = (PlanFormat.ICACLS, PlanFormat.SETACL)
-
-
-def _same_scan(plan, db) -> None:
-    """A saved plan must come from this scan: its volumes' serials and sizes."""
-    ours = {(v["serial"], v["mft_records"]) for v in db.query("SELECT serial, mft_records FROM volumes")}
-    theirs = {(v.get("serial"), v.get("mft_records")) for v in plan.scan.get("volumes", ())}
-    if ours != theirs:
-        raise InvalidPlan("the plan was made from another scan (its volumes' serials differ from this database's)")
 
 
 @cli.command()
@@ -57,7 +49,7 @@ def plan(ctx, database, fmt, output, owner, group, plan_file, volume_id, drive, 
         if map_file or mode != MODE_REPLACE or remove_orphans:
             raise click.UsageError("--map, --mode and --remove-orphans make a new plan: not with --plan")
         result = read_plan(plan_file)
-        _same_scan(result, db)
+        require_same_scan(result, db)
     else:
         mapping = read_mapping(map_file, db) if map_file else ()
         result = build_plan(db, owner=sid_from_user(db, owner, "--owner"), group=sid_from_user(db, group, "--group"),

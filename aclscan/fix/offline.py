@@ -49,7 +49,7 @@ from aclscan.fix.registry import (PLACE_SOURCES, compute_writes, has_stores, jou
                                   plan_store_edits, undo_writes)
 from aclscan.image import Image
 from aclscan.ntfs.mft import BootSector
-from aclscan.plan import Plan, PlannedFile, iter_plan_files, verify_plan
+from aclscan.plan import Plan, PlannedFile, iter_plan_files, require_same_scan, verify_plan
 from aclscan.store import utc_now
 
 ORPHAN_FILES = "/$OrphanFiles/"  # records whose parent is gone: no path reaches them through ntfs-3g
@@ -120,7 +120,7 @@ def locate_target(target: str | os.PathLike, db, plan: Plan) -> TargetVolume:
     if row is None:
         raise TargetMismatch(f"the scan database has no volume {volume_id}")
     serial, offset, mft_records = row
-    _check_plan_matches_scan(db, plan)
+    require_same_scan(plan, db, TargetMismatch)
     _check_writable(path)
     with Image(path) as image:
         if image.kind not in ("raw",):
@@ -158,14 +158,6 @@ def _refuse_if_mounted(path: str) -> None:
                              f"(losetup -d {held.loop_devices[0]})")
     if held.processes:
         raise TargetMismatch(f"{path} is open in process {', '.join(held.processes)}: stop it first")
-
-
-def _check_plan_matches_scan(db, plan: Plan) -> None:
-    # Clones share serial numbers; the scan's time tells two scans of them apart.
-    scanned = {(v, s, t) for v, s, t in db.execute("SELECT id, serial, scanned_at FROM volumes")}
-    planned = {(v["id"], v["serial"], v.get("scanned_at")) for v in plan.scan.get("volumes", ())}
-    if planned and not planned <= scanned:
-        raise TargetMismatch("the plan was made from another scan (volume serial or scan time differs)")
 
 
 def _check_writable(path: str) -> None:
