@@ -48,7 +48,7 @@ FLEET_TABLES: dict[str, dict] = {
     "machines": {
         "columns": {"id": int, "name": str, "computer_name": str, "scan_db": str, "image": str, "machine_sid": str,
                     "product_type": str, "primary_domain_name": str, "volume_serials": str, "scanned_at": str,
-                    "added_at": str, "parent_disks": str},
+                    "added_at": str, "parent_disks": str, "scan_db_mtime_ns": int},
         "pk": "id",
     },
     # Every distinct SID of the machine's scan, with its verdict (findings), split into
@@ -146,8 +146,11 @@ def open_fleet(path: str | os.PathLike, *, create: bool = True) -> sqlite_utils.
             db.execute(view)
         db.execute(f"PRAGMA application_id = {FLEET_APPLICATION_ID}")
         db.execute(f"PRAGMA user_version = {FLEET_SCHEMA_VERSION}")
-    if "parent_disks" not in db["machines"].columns_dict:  # added since: a fleet of older scans lacks it
+    columns = db["machines"].columns_dict  # columns added since: a fleet built before lacks them
+    if "parent_disks" not in columns:
         db.execute("ALTER TABLE machines ADD COLUMN parent_disks TEXT")
+    if "scan_db_mtime_ns" not in columns:
+        db.execute("ALTER TABLE machines ADD COLUMN scan_db_mtime_ns INTEGER")
     try:  # a fleet built by an older aclscan gains the indexes added since
         for table, columns, unique in FLEET_INDEXES:
             db[table].create_index(columns, unique=unique, if_not_exists=True)
@@ -223,11 +226,11 @@ def _ingest(fleet: sqlite_utils.Database, scan_db: str | os.PathLike) -> tuple[i
     fleet.execute("DELETE FROM failed_inputs WHERE input = ?", (path,))
     cursor = fleet.execute(
         "INSERT INTO machines (name, computer_name, scan_db, image, machine_sid, product_type,"
-        " primary_domain_name, volume_serials, scanned_at, added_at, parent_disks)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " primary_domain_name, volume_serials, scanned_at, added_at, parent_disks, scan_db_mtime_ns)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (computer_name or Path(path).stem, computer_name, path, image, machine_sid, facts.get("product_type"),
          facts.get("primary_domain_name"), json.dumps([v[1] for v in volumes]), scanned_at, utc_now(),
-         json.dumps(sorted({p for v in volumes for p in json.loads(v[3] or "[]")}))),
+         json.dumps(sorted({p for v in volumes for p in json.loads(v[3] or "[]")})), _mtime_ns(path)),
     )
     machine_id = cursor.lastrowid
     rows = []
@@ -298,12 +301,21 @@ def _record_failure(fleet: sqlite_utils.Database, failure: "FailedInput") -> Non
                   (failure.input, failure.scan_db, failure.reason, failure.exit_code, utc_now()))
 
 
+def _mtime_ns(path: str | os.PathLike) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
 def is_current(fleet: sqlite_utils.Database, scan_db: str | os.PathLike) -> bool:
     """The fleet holds this scan database and it has not changed since it was added."""
     path = Path(scan_db).resolve()
-    row = fleet.execute("SELECT added_at FROM machines WHERE scan_db = ?", (str(path),)).fetchone()
+    row = fleet.execute("SELECT added_at, scan_db_mtime_ns FROM machines WHERE scan_db = ?", (str(path),)).fetchone()
     if row is None or not row[0]:
         return False
+    if row[1] is not None:  # the database's own modification time when it was added, to the nanosecond
+        return _mtime_ns(path) == row[1]
     try:
         # added_at is to the second, and a scan is ingested within the second it ends:
         # a database written in the second it was added counts as the one added.
