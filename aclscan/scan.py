@@ -494,13 +494,13 @@ class _VolumeScan:
                 ))
             batch = parse_mft_chunk(data, start // record_size, record_size)
             del data
-            writer.put(self._take(batch))
+            writer.put(self._file_rows_of(batch))
             done += batch.records_seen
             if self.progress:
                 self.progress(done, total)
         return total
 
-    def _take(self, batch: MftBatch) -> "FileRows":
+    def _file_rows_of(self, batch: MftBatch) -> "FileRows":
         """File rows of one chunk's base records; the rest is kept for the end."""
         self.problems += [ScanProblem("record", reason, entry=entry) for entry, reason in batch.problems]
         count = len(batch.entry)

@@ -94,10 +94,6 @@ class SamInfo:
     def user(self, rid: int) -> SamUser | None:
         return next((u for u in self.users if u.rid == rid), None)
 
-    def user_named(self, name: str) -> SamUser | None:
-        folded = name.casefold()
-        return next((u for u in self.users if u.name.casefold() == folded), None)
-
     def alias(self, rid: int) -> SamAlias | None:
         return next((a for a in self.aliases if a.rid == rid), None)
 

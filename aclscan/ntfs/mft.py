@@ -151,9 +151,6 @@ class _Fields:
         self.u32_view = flat[: len(flat) // 4 * 4].view("<u4")
         self.i64_view = flat[: len(flat) // 8 * 8].view("<i8")
 
-    def u8(self, pos: np.ndarray) -> np.ndarray:
-        return self.flat[pos].astype(np.int64)
-
     def u16(self, pos: np.ndarray) -> np.ndarray:
         if not (pos & 1).any():
             return self.u16_view[pos >> 1].astype(np.int64)
@@ -202,12 +199,10 @@ def _apply_fixups(records: np.ndarray, in_use: np.ndarray, record_size: int) -> 
     return ok
 
 
-def parse_mft_chunk(data: bytes | bytearray, first_entry: int, record_size: int) -> MftBatch:
-    """Parse every in-use record of a run of whole records from `$MFT`.
-
-    A ``bytearray`` is modified in place (fixups); pass bytes to keep the input.
-    """
-    count = len(data) // record_size
+def _records_in_use(data: bytes | bytearray, count: int, first_entry: int, record_size: int):
+    """(records as a 2-D array with fixups applied, the rows of the in-use records whose
+    fixups hold, problems): BAAD records, records without a FILE signature and torn ones
+    are problems, never rows."""
     # Fixups are applied in place: a bytearray from the image layer is used as it is
     # (the caller hands it over), anything else is copied once.
     buffer = data if isinstance(data, bytearray) else bytearray(memoryview(data)[: count * record_size])
@@ -227,8 +222,49 @@ def parse_mft_chunk(data: bytes | bytearray, first_entry: int, record_size: int)
     fixup_ok = _apply_fixups(records, in_use, record_size) if count else in_use
     for row in np.nonzero(in_use & ~fixup_ok)[0]:
         problems.append((first_entry + int(row), "update sequence (fixup) mismatch: torn or corrupt record"))
-    rows = np.nonzero(fixup_ok)[0]
+    return records, np.nonzero(fixup_ok)[0], problems
 
+
+def _gather_names(fields, name_rows, name_value, name_value_length, problem):
+    """The $FILE_NAME columns of a chunk and its name blob (the UTF-16LE bytes,
+    undecoded): (rows, value positions, name starts, name lengths in bytes, blob). A
+    name longer than its attribute is a ``problem(row, why)`` and left out."""
+    flat = fields.flat
+    empty = np.zeros(0, dtype=np.int64)
+    fn_rows = np.concatenate(name_rows) if name_rows else empty
+    fn_value = np.concatenate(name_value) if name_rows else empty
+    fn_value_length = np.concatenate(name_value_length) if name_rows else empty
+    name_chars = flat[fn_value + FN_FILE_NAME_LENGTH].astype(np.int64)
+    fits = FN_FILE_NAME + 2 * name_chars <= fn_value_length
+    for row in fn_rows[~fits]:
+        problem(row, "$FILE_NAME longer than its attribute")
+    fn_rows, fn_value, name_chars = fn_rows[fits], fn_value[fits], name_chars[fits]
+    # Names start at even offsets (attribute values are 8-byte aligned), so gather
+    # them as UTF-16 code units: one index per character.
+    name_length = 2 * name_chars
+    name_start = np.zeros(len(name_length), dtype=np.int64)
+    if len(name_length):
+        name_start[1:] = np.cumsum(name_length)[:-1]
+        first_unit = fn_value + FN_FILE_NAME
+        total = int(name_chars.sum())
+        if not (first_unit & 1).any():
+            source = np.repeat((first_unit >> 1) - (name_start >> 1), name_chars) + np.arange(total, dtype=np.int64)
+            name_blob = fields.u16_view[source].tobytes()
+        else:
+            source = np.repeat(first_unit - name_start, name_length) + np.arange(2 * total, dtype=np.int64)
+            name_blob = flat[source].tobytes()
+    else:
+        name_blob = b""
+    return fn_rows, fn_value, name_start, name_length, name_blob
+
+
+def parse_mft_chunk(data: bytes | bytearray, first_entry: int, record_size: int) -> MftBatch:
+    """Parse every in-use record of a run of whole records from `$MFT`.
+
+    A ``bytearray`` is modified in place (fixups); pass bytes to keep the input.
+    """
+    count = len(data) // record_size
+    records, rows, problems = _records_in_use(data, count, first_entry, record_size)
     flat = records.reshape(-1)
     fields = _Fields(flat)
     base = rows.astype(np.int64) * record_size
@@ -312,32 +348,9 @@ def parse_mft_chunk(data: bytes | bytearray, first_entry: int, record_size: int)
     for row in np.nonzero(broken)[0]:
         problems.append((first_entry + int(rows[row]), "attribute header runs past the record"))
 
-    # $FILE_NAME columns and the name blob (the UTF-16LE bytes, undecoded).
-    empty = np.zeros(0, dtype=np.int64)
-    fn_rows = np.concatenate(name_rows) if name_rows else empty
-    fn_value = np.concatenate(name_value) if name_rows else empty
-    fn_value_length = np.concatenate(name_value_length) if name_rows else empty
-    name_chars = flat[fn_value + FN_FILE_NAME_LENGTH].astype(np.int64)
-    fits = FN_FILE_NAME + 2 * name_chars <= fn_value_length
-    for row in fn_rows[~fits]:
-        problems.append((first_entry + int(rows[row]), "$FILE_NAME longer than its attribute"))
-    fn_rows, fn_value, name_chars = fn_rows[fits], fn_value[fits], name_chars[fits]
-    # Names start at even offsets (attribute values are 8-byte aligned), so gather
-    # them as UTF-16 code units: one index per character.
-    name_length = 2 * name_chars
-    name_start = np.zeros(len(name_length), dtype=np.int64)
-    if len(name_length):
-        name_start[1:] = np.cumsum(name_length)[:-1]
-        first_unit = fn_value + FN_FILE_NAME
-        total = int(name_chars.sum())
-        if not (first_unit & 1).any():
-            source = np.repeat((first_unit >> 1) - (name_start >> 1), name_chars) + np.arange(total, dtype=np.int64)
-            name_blob = fields.u16_view[source].tobytes()
-        else:
-            source = np.repeat(first_unit - name_start, name_length) + np.arange(2 * total, dtype=np.int64)
-            name_blob = flat[source].tobytes()
-    else:
-        name_blob = b""
+    fn_rows, fn_value, name_start, name_length, name_blob = _gather_names(
+        fields, name_rows, name_value, name_value_length, lambda row, why: problems.append(
+            (first_entry + int(rows[row]), why)))
 
     descriptors: list[tuple[int, bytes | None]] = []
     for part_rows, part_nonresident, part_value, part_length in descriptor_parts:
