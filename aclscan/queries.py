@@ -220,3 +220,11 @@ def iter_places(
 
 def _like_escape(text: str) -> str:
     return "".join(f"!{c}" if c in "%_!" else c for c in text)
+
+
+ACCOUNT_COLUMNS = ("sid", "name", "domain", "kind", "source", "sid_history", "members", "rights")
+
+
+def iter_accounts(db: sqlite_utils.Database) -> Iterator[dict]:
+    """What each account source of the scan knew, source by source."""
+    return _dict_rows(db, f"SELECT {', '.join(ACCOUNT_COLUMNS)} FROM accounts ORDER BY source, sid", [], None)

@@ -12,32 +12,10 @@ import click
 from aclscan.cli import cli
 from aclscan.cli.options import image_input, image_options, resolve_inputs, resolve_options
 from aclscan.errors import ImageError
-from aclscan.formats.rows import terminal_safe
+from aclscan.formats.check_text import render_text
 from aclscan.inputs import check_input_file
 
-_MARKS = {"pass": "PASS", "fail": "FAIL", "skipped": "SKIP"}
 _OPTION_NAMES = {"domain_files": "--domain", "ldap_url": "--ldap"}
-
-
-def render_text(result, *, source: str) -> str:
-    """The check for people: every piece of text from the scan is terminal-safe."""
-    machine = result.machine
-    name = machine.get("computer_name") or "(no computer name)"
-    failed = len(result.failed)
-    unjudged = len(result.unjudged)
-    counts = f"{failed} of {len(result.rules)} rules failed" if failed else "no rule failed"
-    if unjudged:
-        counts += f", {unjudged} not judged" + (" (failing with --strict)" if result.strict else
-                                                 " (--strict makes that a failure)")
-    lines = [terminal_safe(result.headline),
-             terminal_safe(f"{name} {machine.get('machine_sid') or '(no machine SID)'} ({source})"),
-             counts]
-    width = max(len(r.name) for r in result.rules)
-    for rule in result.rules:
-        lines.append(terminal_safe(f"  {_MARKS[rule.status]}  {rule.name:<{width}}  {rule.summary}"))
-        for item in rule.evidence:
-            lines.append(terminal_safe(f"        - {item}"))
-    return "\n".join(lines) + "\n"
 
 
 @cli.command()

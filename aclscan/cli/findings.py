@@ -11,9 +11,8 @@ from aclscan.cli import cli
 from aclscan.cli.options import db_argument, format_option, limit_option, output_option, text_output, verdict_option
 from aclscan.findings import FINDING_COLUMNS, has_problems, iter_findings, unread_hives
 from aclscan.formats.rows import terminal_safe, write_rows
+from aclscan.queries import ACCOUNT_COLUMNS, iter_accounts
 from aclscan.store import open_database
-
-ACCOUNT_COLUMNS = ("sid", "name", "domain", "kind", "source", "sid_history", "members", "rights")
 
 
 @cli.command()
@@ -57,8 +56,7 @@ def accounts(database, sam, security, system, software, limit, fmt, output):
     """What each account source knows: of a scan database, or of hive files directly."""
     if database:
         db = open_database(database)
-        cursor = db.execute(f"SELECT {', '.join(ACCOUNT_COLUMNS)} FROM accounts ORDER BY source, sid")
-        rows = (dict(zip(ACCOUNT_COLUMNS, r)) for r in cursor)
+        rows = iter_accounts(db)
     else:
         from aclscan.resolve import HiveSet, build_resolution, hives_from_files
 
