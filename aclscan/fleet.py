@@ -420,17 +420,13 @@ def scan_one(image: str, db: str, domain_files: Sequence[str] = ()) -> FailedInp
     the previous scan, or a complete new one (a scan killed midway leaves no
     half-written database for a re-run to mistake for finished)."""
     from aclscan.scan import ResolveInputs, scan_image
+    from aclscan.scan_inputs import domain_sources
 
     partial = f"{db}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial"
     try:
-        sources = []
-        if domain_files:
-            from aclscan.accounts.domain import DomainSource, read_csv, read_ldif
-
-            for path in domain_files:
-                export = read_csv(path) if path.lower().endswith(".csv") else read_ldif(path)
-                sources.append(DomainSource(export, name=f"domain export {path}"))
-        scan_image(image, partial, resolve=ResolveInputs(domain_sources=tuple(sources)))
+        sources = domain_sources(domain_files)
+        scan_image(image, partial, resolve=ResolveInputs(domain_sources=tuple(sources),
+                                                          domain_files=tuple(domain_files)))
         os.replace(partial, db)
     except Error as exc:
         return FailedInput(image, db, _one_line(str(exc)) or exc.__class__.__name__, exc.exit_code)
