@@ -47,3 +47,19 @@ def test_an_ace_type_sddl_has_no_letters_for_is_refused_not_crashed():
     assert descriptor.to_bytes() == bytes(raw)
     with pytest.raises(SDDLError, match="0x80"):
         to_sddl(descriptor)
+
+
+def test_a_boolean_claim_other_than_0_or_1_is_refused_by_sddl():
+    """Found by the conditional-bytes fuzz test (tests/sd/test_conditional.py) once it checked
+    its result: claim bytes with a TB value of 25769803779 were written as SDDL that
+    claim_from_sddl then refused ("TB values must be 0 or 1"). The writer now refuses it."""
+    from aclscan.sd.conditional import claim_from_sddl, claim_to_sddl
+
+    # Name at offset 3, value type 6 (boolean), flags 0, one value at offset 0: its 8 bytes
+    # read as 0x600000003.
+    data = bytes.fromhex("0300000006000000000000000100000000000000")
+    with pytest.raises(SDDLError, match="boolean"):
+        claim_to_sddl(data)
+    # 0 and 1 still round-trip.
+    text = claim_to_sddl(claim_from_sddl('("flag",TB,0x0,1)'))
+    assert text == '("flag",TB,0x0,1)'
