@@ -43,6 +43,8 @@ SDDL_SEEDS = (
     f"O:{DOMAIN}-512D:(OA;;RP;bf967a86-0de6-11d0-a285-00aa003049e2;;{DOMAIN}-1105)",
     "D:(XA;;FX;;;WD;(@User.Title == \"PM\" && Member_of {SID(BA)}))",
     "S:(RA;;;;;WD;(\"Project\",TS,0x0,\"Alpha\",\"Beta\"))(AU;SAFA;FA;;;WD)",
+    "S:(RA;;;;;WD;(\"Flag\",TB,0x0,1,0))(RA;;;;;WD;(\"Level\",TI,0x0,-3,7))(RA;;;;;WD;(\"Size\",TU,0x0,42))"
+    "(RA;;;;;WD;(\"Owner\",TD,0x0,SY,BA))(RA;;;;;WD;(\"Blob\",TX,0x0,00ff))",
 )
 
 _SERVICES = [
