@@ -167,6 +167,12 @@ def _full(verdict):
     return verdict.verdict, verdict.confidence, verdict.account, verdict.mapped_sid, verdict.evidence
 
 
+def _verdict(classifier, sid):
+    verdict = classifier.classify(sid)
+    assert verdict.sid == sid
+    return _full(verdict)
+
+
 @pytest.mark.parametrize("case", [c for c in CASES if c.name in FULL_VERDICTS], ids=lambda c: c.name)
 def test_classify_every_field_of_the_verdict_cases(case):
     verdicts = _classify(case)
@@ -186,17 +192,16 @@ def _authority(sid, name, kind, complete, source):
 
 
 def test_classify_this_machines_prefix_without_its_account_list():
-    verdict = Classifier([WellKnownSource()], machine_sid=M).classify(f"{M}-1005")
-    assert _full(verdict) == (UNRESOLVED, "medium", None, None,
+    assert _verdict(Classifier([WellKnownSource()], machine_sid=M), f"{M}-1005") == (UNRESOLVED, "medium", None, None,
                               ("this machine's prefix, but its account list is not available (no SAM)",))
 
 
 def test_classify_a_domain_controllers_incomplete_sam_is_not_its_account_list():
     dc = _authority(M, "DC1", MACHINE, False, "SAM")
     classifier = Classifier([dc, WellKnownSource()])
-    assert _full(classifier.classify(f"{M}-1005")) == (
+    assert _verdict(classifier, f"{M}-1005") == (
         UNRESOLVED, "medium", None, None, ("SAM names DC1 but not its accounts: give --domain or --ldap to decide",))
-    assert _full(classifier.classify(f"{M}-512")) == (
+    assert _verdict(classifier, f"{M}-512") == (
         RESOLVED, "medium", "DC1\\Domain Admins", None, ("well-known RID 512 of DC1 (SAM)",))
 
 
@@ -205,18 +210,26 @@ def test_classify_a_complete_listing_outranks_an_incomplete_one_in_either_order(
     full = _authority(D, "NETWERKS", DOMAIN, True, "LDIF")
     for sources in ([partial, full], [full, partial]):
         classifier = Classifier([*sources, WellKnownSource()])
-        assert _full(classifier.classify(f"{D}-1107")) == (
+        assert _verdict(classifier, f"{D}-1107") == (
             ORPHAN, "high", None, None,
             ("LDIF: the account list of NETWERKS is complete and has no RID 1107 (a deleted account)",))
         # A well-known RID the complete listing lacks still resolves, saying so.
-        assert _full(classifier.classify(f"{D}-513")) == (
+        assert _verdict(classifier, f"{D}-513") == (
             RESOLVED, "medium", "NETWERKS\\Domain Users", None,
             ("well-known RID 513 of NETWERKS (LDIF does not list it)",))
 
 
+def test_classify_the_first_listing_of_equal_standing_is_kept():
+    for complete in (True, False):
+        first = _authority(D, "NETWERKS", DOMAIN, complete, "LDIF")
+        second = _authority(D, "NETWERKS", DOMAIN, complete, "LDAP")
+        evidence = Classifier([first, second, WellKnownSource()]).classify(f"{D}-1107").evidence
+        assert evidence[0].startswith("LDIF"), evidence
+
+
 def test_classify_an_unnamed_authority_is_labelled_by_its_sid():
     classifier = Classifier([_authority(D, None, DOMAIN, False, "LDAP"), WellKnownSource()])
-    assert _full(classifier.classify(f"{D}-1107")) == (
+    assert _verdict(classifier, f"{D}-1107") == (
         UNRESOLVED, "medium", None, None, (f"LDAP names {D} but not its accounts: give --domain or --ldap to decide",))
     unnamed_machine = _authority("S-1-5-21-111-222-333", None, OTHER_MACHINE, True, "fleet.db")
     assert Classifier([unnamed_machine]).classify("S-1-5-21-111-222-333-1000").evidence == (
@@ -237,7 +250,7 @@ def test_classify_previous_names_alone_make_a_previous_machine_sid():
     previous = [PreviousName(f"{P}-1004", "Ann", "ProfileList"), PreviousName(f"{M}-1000", "Jon", "ProfileList")]
     classifier = Classifier([sam((1000, "Jon")), WellKnownSource()], previous_names=previous)
     assert classifier.previous_machine_sids == {P: "ProfileList"}
-    assert _full(classifier.classify(f"{P}-1004")) == (
+    assert _verdict(classifier, f"{P}-1004") == (
         STALE_PREFIX, "high", "Ann", None,
         (f"prefix {P} is a previous machine SID of this machine (ProfileList)", "ProfileList: it was Ann",
          "no account of that name exists today: nothing to map to"))
@@ -247,19 +260,19 @@ def test_classify_previous_names_alone_make_a_previous_machine_sid():
 def test_classify_sids_outside_any_domain():
     classifier = Classifier([sam(), WellKnownSource(service_names=[])])
     service = "S-1-5-80-1-2-3-4-5"
-    assert _full(classifier.classify(service)) == (
+    assert _verdict(classifier, service) == (
         UNRESOLVED, "medium", None, None,
         ("service SID derived from a name no source lists (a removed service or pool?)",))
-    assert _full(classifier.classify("S-1-5-82-1-2-3-4-5")) == (
+    assert _verdict(classifier, "S-1-5-82-1-2-3-4-5") == (
         UNRESOLVED, "medium", None, None,
         ("apppool SID derived from a name no source lists (a removed service or pool?)",))
-    assert _full(classifier.classify("S-1-5-83-1-2-3-4-5")) == (
+    assert _verdict(classifier, "S-1-5-83-1-2-3-4-5") == (
         UNRESOLVED, "medium", None, None,
         ("virtual_machine SID derived from a name no source lists (a removed service or pool?)",))
-    assert _full(classifier.classify("S-1-9-77")) == (
+    assert _verdict(classifier, "S-1-9-77") == (
         UNKNOWN_AUTHORITY, "low", None, None, ("not a well-known SID and no source knows it",))
     # A placeholder no source names keeps no account name.
-    assert _full(Classifier([]).classify("S-1-3-0")) == (
+    assert _verdict(Classifier([]), "S-1-3-0") == (
         PLACEHOLDER, "high", None, None, ("placeholder SID: never an account of its own",))
     # SID history needs no authority: the account that lists it is enough.
     assert Classifier([domain((1108, "dave", ("S-1-5-21-1-2-3-4",)))]).classify("S-1-5-21-1-2-3-4").mapped_sid == \
@@ -279,6 +292,7 @@ def test_classify_sids_outside_any_domain():
     ("C:\\Users\\.000", (), ".000"),
     ("C:\\Users\\%USERNAME%", (), None),
     ("C:\\Users\\x%", (), "x%"),
+    ("C:\\Users\\REX", (), "REX"),
     ("", (), None),
     (None, (), None),
     ("\\", (), None),
