@@ -1,0 +1,135 @@
+"""Damaged SAM records, built with the regf writer, read by aclscan.hives.sam: the reader
+skips the one record, names it and says why, in words a test can hold it to. Written to
+kill mutants that went through the hive tests (``python -m tests.mutation sam``).
+
+Alias C value layout (the SAMR alias record as Windows stores it; see
+aclscan/samples/hives.py ``_alias_c``): 4 bytes, then a table of 4 entries of
+(offset, length, extra) u32 at 0x04, the data after the table at 0x34; entry 1 is the
+name, 2 the comment, 3 the members (extra: how many SIDs).
+"""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from aclscan.errors import HiveError
+from aclscan.hives import read_sam
+from aclscan.samples.hives import HIVE_NAMES, SamAlias, sam_hive
+from aclscan.samples.regf import REG_BINARY, Value, hive_bytes
+
+MACHINE = "S-1-5-21-1004336348-1177238915-682003330"
+ALIAS = "SAM\\Domains\\Account\\Aliases\\000003E8"
+TABLE, BASE = 0x04, 0x34
+WHERE = "Account\\Aliases\\000003E8"
+
+
+def _tree():
+    return sam_hive(MACHINE, aliases=[SamAlias(1000, "Helpdesk", members=(f"{MACHINE}-500",))])
+
+
+def _read_with_alias_c(edit) -> tuple:
+    """The SAM read back after ``edit(bytearray C) -> bytes | None`` (None: no C value)."""
+    tree = _tree()
+    key = tree.find(ALIAS)
+    c = next(v for v in key.values if v.name == "C")
+    changed = edit(bytearray(c.data))
+    key.values = [v for v in key.values if v.name != "C"]
+    if changed is not None:
+        key.values.append(Value("C", REG_BINARY, bytes(changed)))
+    info = read_sam(hive_bytes(tree, name=HIVE_NAMES["SAM"]))
+    return info.aliases, [p for p in info.problems if "Aliases" in p]
+
+
+def _entry(c: bytearray, index: int) -> tuple[int, int, int]:
+    return struct.unpack_from("<III", c, TABLE + 12 * index)
+
+
+def _set_entry(c: bytearray, index: int, offset=None, length=None, extra=None) -> bytearray:
+    old = _entry(c, index)
+    new = (old[0] if offset is None else offset, old[1] if length is None else length,
+           old[2] if extra is None else extra)
+    struct.pack_into("<III", c, TABLE + 12 * index, *new)
+    return c
+
+
+def test_the_undamaged_alias_reads():
+    aliases, problems = _read_with_alias_c(lambda c: c)
+    assert problems == []
+    assert [(a.rid, a.name, a.members) for a in aliases] == [(1000, "Helpdesk", (f"{MACHINE}-500",))]
+
+
+@pytest.mark.parametrize("edit, reason", [
+    (lambda c: None, "alias 000003E8: no C value"),
+    (lambda c: c[: TABLE + 20], f"alias 000003E8 C: {TABLE + 20} bytes, too short for its 4-entry table"),
+    # Exactly the table: the table reads, the name it points at does not.
+    (lambda c: c[:BASE], "alias 000003E8 C: an entry runs past the end of the value"),
+    (lambda c: _set_entry(c, 2, length=0x7FFFFFFF), "alias 000003E8 C: an entry runs past the end of the value"),
+    # An offset with its top bit set is a huge unsigned number, not a negative one.
+    (lambda c: _set_entry(c, 1, offset=0xFFFFFFF0), "alias 000003E8 C: an entry runs past the end of the value"),
+    (lambda c: _set_entry(c, 3, extra=2), "alias 000003E8: 2 members announced, 1 stored"),
+])
+def test_a_damaged_alias_is_skipped_with_its_reason(edit, reason):
+    aliases, problems = _read_with_alias_c(edit)
+    assert aliases == ()
+    assert problems == [f"{WHERE} skipped: {reason}"]
+
+
+def test_a_member_that_is_no_sid_is_named_by_its_place():
+    def bad_revision(c):
+        offset, _length, _extra = _entry(c, 3)
+        c[BASE + offset] = 7  # SID Revision must be 1
+        return c
+
+    aliases, problems = _read_with_alias_c(bad_revision)
+    assert aliases == ()
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{WHERE} skipped: alias 000003E8: member 1: ")
+    assert "revision 7" in problems[0].lower()
+
+
+def test_alias_names_decode_odd_lengths_and_lone_surrogates():
+    def name(raw: bytes):
+        def edit(c):
+            offset, length, _extra = _entry(c, 1)
+            c[BASE + offset : BASE + offset + length] = raw + b"\0" * (length - len(raw))
+            return _set_entry(c, 1, length=len(raw))
+        return edit
+
+    aliases, _problems = _read_with_alias_c(name("A\0B\0C".encode()))
+    assert aliases[0].name == "AB"  # the odd last byte is no UTF-16 unit
+    aliases, _problems = _read_with_alias_c(name(b"A\x00\x00\xd8"))
+    assert aliases[0].name == "A\ufffd"  # a lone high surrogate reads as U+FFFD
+
+
+def test_keys_that_are_not_8_hex_digits_are_no_records():
+    tree = _tree()
+    aliases = tree.find("SAM\\Domains\\Account\\Aliases")
+    stray = tree.find(ALIAS)
+    aliases.subkeys.append(type(stray)("3E9", list(stray.values)))
+    info = read_sam(hive_bytes(tree, name=HIVE_NAMES["SAM"]))
+    assert [a.rid for a in info.aliases] == [1000]
+
+
+def test_an_account_key_without_v_has_no_machine_sid():
+    tree = _tree()
+    account = tree.find("SAM\\Domains\\Account")
+    account.values = [v for v in account.values if v.name != "V"]
+    with pytest.raises(HiveError, match=r"^SAM\\Domains\\Account has no V value: no machine SID$"):
+        read_sam(hive_bytes(tree, name=HIVE_NAMES["SAM"]))
+
+
+def test_a_short_account_v_falls_back_to_its_last_24_bytes():
+    tree = _tree()
+    account = tree.find("SAM\\Domains\\Account")
+    v = next(x for x in account.values if x.name == "V")
+    # 40 bytes: too short for the 4-entry table; the SID is in its last 24 bytes.
+    from aclscan.sd.sid import SID
+
+    short = b"\0" * 16 + SID.from_string(MACHINE).to_bytes()
+    account.values = [x for x in account.values if x.name != "V"] + [Value("V", v.type, short)]
+    info = read_sam(hive_bytes(tree, name=HIVE_NAMES["SAM"]))
+    assert info.machine_sid == MACHINE
+    assert ("SAM\\Domains\\Account V: SAM\\Domains\\Account V: 40 bytes, too short for its 4-entry table; "
+            "the machine SID is taken from its last 24 bytes") in info.problems
