@@ -34,7 +34,7 @@ GROUPS = {
                  ["tests/classify/test_verdicts.py", "tests/test_mutants.py"]),
     "readiness": (["aclscan/readiness.py"], ["tests/test_readiness.py", "tests/test_mutants.py"]),
     "plan": (["aclscan/plan.py"], ["tests/test_plan.py", "tests/test_mutants.py"]),
-    "sam": (["aclscan/hives/sam.py"], ["tests/hives/test_readers.py", "tests/test_mutants.py"]),
+    "sam": (["aclscan/hives/sam.py"], ["tests/hives/test_readers.py", "tests/test_sam_mutants.py"]),
 }
 PYTEST_ARGS = {"sd": ["-m", "not shared"]}
 COPIED = ("aclscan", "tests", "sample_volumes", "pyproject.toml")
