@@ -142,3 +142,42 @@ def test_lookups_by_rid_and_name():
     assert info.user_named("ADMINISTRATOR").rid == 500 and info.user_named("nobody") is None
     assert info.alias(1000).name == "Helpdesk" and info.alias(1001) is None
     assert info.builtin_alias(544).name == "Administrators" and info.builtin_alias(1000) is None
+
+
+def _with_account_f(edit):
+    tree = _tree()
+    account = tree.find("SAM\\Domains\\Account")
+    f = next(v for v in account.values if v.name == "F")
+    changed = edit(bytearray(f.data))
+    account.values = [v for v in account.values if v.name != "F"]
+    if changed is not None:
+        account.values.append(Value("F", f.type, bytes(changed)))
+    return read_sam(hive_bytes(tree, name=HIVE_NAMES["SAM"]))
+
+
+def test_next_rid_is_read_from_the_account_f_value():
+    """Domain F (SAM_DOMAIN_FIXED_DATA): NextRid is the unsigned dword at 0x48."""
+    def next_rid(value):
+        def edit(f):
+            struct.pack_into("<I", f, 0x48, value)
+            return f[:0x4C]  # exactly long enough
+        return edit
+
+    assert _with_account_f(next_rid(1003)).next_rid == 1003
+    assert _with_account_f(next_rid(0x80000001)).next_rid == 0x80000001
+    assert _with_account_f(lambda f: f[:0x4B]).next_rid is None
+    assert _with_account_f(lambda f: None).next_rid is None
+
+
+def test_a_record_named_otherwise_than_names_says_is_reported():
+    tree = _tree()
+    names = tree.find("SAM\\Domains\\Account\\Aliases\\Names")
+    names.subkeys[0].name = "Support"
+    info = read_sam(hive_bytes(tree, name=HIVE_NAMES["SAM"]))
+    assert [a.name for a in info.aliases] == ["Helpdesk"]
+    assert f"{WHERE}: named 'Helpdesk', but Names lists 'Support'" in info.problems
+
+
+def test_a_member_list_past_the_value_is_named():
+    aliases, problems = _read_with_alias_c(lambda c: _set_entry(c, 3, length=0x1000))
+    assert problems == [f"{WHERE} skipped: alias 000003E8 C: an entry runs past the end of the value"]
