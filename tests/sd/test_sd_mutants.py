@@ -100,3 +100,70 @@ def test_a_component_that_changed_size_leaves_the_original_layout():
     changed = dataclasses.replace(parsed, owner=longer)
     again = SecurityDescriptor.from_bytes(changed.to_bytes())
     assert again.owner == longer and again.group == parsed.group and again.dacl == parsed.dacl
+
+
+# Values that do not fit their fields are refused with a message naming the field.
+
+
+def test_building_sids_acls_and_aces_checks_every_field():
+    import uuid
+
+    from aclscan.errors import MalformedDescriptor, MalformedSID
+    from aclscan.sd.ace import ACE, AceFlags, AceType
+    from aclscan.sd.acl import ACL
+    from aclscan.sd.sid import SID
+
+    system = SID.from_string("S-1-5-18")
+    with pytest.raises(MalformedSID, match=r"^SID revision 2 is not 1$"):
+        SID(2, 5, (18,))
+    with pytest.raises(MalformedSID, match=r"^SID identifier authority 281474976710656 does not fit in 48 bits$"):
+        SID(1, 1 << 48, (18,))
+    with pytest.raises(MalformedSID, match=r"^SID has 16 sub-authorities, at most 15 are allowed$"):
+        SID(1, 5, tuple(range(16)))
+    assert type(SID(1, 5, [18]).sub_authorities) is tuple
+    assert str(SID(1, 1 << 32, (7,))) == "S-1-0x000100000000-7"
+    assert str(SID(1, (1 << 32) - 1, (7,))) == "S-1-4294967295-7"
+    assert str(SID(1, 1 << 33, (7,))) == "S-1-0x000200000000-7"
+
+    with pytest.raises(MalformedDescriptor, match=r"^AclRevision 256 does not fit in a byte$"):
+        ACL(revision=256)
+    assert ACL(revision=255).revision == 255
+    assert type(ACL(aces=[ACE(0, sid=system)]).aces) is tuple
+
+    plain = ACE(0, 3, 0x1F01FF, system)  # plain ints in, the enums out
+    assert type(plain.ace_type) is AceType and plain.ace_type == AceType.ACCESS_ALLOWED_ACE_TYPE
+    assert type(plain.flags) is AceFlags and plain.flags == 3
+    with pytest.raises(MalformedDescriptor, match=r"^AceType 256 does not fit in a byte$"):
+        ACE(0x100)
+    with pytest.raises(MalformedDescriptor, match=r"^AceFlags 0x100 does not fit in a byte$"):
+        ACE(0, 0x100, 0, system)
+    with pytest.raises(MalformedDescriptor, match=r"^access mask 0x100000000 does not fit in 32 bits$"):
+        ACE(0, 0, 1 << 32, system)
+    with pytest.raises(MalformedDescriptor, match=r"^ACCESS_ALLOWED_ACE_TYPE needs a SID, got None$"):
+        ACE(0)
+    with pytest.raises(MalformedDescriptor, match=r"^ACCESS_ALLOWED_ACE_TYPE is not an object ACE and carries no GUIDs$"):
+        ACE(0, sid=system, object_type=uuid.UUID(int=1))
+    with pytest.raises(MalformedDescriptor, match=r"^a compound ACE needs a server SID$"):
+        ACE(4, sid=system)
+    both = ACE(5, sid=system, object_type=uuid.UUID(int=1), inherited_object_type=uuid.UUID(int=2))
+    assert both.object_flags == 3
+    assert ACE(5, sid=system, object_flags=0xFFFFFFFF).object_flags == 0xFFFFFFFC  # the presence bits are derived
+    with pytest.raises(MalformedDescriptor, match=r"^object ACE Flags 0x100000000 do not fit in 32 bits$"):
+        ACE(5, sid=system, object_flags=1 << 32)
+
+
+def test_ace_size_limit_is_exactly_16_bits():
+    from aclscan.errors import MalformedDescriptor
+    from aclscan.sd.ace import ACE
+
+    assert len(ACE(0x80, raw_body=b"\0" * (0xFFFF - 4)).to_bytes()) == 0xFFFF
+    with pytest.raises(MalformedDescriptor, match=r"^ACE of 65536 bytes does not fit AceSize \(16 bits\)$"):
+        ACE(0x80, raw_body=b"\0" * (0x10000 - 4)).to_bytes()
+
+
+def test_an_acl_ending_in_a_header_only_ace_is_read():
+    from aclscan.sd.acl import ACL
+
+    raw = bytes([2, 0, 12, 0, 1, 0, 0, 0]) + b"\x80\x00\x04\x00"
+    acl = ACL.from_bytes(raw)
+    assert len(acl.aces) == 1 and acl.to_bytes() == raw
