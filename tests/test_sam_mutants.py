@@ -181,3 +181,118 @@ def test_a_record_named_otherwise_than_names_says_is_reported():
 def test_a_member_list_past_the_value_is_named():
     aliases, problems = _read_with_alias_c(lambda c: _set_entry(c, 3, length=0x1000))
     assert problems == [f"{WHERE} skipped: alias 000003E8 C: an entry runs past the end of the value"]
+
+
+# User records: V (17-entry table of offset, length, extra at 0; data at 0xCC; entry 1 the
+# name, 2 the full name, 3 the comment) and F (RID at 0x30, primary group at 0x34,
+# account control bits at 0x38). Groups: C with its table at 0x14, data at 0x44.
+USER = "SAM\\Domains\\Account\\Users\\000003E9"
+USER_WHERE = "Account\\Users\\000003E9"
+GROUP = "SAM\\Domains\\Account\\Groups\\00000201"
+GROUP_WHERE = "Account\\Groups\\00000201"
+V_BASE, GROUP_TABLE, GROUP_BASE = 0xCC, 0x14, 0x44
+
+
+def _user_tree():
+    from aclscan.samples.hives import SamUser, default_users
+
+    return sam_hive(MACHINE, users=[*default_users(), SamUser(1001, "alice", full_name="Alice A", comment="desk")])
+
+
+def _read_with(path: str, value: str, edit, tree=None):
+    tree = tree or _user_tree()
+    key = tree.find(path)
+    old = next(v for v in key.values if v.name == value)
+    changed = edit(bytearray(old.data))
+    key.values = [v for v in key.values if v.name != value]
+    if changed is not None:
+        key.values.append(Value(value, old.type, bytes(changed)))
+    info = read_sam(hive_bytes(tree, name=HIVE_NAMES["SAM"]))
+    return info, [p for p in info.problems if "Users" in p or "Groups" in p]
+
+
+def _v_entry(v: bytearray, index: int, length=None, offset=None) -> bytearray:
+    old = struct.unpack_from("<III", v, 12 * index)
+    struct.pack_into("<III", v, 12 * index, old[0] if offset is None else offset,
+                     old[1] if length is None else length, old[2])
+    return v
+
+
+def test_a_user_record_reads_every_field():
+    info, problems = _read_with(USER, "V", lambda v: v)
+    assert problems == []
+    user = info.user(1001)
+    tree = _user_tree()
+    f = next(v for v in tree.find(USER).values if v.name == "F").data
+    rid, group, flags = struct.unpack_from("<IIH", f, 0x30)
+    assert (rid, group) == (1001, 513)
+    assert (user.rid, user.name, user.full_name, user.comment, user.disabled, user.acb_flags, user.primary_group) == (
+        1001, "alice", "Alice A", "desk", False, flags, 513)
+    assert info.user(501).disabled is True
+
+
+@pytest.mark.parametrize("value, edit, reason", [
+    ("V", lambda v: None, "user 000003E9: no V value"),
+    ("V", lambda v: v[:203], "user 000003E9 V: 203 bytes, too short for its 17-entry table"),
+    ("V", lambda v: v[:204], "user 000003E9 V: an entry runs past the end of the value"),
+    ("V", lambda v: _v_entry(v, 2, length=0x10000), "user 000003E9 V: an entry runs past the end of the value"),
+    ("V", lambda v: _v_entry(v, 3, length=0x10000), "user 000003E9 V: an entry runs past the end of the value"),
+    ("F", lambda f: f[:0x30] + struct.pack("<I", 1002) + f[0x34:], "user 000003E9: its F value says RID 1002"),
+    ("F", lambda f: f[:0x30] + struct.pack("<I", 0x80000000) + f[0x34:],
+     "user 000003E9: its F value says RID 2147483648"),
+])
+def test_a_damaged_user_is_skipped_with_its_reason(value, edit, reason):
+    info, problems = _read_with(USER, value, edit)
+    assert info.user(1001) is None and info.user(500) is not None
+    assert problems == [f"{USER_WHERE} skipped: {reason}"]
+
+
+def test_a_short_f_value_gives_no_flags_and_exactly_0x3a_bytes_do():
+    info, _ = _read_with(USER, "F", lambda f: f[:0x39])
+    assert (info.user(1001).acb_flags, info.user(1001).primary_group) == (0, None)
+    info, _ = _read_with(USER, "F", lambda f: f[:0x3A])
+    assert info.user(1001).primary_group == 513
+
+
+def test_a_user_without_a_name_in_v_takes_the_names_key_or_is_skipped():
+    info, problems = _read_with(USER, "V", lambda v: _v_entry(v, 1, length=0))
+    assert info.user(1001).name == "alice" and problems == []
+    tree = _user_tree()
+    names = tree.find("SAM\\Domains\\Account\\Users\\Names")
+    names.subkeys = [k for k in names.subkeys if k.name != "alice"]
+    info, problems = _read_with(USER, "V", lambda v: _v_entry(v, 1, length=0), tree)
+    assert problems == [f"{USER_WHERE} skipped: user 000003E9: no name"]
+
+
+def test_a_names_entry_without_its_record_is_reported():
+    tree = _user_tree()
+    users = tree.find("SAM\\Domains\\Account\\Users")
+    users.subkeys = [k for k in users.subkeys if k.name != "000003E9"]
+    info = read_sam(hive_bytes(tree, name=HIVE_NAMES["SAM"]))
+    assert "Account\\Users\\Names\\alice names RID 1001, which has no Account\\Users\\000003E9 key" in info.problems
+
+
+@pytest.mark.parametrize("edit, reason", [
+    (lambda c: None, "group 00000201: no C value"),
+    (lambda c: c[: GROUP_TABLE + 20], f"group 00000201 C: {GROUP_TABLE + 20} bytes, too short for its 4-entry table"),
+    (lambda c: c[:GROUP_BASE], "group 00000201 C: an entry runs past the end of the value"),
+])
+def test_a_damaged_group_is_skipped_with_its_reason(edit, reason):
+    info, problems = _read_with(GROUP, "C", edit)
+    assert info.groups == ()
+    assert problems == [f"{GROUP_WHERE} skipped: {reason}"]
+
+
+def test_a_group_announcing_more_members_than_it_holds_is_skipped():
+    def more(c):
+        offset, length, _count = struct.unpack_from("<III", c, GROUP_TABLE + 36)
+        struct.pack_into("<III", c, GROUP_TABLE + 36, offset, length, length // 4 + 1)
+        return c
+
+    info, problems = _read_with(GROUP, "C", more)
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{GROUP_WHERE} skipped: group 00000201: ")
+    count, room = problems[0].split(": ")[-1].split(" members announced, room for ")
+    assert int(count) == int(room) + 1
+    info, problems = _read_with(GROUP, "C", lambda c: c)
+    assert [(g.rid, g.name) for g in info.groups] == [(513, "None")] and problems == []
