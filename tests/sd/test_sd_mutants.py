@@ -167,3 +167,37 @@ def test_an_acl_ending_in_a_header_only_ace_is_read():
     raw = bytes([2, 0, 12, 0, 1, 0, 0, 0]) + b"\x80\x00\x04\x00"
     acl = ACL.from_bytes(raw)
     assert len(acl.aces) == 1 and acl.to_bytes() == raw
+
+
+def test_descriptor_and_sid_fields_out_of_range_are_refused_by_name():
+    from aclscan.errors import MalformedDescriptor, MalformedSID
+    from aclscan.sd.descriptor import Control, SecurityDescriptor
+    from aclscan.sd.sid import SID
+
+    with pytest.raises(MalformedDescriptor, match=r"^Control 0x10000 does not fit in 16 bits$"):
+        SecurityDescriptor(control=0x10000)
+    assert SecurityDescriptor(control=0xFFFF).control == 0xFFFF
+    built = SecurityDescriptor(control=0x8004)
+    assert type(built.control) is Control and built.control == 0x8004
+    for revision, sbz1 in ((256, 0), (0, 256), (-1, 0)):
+        with pytest.raises(MalformedDescriptor, match=r"^Revision and Sbz1 are single bytes$"):
+            SecurityDescriptor(revision=revision, sbz1=sbz1)
+    assert SecurityDescriptor(revision=0, sbz1=255).revision == 0
+    assert SecurityDescriptor(revision=255).revision == 255
+    with pytest.raises(MalformedSID, match=r"^SID sub-authority 4294967296 does not fit in 32 bits$"):
+        SID(1, 5, (1 << 32,))
+    # The binary form of a SID whose numbers use the top bit (signed packing would fail).
+    big = SID(1, (1 << 47) + 1, (0xFFFFFFFF,))
+    assert big.to_bytes() == bytes([1, 1]) + ((1 << 47) + 1).to_bytes(6, "big") + b"\xff\xff\xff\xff"
+    assert SID.from_bytes(big.to_bytes()) == big
+
+
+def test_a_truncated_sid_says_how_many_bytes_it_needs_and_has():
+    from aclscan.errors import MalformedSID
+    from aclscan.sd.sid import SID
+
+    # Two bytes before it; SubAuthorityCount 2 needs 8 + 2 * 4 = 16 bytes; 12 follow offset 2.
+    data = b"\0\0" + bytes([1, 2, 0, 0, 0, 0, 0, 5, 18, 0, 0, 0])
+    with pytest.raises(MalformedSID, match=r"^SID at offset 2 is truncated: SubAuthorityCount 2 needs 16 bytes, "
+                                           r"12 remain$"):
+        SID.from_bytes(data, 2)
