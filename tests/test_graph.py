@@ -59,6 +59,7 @@ def test_old_service_sid_is_stale_with_its_right_group_and_mapping(av):
     path, facts, graph, old, today = av
     node = graph.nodes[g.sid_id(old)]
     assert node["kind"] == g.SID and node["verdict"] == "stale_prefix" and node["problem"] is True
+    assert facts["lsa_rights"][old]
     for right in facts["lsa_rights"][old]:
         assert _edges(graph, g.sid_id(old), g.right_id(right), g.GRANTED_RIGHT)
     assert "SeServiceLogonRight" in facts["lsa_rights"][old]
@@ -93,7 +94,7 @@ def test_one_node_per_distinct_descriptor(av):
     files = conn.execute("SELECT COUNT(*) FROM file_records WHERE descriptor_key IS NOT NULL").fetchone()[0]
     conn.close()
     nodes = [d for _, d in graph.nodes(data=True) if d["kind"] == g.DESCRIPTOR]
-    assert {d["descriptor_key"] for d in nodes} == keys
+    assert keys and {d["descriptor_key"] for d in nodes} == keys
     assert len(nodes) < files
     assert sum(d["files"] for d in nodes) == files
 
@@ -141,6 +142,7 @@ def test_references_carry_role_rights_and_inheritance(av):
     rows = conn.execute("SELECT descriptor_key, mask, inherited, sddl FROM aces WHERE sid = ? AND acl = 'dacl'",
                         (old,)).fetchall()
     conn.close()
+    assert rows
     for key, mask, inherited, sddl in rows:
         edges = [d for d in _edges(graph, g.descriptor_id(key), g.sid_id(old), g.REFERENCES) if d["role"] == "dacl"]
         assert any(d["mask"] == mask and d["inherited"] is bool(inherited) and d["rights"] == sddl.split(";")[2]
@@ -213,7 +215,7 @@ def test_every_format_has_a_writer():
 
 
 def _same_graph(original, read):
-    assert set(read.nodes) == {g.xml_safe(n) for n in original.nodes}
+    assert original.nodes and set(read.nodes) == {g.xml_safe(n) for n in original.nodes}
     assert read.number_of_edges() == original.number_of_edges()
 
 
@@ -235,7 +237,7 @@ def _check_dot(text: str) -> None:
         depth += {"{": 1, "}": -1}.get(match.group(3), 0)
         position = match.end()
     assert depth == 0 and text.startswith("digraph")
-    assert not any(CONTROL.search(s) for s in strings)
+    assert strings and not any(CONTROL.search(s) for s in strings)
     if shutil.which("dot"):
         done = subprocess.run(["dot", "-Tsvg"], input=text.encode(), capture_output=True, timeout=60)
         assert done.returncode == 0, done.stderr.decode(errors="replace")
@@ -251,7 +253,7 @@ def _check_formats(graph) -> None:
     assert document["graph_format"] == 1
     back = nx.node_link_graph(document)
     assert set(back.nodes) == set(graph.nodes) and back.number_of_edges() == graph.number_of_edges()
-    assert all(back.nodes[n] == graph.nodes[n] for n in graph.nodes)
+    assert graph.nodes and all(back.nodes[n] == graph.nodes[n] for n in graph.nodes)
     _check_dot(g.render(graph, "dot").decode("utf-8"))
     width, height = _png_size(g.render(graph, "png"))
     assert 400 <= width <= 20000 and 300 <= height <= 20000
@@ -346,6 +348,7 @@ def test_hostile_png_labels_have_no_control_characters(hostile_db):
     texts = [t.get_text() for t in figure.findobj(Text) if t.get_text()]
     shown = "\n".join(texts)
     assert "<script>" in shown  # the name is there, visibly
+    assert texts
     for text in texts:
         for line in text.split("\n"):  # the picture's own line breaks are the only ones
             assert not CONTROL.search(line), repr(line)

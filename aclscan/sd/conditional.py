@@ -933,6 +933,9 @@ def claim_to_sddl(data: bytes) -> str:
             if offset + 8 > len(data):
                 raise MalformedDescriptor(f"{what} at offset {offset} is truncated")
             signed, unsigned = struct.unpack_from("<q", data, offset)[0], struct.unpack_from("<Q", data, offset)[0]
+            if value_type == _CLAIM_BOOLEAN and unsigned not in (0, 1):
+                # SDDL's TB takes 0 or 1 only: writing the number would give text no reader takes.
+                raise SDDLError(f"{what} is boolean {unsigned}, which SDDL (TB: 0 or 1) cannot write")
             values.append(str(signed if value_type == _CLAIM_INT64 else unsigned))
         elif value_type == _CLAIM_STRING:
             values.append(_render_string(_read_claim_string(data, offset, what)))

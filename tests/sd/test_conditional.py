@@ -778,18 +778,21 @@ def _mutate(data: bytes, where: int, byte: int) -> bytes:
 )
 def test_garbage_expression_bytes_raise_only_our_errors(data):
     try:
-        conditional_to_sddl(data)
+        text = conditional_to_sddl(data)
     except (MalformedDescriptor, SDDLError):
-        pass
+        return
+    # What was read is written as SDDL that reads back to the same expression.
+    assert conditional_to_sddl(conditional_from_sddl(text)) == text
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(st.binary(max_size=64), st.builds(_mutate, claims(), st.integers(0, 200), st.integers(0, 255))))
 def test_garbage_claim_bytes_raise_only_our_errors(data):
     try:
-        claim_to_sddl(data)
+        text = claim_to_sddl(data)
     except (MalformedDescriptor, SDDLError):
-        pass
+        return
+    assert claim_to_sddl(claim_from_sddl(text)) == text
 
 
 _PIECES = list('()!=<>&|@"#{},- ') + [
@@ -801,8 +804,10 @@ _PIECES = list('()!=<>&|@"#{},- ') + [
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from(_PIECES), max_size=20).map("".join))
 def test_garbage_text_raises_only_sddl_error(text):
-    for parse in (conditional_from_sddl, claim_from_sddl):
+    for parse, write in ((conditional_from_sddl, conditional_to_sddl), (claim_from_sddl, claim_to_sddl)):
         try:
-            parse(text)
+            data = parse(text)
         except SDDLError:
-            pass
+            continue
+        # Text that parses gives bytes that are written as SDDL and read back the same.
+        assert parse(write(data)) == data

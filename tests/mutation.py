@@ -1,0 +1,107 @@
+"""Mutation testing with mutmut, one group of modules at a time, each with the tests
+that exercise it (so a run finishes on a small machine).
+
+    python -m tests.mutation sd            # or classify, readiness, plan, sam
+    python -m tests.mutation sd --max-children 2
+
+Works on a copy of the tree in a temporary folder (mutmut writes ``mutants/`` and
+its cache beside the code it mutates), prints mutmut's result per mutant that
+survived and the score: killed / total. README ("Tests and benchmarks") keeps the
+latest scores. Not run by pytest or CI: a run takes minutes to an hour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+# group: (files mutated, tests run against them). The sd group leaves out the tests of
+# real Windows descriptors (marked "shared"): they read the volumes with TSK on every run.
+GROUPS = {
+    "sd": (["aclscan/sd/sid.py", "aclscan/sd/ace.py", "aclscan/sd/acl.py", "aclscan/sd/descriptor.py"],
+           ["tests/sd/test_sid.py", "tests/sd/test_ace.py", "tests/sd/test_acl.py", "tests/sd/test_descriptor.py",
+            "tests/sd/test_sddl.py", "tests/sd/test_sd_mutants.py"]),
+    "classify": (["aclscan/classify.py"],
+                 ["tests/classify/test_verdicts.py", "tests/test_mutants.py"]),
+    "readiness": (["aclscan/readiness.py"], ["tests/test_readiness.py", "tests/test_mutants.py"]),
+    "plan": (["aclscan/plan.py"], ["tests/test_plan.py", "tests/test_mutants.py"]),
+    "sam": (["aclscan/hives/sam.py"], ["tests/hives/test_readers.py", "tests/test_sam_mutants.py"]),
+}
+PYTEST_ARGS = {"sd": ["-m", "not shared"]}
+COPIED = ("aclscan", "tests", "sample_volumes", "pyproject.toml")
+KILLED = ("killed",)
+
+
+def _copy_tree(target: Path) -> None:
+    for name in COPIED:
+        source = PROJECT / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__", ".hypothesis"))
+        else:
+            shutil.copy2(source, target / name)
+
+
+def _config(files: list[str], tests: list[str], existing: set[str], pytest_args: list[str]) -> str:
+    selection = [t for t in tests if t in existing]
+    lines = ["[mutmut]", "source_paths=aclscan", "only_mutate="]
+    lines += [f"    {f}" for f in files]
+    lines += ["pytest_add_cli_args_test_selection="]
+    lines += [f"    {t}" for t in selection]
+    lines += ["pytest_add_cli_args=", "    -p", "    no:cacheprovider", *(f"    {a}" for a in pytest_args)]
+    lines += ["also_copy=", "    sample_volumes"]
+    return "\n".join(lines) + "\n"
+
+
+def run(group: str, max_children: int, keep: Path | None = None) -> int:
+    files, tests = GROUPS[group]
+    with tempfile.TemporaryDirectory(prefix=f"aclscan-mutmut-{group}-") as scratch:
+        work = Path(scratch)
+        _copy_tree(work)
+        # pyproject.toml would take precedence over setup.cfg for mutmut's settings.
+        existing = {t for t in tests if (work / t).is_file()}
+        (work / "setup.cfg").write_text(_config(files, tests, existing, PYTEST_ARGS.get(group, [])))
+        mutmut = str(Path(sys.executable).with_name("mutmut"))
+        # The copy's code, not whatever PYTHONPATH points at, is what mutmut mutates.
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        subprocess.run([mutmut, "run", "--max-children", str(max_children)], cwd=work, env=env)
+        results = subprocess.run([mutmut, "results", "--all", "true"], cwd=work, env=env, capture_output=True,
+                                 text=True).stdout
+        if keep is not None:
+            shutil.copytree(work, keep, symlinks=True, dirs_exist_ok=True)
+    statuses = Counter()
+    survivors = []
+    for line in results.splitlines():
+        found = re.match(r"\s*(\S+): (.+)$", line)
+        if found:
+            statuses[found.group(2).strip()] += 1
+            if found.group(2).strip() == "survived":
+                survivors.append(found.group(1))
+    for name in survivors:
+        print("survived:", name)
+    total = sum(statuses.values())
+    killed = sum(n for status, n in statuses.items() if status in KILLED)
+    print(f"{group}: {dict(statuses)}")
+    print(f"{group}: killed {killed}/{total} ({100 * killed / max(total, 1):.1f}%)")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("group", choices=sorted(GROUPS))
+    parser.add_argument("--max-children", type=int, default=2)
+    parser.add_argument("--keep", type=Path, help="copy the work folder here (for `mutmut show NAME` in it)")
+    args = parser.parse_args()
+    return run(args.group, args.max_children, args.keep)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
