@@ -260,8 +260,8 @@ class Classifier:
                            mapped.sid if mapped is not None and mapped.sid != holder.sid else None, tuple(evidence))
         if mapped is None:
             evidence.append("no account of that name exists today: nothing to map to" if old_name else
-                            "its old name is unknown (no history): nothing to map to; give the master's SAM "
-                            "with --history, or map it with plan --map")
+                            "its old name is unknown: nothing to map to; give the master's SAM with --history, "
+                            "or map it with plan --map")
         confidence = HIGH if mapped or old_name else MEDIUM
         if inferred:  # the prefix itself is an inference: one step less sure
             confidence = MEDIUM if confidence == HIGH else LOW
