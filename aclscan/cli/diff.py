@@ -8,7 +8,7 @@ import click
 from aclscan.cli import cli
 from aclscan.cli.options import format_option, output_option, sid_from_user, text_output
 from aclscan.diff import DIFF_COLUMNS, DIFF_KINDS, SUMMARY_COLUMNS, ScanDiff
-from aclscan.formats.rows import write_rows
+from aclscan.formats.rows import CountedRows, write_rows
 
 
 @cli.command()
@@ -35,19 +35,8 @@ def diff(ctx, before, after, sid, kind, summary, output, fmt):
             rows, columns = scans.summary(sid=sid, kind=kind), SUMMARY_COLUMNS
         else:
             rows, columns = scans.iter_changes(sid=sid, kind=kind), DIFF_COLUMNS
-        seen = _Seen(rows)
+        seen = CountedRows(rows)
         with text_output(output) as out:
             write_rows(seen, columns, fmt, out)
     ctx.exit(1 if seen.count else 0)
 
-
-class _Seen:
-    """Rows passed through, counted: the exit code says whether any differed."""
-
-    def __init__(self, rows):
-        self.rows, self.count = rows, 0
-
-    def __iter__(self):
-        for row in self.rows:
-            self.count += 1
-            yield row

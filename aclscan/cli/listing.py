@@ -8,7 +8,7 @@ from aclscan import queries
 from aclscan.cli import cli
 from aclscan.cli.options import (db_argument, format_option, limit_option, output_option, sid_from_user,
                                  text_output)
-from aclscan.formats.rows import write_rows
+from aclscan.formats.rows import CountedRows, write_rows
 from aclscan.places import PLACE_KINDS
 from aclscan.store import open_database
 
@@ -19,20 +19,13 @@ SID_HELP = ("a SID, an SDDL alias (BA) or an account name (AVService, MEMBER\\Jo
             "case-insensitive")
 
 
-class _Counted:
-    """Rows passed through, counted: a --path that matches nothing is said, not silent."""
-
-    def __init__(self, rows):
-        self.rows, self.count = rows, 0
-
-    def __iter__(self):
-        for row in self.rows:
-            self.count += 1
-            yield row
-
-    def say_if_empty(self, path_prefix: str | None) -> None:
-        if path_prefix and not self.count:
-            click.echo(f"no file at or under '{path_prefix}' in this scan", err=True)
+def _write_listing(rows, columns, fmt: str, output: str | None, path_prefix: str | None) -> None:
+    """Stream the rows out; a --path that matched nothing is said, not silent."""
+    counted = CountedRows(rows)
+    with text_output(output) as out:
+        write_rows(counted, columns, fmt, out)
+    if path_prefix and not counted.count:
+        click.echo(f"no file at or under '{path_prefix}' in this scan", err=True)
 
 
 def _with_names(rows, db, key_column: str, sddl_column: str):
@@ -70,10 +63,7 @@ def files(database, path_prefix, sid, descriptor_key, dirs_only, names, limit, f
     if names:
         rows = _with_names(rows, db, "descriptor_key", "acl")
         columns = tuple("acl" if c == "sddl" else c for c in columns)
-    counted = _Counted(rows)
-    with text_output(output) as out:
-        write_rows(counted, columns, fmt, out)
-    counted.say_if_empty(path_prefix)
+    _write_listing(rows, columns, fmt, output, path_prefix)
 
 
 @cli.command()
@@ -92,10 +82,7 @@ def descriptors(database, sid, path_prefix, names, limit, fmt, output):
     if names:
         rows = _with_names(rows, db, "key", "acl")
         columns = tuple("acl" if c == "sddl" else c for c in columns if c not in ("owner", "group"))
-    counted = _Counted(rows)
-    with text_output(output) as out:
-        write_rows(counted, columns, fmt, out)
-    counted.say_if_empty(path_prefix)
+    _write_listing(rows, columns, fmt, output, path_prefix)
 
 
 @cli.command()

@@ -105,3 +105,16 @@ WRITERS = {
 
 def write_rows(rows: Iterable[dict], columns: Sequence[str], fmt: RowFormat | str, out: IO[str]) -> None:
     WRITERS[RowFormat(fmt)](rows, columns, out)
+
+
+class CountedRows:
+    """Rows passed through as they stream, counted: a command can then say that nothing
+    matched, or exit by whether anything did, without holding the rows."""
+
+    def __init__(self, rows):
+        self.rows, self.count = rows, 0
+
+    def __iter__(self):
+        for row in self.rows:
+            self.count += 1
+            yield row

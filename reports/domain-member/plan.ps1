@@ -192,6 +192,42 @@ function Set-PlannedMember([string]$Group, [string]$NewSid, [string]$OldSid) {
     } catch { Write-Warning ('group ' + (Format-PlanText $Group) + ': ' + $_.Exception.Message); $script:failed++ }
 }
 
+function Revoke-PlannedRights([string]$OldSid, [string[]]$Rights) {
+    if ($WhatIf) { Write-Host ('would take ' + ($Rights -join ', ') + ' from ' + $OldSid); return }
+    try { [AclscanPlanNative]::RemoveRights($OldSid, $Rights) }
+    catch { Write-Warning ('LSA rights of ' + $OldSid + ': ' + $_.Exception.Message); $script:failed++ }
+}
+
+function Remove-PlannedMember([string]$Group, [string]$OldSid) {
+    if ($WhatIf) { Write-Host ('would take ' + $OldSid + ' out of ' + (Format-PlanText $Group)); return }
+    try {
+        try { Remove-LocalGroupMember -Group $Group -Member $OldSid -ErrorAction Stop }
+        catch { ([ADSI]('WinNT://./' + $Group + ',group')).Remove('WinNT://' + $OldSid) }
+    } catch { Write-Warning ('group ' + (Format-PlanText $Group) + ': ' + $_.Exception.Message); $script:failed++ }
+}
+
+function Remove-PlannedProfileEntry([string]$OldSid) {
+    # The folder and its files stay; only ProfileList's tie to the removed SID goes.
+    $list = 'Registry::HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Windows NT\CurrentVersion\ProfileList'
+    if ($WhatIf) { Write-Host ('would remove the ProfileList entry of ' + $OldSid); return }
+    try { Remove-Item -LiteralPath ($list + '\' + $OldSid) -Recurse -ErrorAction Stop }
+    catch { Write-Warning ('profile entry of ' + $OldSid + ': ' + $_.Exception.Message); $script:failed++ }
+}
+
+function Move-PlannedProfile([string]$OldSid, [string]$NewSid) {
+    # ProfileList keeps a profile under its owner's SID; today's account must find it there.
+    $list = 'Registry::HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Windows NT\CurrentVersion\ProfileList'
+    if ($WhatIf) { Write-Host ('would re-point the profile of ' + $OldSid + ' to ' + $NewSid); return }
+    try {
+        if (Test-Path -LiteralPath ($list + '\' + $NewSid)) { throw ('ProfileList already has ' + $NewSid) }
+        Rename-Item -LiteralPath ($list + '\' + $OldSid) -NewName $NewSid -ErrorAction Stop
+        $sid = New-Object System.Security.Principal.SecurityIdentifier($NewSid)
+        $bytes = New-Object byte[] $sid.BinaryLength
+        $sid.GetBinaryForm($bytes, 0)
+        Set-ItemProperty -LiteralPath ($list + '\' + $NewSid) -Name 'Sid' -Value $bytes -Type Binary -ErrorAction Stop
+    } catch { Write-Warning ('profile of ' + $OldSid + ': ' + $_.Exception.Message); $script:failed++ }
+}
+
 foreach ($privilege in @('SeRestorePrivilege', 'SeTakeOwnershipPrivilege', 'SeSecurityPrivilege')) {
     if (-not [AclscanPlanNative]::EnablePrivilege($privilege)) { Write-Warning ('could not enable ' + $privilege) }
 }

@@ -192,14 +192,50 @@ function Set-PlannedMember([string]$Group, [string]$NewSid, [string]$OldSid) {
     } catch { Write-Warning ('group ' + (Format-PlanText $Group) + ': ' + $_.Exception.Message); $script:failed++ }
 }
 
+function Revoke-PlannedRights([string]$OldSid, [string[]]$Rights) {
+    if ($WhatIf) { Write-Host ('would take ' + ($Rights -join ', ') + ' from ' + $OldSid); return }
+    try { [AclscanPlanNative]::RemoveRights($OldSid, $Rights) }
+    catch { Write-Warning ('LSA rights of ' + $OldSid + ': ' + $_.Exception.Message); $script:failed++ }
+}
+
+function Remove-PlannedMember([string]$Group, [string]$OldSid) {
+    if ($WhatIf) { Write-Host ('would take ' + $OldSid + ' out of ' + (Format-PlanText $Group)); return }
+    try {
+        try { Remove-LocalGroupMember -Group $Group -Member $OldSid -ErrorAction Stop }
+        catch { ([ADSI]('WinNT://./' + $Group + ',group')).Remove('WinNT://' + $OldSid) }
+    } catch { Write-Warning ('group ' + (Format-PlanText $Group) + ': ' + $_.Exception.Message); $script:failed++ }
+}
+
+function Remove-PlannedProfileEntry([string]$OldSid) {
+    # The folder and its files stay; only ProfileList's tie to the removed SID goes.
+    $list = 'Registry::HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Windows NT\CurrentVersion\ProfileList'
+    if ($WhatIf) { Write-Host ('would remove the ProfileList entry of ' + $OldSid); return }
+    try { Remove-Item -LiteralPath ($list + '\' + $OldSid) -Recurse -ErrorAction Stop }
+    catch { Write-Warning ('profile entry of ' + $OldSid + ': ' + $_.Exception.Message); $script:failed++ }
+}
+
+function Move-PlannedProfile([string]$OldSid, [string]$NewSid) {
+    # ProfileList keeps a profile under its owner's SID; today's account must find it there.
+    $list = 'Registry::HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Windows NT\CurrentVersion\ProfileList'
+    if ($WhatIf) { Write-Host ('would re-point the profile of ' + $OldSid + ' to ' + $NewSid); return }
+    try {
+        if (Test-Path -LiteralPath ($list + '\' + $NewSid)) { throw ('ProfileList already has ' + $NewSid) }
+        Rename-Item -LiteralPath ($list + '\' + $OldSid) -NewName $NewSid -ErrorAction Stop
+        $sid = New-Object System.Security.Principal.SecurityIdentifier($NewSid)
+        $bytes = New-Object byte[] $sid.BinaryLength
+        $sid.GetBinaryForm($bytes, 0)
+        Set-ItemProperty -LiteralPath ($list + '\' + $NewSid) -Name 'Sid' -Value $bytes -Type Binary -ErrorAction Stop
+    } catch { Write-Warning ('profile of ' + $OldSid + ': ' + $_.Exception.Message); $script:failed++ }
+}
+
 foreach ($privilege in @('SeRestorePrivilege', 'SeTakeOwnershipPrivilege', 'SeSecurityPrivilege')) {
     if (-not [AclscanPlanNative]::EnablePrivilege($privilege)) { Write-Warning ('could not enable ' + $privilege) }
 }
 
 # ---- Refused: no safe action; nothing below touches these
-# REFUSED A2 rid_collision Ken S-1-5-21-191058668-193157475-1542849698-1000: no account today is named "Ken", and its RID belongs to another account now (RID 1000 now belongs to MEMBER\Jon: a prefix rewrite would give it Ken's access)
-# REFUSED A3 rid_collision Arianne S-1-5-21-191058668-193157475-1542849698-1001: no account today is named "Arianne", and its RID belongs to another account now (RID 1001 now belongs to MEMBER\Sam: a prefix rewrite would give it Arianne's access)
-# REFUSED A4 rid_collision Ron S-1-5-21-191058668-193157475-1542849698-1002: no account today is named "Ron", and its RID belongs to another account now (RID 1002 now belongs to MEMBER\Stephanie: a prefix rewrite would give it Ron's access)
+# REFUSED A2 rid_collision Ken S-1-5-21-191058668-193157475-1542849698-1000: no account today is named "Ken", and its RID belongs to another account now (RID 1000 now belongs to MEMBER\Jon: a prefix rewrite would give it Ken's access); way out: create Ken and scan again; or --map FILE; or --remove-orphans (drops its ACEs)
+# REFUSED A3 rid_collision Arianne S-1-5-21-191058668-193157475-1542849698-1001: no account today is named "Arianne", and its RID belongs to another account now (RID 1001 now belongs to MEMBER\Sam: a prefix rewrite would give it Arianne's access); way out: create Arianne and scan again; or --map FILE; or --remove-orphans (drops its ACEs)
+# REFUSED A4 rid_collision Ron S-1-5-21-191058668-193157475-1542849698-1002: no account today is named "Ron", and its RID belongs to another account now (RID 1002 now belongs to MEMBER\Stephanie: a prefix rewrite would give it Ron's access); way out: create Ron and scan again; or --map FILE; or --remove-orphans (drops its ACEs)
 
 # ---- Descriptors
 # Descriptor 1 of 19: key 8, security id 263, 1 file(s); A5 replace_sid, A1 replace_sid; changes dacl, group, owner
