@@ -101,7 +101,7 @@ def test_report_shows_how_far_a_fix_got(scenario_db, tmp_path):
     assert changes
     journal = Journal.create(tmp_path / "fix.journal", {"target": "member-after.img", "offset": 0,
                                                         "serial": "6541EA741F109A0A"})
-    seqs = journal.record([(1, 1000 + i, f"/file{i}", b"old", b"new", c.descriptor_key)
+    seqs = journal.record([(1, 1000 + i, 1, f"/file{i}", b"old", b"new", c.descriptor_key)
                            for i, c in enumerate(changes)])
     journal.mark("written", seqs)
     journal.set_meta(state="applied", finished="2026-12-01T12:00:00+00:00")
