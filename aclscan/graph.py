@@ -56,9 +56,7 @@ import sqlite_utils
 from aclscan import store
 from aclscan.classify import PROBLEMS, split_domain_relative
 from aclscan.errors import NotFound
-from aclscan.store import has_table
-
-FILE_SOURCES = ("sds", "attribute")  # descriptors.source of files' descriptors; the others are places'
+from aclscan.store import FILE_SOURCES, has_table
 
 GRAPH_FORMAT = 1  # the version of the JSON document's layout ("graph_format")
 

@@ -262,7 +262,8 @@ def places_naming(db, sid: str) -> list[tuple[str, int, list[str]]]:
     found = []
     for kind, count, _first in rows:
         examples = [r[0] for r in db.execute(
-            f"SELECT path FROM places WHERE kind = ? AND (({clause}) OR sid = ?) ORDER BY length(path), path LIMIT ?",
+            f"SELECT DISTINCT path FROM places WHERE kind = ? AND (({clause}) OR sid = ?) ORDER BY length(path), path"
+            " LIMIT ?",
             [kind, *params, sid, EXAMPLE_PATHS])]
         found.append((kind, count, examples))
     return found

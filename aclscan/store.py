@@ -331,6 +331,9 @@ def new_database(path: str | os.PathLike) -> sqlite_utils.Database:
 # store scanned beside them (``scan --snapshots``) is an earlier state: evidence and
 # history, never counted as the machine's files nor rewritten.
 LIVE_VOLUMES = "(SELECT id FROM volumes WHERE snapshot IS NULL)"
+# descriptors.source of files' descriptors ($Secure, a record's own attribute); the other
+# sources (aclscan.place_scan.PLACE_SOURCES) are places' descriptors.
+FILE_SOURCES = ("sds", "attribute")
 
 
 def has_table(db, name: str) -> bool:

@@ -30,13 +30,13 @@ from typing import Callable
 from aclscan.errors import Error, JournalWriteFailed, TargetMismatch
 from aclscan.hives import repoint
 from aclscan.hives.editor import EditResult, HiveEditor, edit_hive
+from aclscan.place_scan import PLACE_SOURCES
 from aclscan.plan import (ADD_SID, DETACH_PROFILE, GRANT_LSA_RIGHTS, REMOVE_ALIAS_MEMBER, REPLACE_ALIAS_MEMBER,
                           REPOINT_PROFILE, REVOKE_LSA_RIGHTS, Plan)
 from aclscan.sd.descriptor import SecurityDescriptor
 from aclscan.sd.sddl import from_sddl, to_sddl
 from aclscan.store import has_table
 
-PLACE_SOURCES = ("registry", "value", "task")
 HIVE_OF_ACTION = {GRANT_LSA_RIGHTS: "SECURITY", REVOKE_LSA_RIGHTS: "SECURITY", REPLACE_ALIAS_MEMBER: "SAM",
                   REMOVE_ALIAS_MEMBER: "SAM", REPOINT_PROFILE: "SOFTWARE", DETACH_PROFILE: "SOFTWARE"}
 

@@ -42,6 +42,7 @@ import unicodedata
 
 from aclscan.formats.plans import PlanContext, PlanOutput, sections_changed, windows_relative
 from aclscan.formats.rows import terminal_safe
+from aclscan.store import FILE_SOURCES
 from aclscan.plan import (
     DETACH_PROFILE,
     GRANT_LSA_RIGHTS,
@@ -422,7 +423,15 @@ def write_script(plan: Plan, context: PlanContext, out: PlanOutput) -> None:
         writer.line()
     for skipped in plan.skipped:
         writer.line(f"# SKIPPED descriptor {skipped.descriptor_key} ({skipped.action}): {ps_comment(skipped.reason)}")
-    changes = [c for c in plan.descriptors if context.volume_id is None or c.volume_id == context.volume_id]
+    changes = [c for c in plan.descriptors if (context.volume_id is None or c.volume_id == context.volume_id)
+               and c.source in FILE_SOURCES]
+    places = [c for c in plan.descriptors if c.source not in FILE_SOURCES]
+    if places:
+        # Registry keys, services, shares, printers, tasks and DCOM keep their descriptors
+        # in the hives and task files: aclscan fix --apply rewrites those offline.
+        writer.line(f"# {len(places)} descriptor(s) of registry keys, services, shares, tasks or DCOM "
+                    f"({sum(c.places for c in places)} place(s)) are not in this script: aclscan fix --apply "
+                    "rewrites them offline (aclscan places lists them)")
     if changes:
         writer.line("# ---- Descriptors")
     for number, change in enumerate(changes, 1):

@@ -232,8 +232,9 @@ foreach ($privilege in @('SeRestorePrivilege', 'SeTakeOwnershipPrivilege', 'SeSe
     if (-not [AclscanPlanNative]::EnablePrivilege($privilege)) { Write-Warning ('could not enable ' + $privilege) }
 }
 
+# 9 descriptor(s) of registry keys, services, shares, tasks or DCOM (10 place(s)) are not in this script: aclscan fix --apply rewrites them offline (aclscan places lists them)
 # ---- Descriptors
-# Descriptor 1 of 16: key 8, security id 263, 1 file(s); A1 replace_sid, A2 replace_sid; changes dacl
+# Descriptor 1 of 7: key 8, security id 263, 1 file(s); A1 replace_sid, A2 replace_sid; changes dacl
 $sections = 'Owner, Group, Access'
 $old = ConvertTo-WindowsSddl 'O:BAG:SYD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1301bf;;;S-1-5-21-191058668-193157475-1542849698-1003)(A;OICI;FA;;;S-1-5-21-191058668-193157475-1542849698-1004)(A;OICI;0x1301bf;;;S-1-5-80-4264204430-2934229894-1538413315-4043615413-3859507375)(A;OICI;0x1200a9;;;BU)' $sections
 $new = ConvertTo-WindowsSddl 'O:BAG:SYD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1301bf;;;S-1-5-21-801928374-234567815-1434823459-1003)(A;OICI;FA;;;S-1-5-21-801928374-234567815-1434823459-1004)(A;OICI;0x1301bf;;;S-1-5-80-4264204430-2934229894-1538413315-4043615413-3859507375)(A;OICI;0x1200a9;;;BU)' $sections
@@ -241,7 +242,7 @@ foreach ($relative in @(
     '\Program Files\AVScan'
 )) { Set-PlannedDescriptor ($base + $relative) $old $new $sections }
 
-# Descriptor 2 of 16: key 9, security id 264, 2 file(s); A1 replace_sid, A2 replace_sid; changes dacl
+# Descriptor 2 of 7: key 9, security id 264, 2 file(s); A1 replace_sid, A2 replace_sid; changes dacl
 $sections = 'Owner, Group, Access'
 $old = ConvertTo-WindowsSddl 'O:BAG:SYD:AI(A;ID;FA;;;SY)(A;ID;FA;;;BA)(A;ID;0x1301bf;;;S-1-5-21-191058668-193157475-1542849698-1003)(A;ID;FA;;;S-1-5-21-191058668-193157475-1542849698-1004)(A;ID;0x1301bf;;;S-1-5-80-4264204430-2934229894-1538413315-4043615413-3859507375)(A;ID;0x1200a9;;;BU)' $sections
 $new = ConvertTo-WindowsSddl 'O:BAG:SYD:AI(A;ID;FA;;;SY)(A;ID;FA;;;BA)(A;ID;0x1301bf;;;S-1-5-21-801928374-234567815-1434823459-1003)(A;ID;FA;;;S-1-5-21-801928374-234567815-1434823459-1004)(A;ID;0x1301bf;;;S-1-5-80-4264204430-2934229894-1538413315-4043615413-3859507375)(A;ID;0x1200a9;;;BU)' $sections
@@ -250,7 +251,7 @@ foreach ($relative in @(
     '\Program Files\AVScan\engine.dll'
 )) { Set-PlannedDescriptor ($base + $relative) $old $new $sections }
 
-# Descriptor 3 of 16: key 10, security id 265, 1 file(s); A1 replace_sid, A2 replace_sid; changes dacl, owner
+# Descriptor 3 of 7: key 10, security id 265, 1 file(s); A1 replace_sid, A2 replace_sid; changes dacl, owner
 $sections = 'Owner, Group, Access'
 $old = ConvertTo-WindowsSddl 'O:S-1-5-21-191058668-193157475-1542849698-1003G:SYD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1301bf;;;S-1-5-21-191058668-193157475-1542849698-1003)(A;OICI;FA;;;S-1-5-21-191058668-193157475-1542849698-1004)(A;OICI;0x1301bf;;;S-1-5-80-4264204430-2934229894-1538413315-4043615413-3859507375)(A;OICI;0x1200a9;;;BU)' $sections
 $new = ConvertTo-WindowsSddl 'O:S-1-5-21-801928374-234567815-1434823459-1003G:SYD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1301bf;;;S-1-5-21-801928374-234567815-1434823459-1003)(A;OICI;FA;;;S-1-5-21-801928374-234567815-1434823459-1004)(A;OICI;0x1301bf;;;S-1-5-80-4264204430-2934229894-1538413315-4043615413-3859507375)(A;OICI;0x1200a9;;;BU)' $sections
@@ -258,7 +259,7 @@ foreach ($relative in @(
     '\ProgramData\AVScan'
 )) { Set-PlannedDescriptor ($base + $relative) $old $new $sections }
 
-# Descriptor 4 of 16: key 11, security id 266, 1 file(s); A1 replace_sid, A2 replace_sid; changes dacl, owner
+# Descriptor 4 of 7: key 11, security id 266, 1 file(s); A1 replace_sid, A2 replace_sid; changes dacl, owner
 $sections = 'Owner, Group, Access'
 $old = ConvertTo-WindowsSddl 'O:S-1-5-21-191058668-193157475-1542849698-1003G:SYD:AI(A;OICIID;FA;;;SY)(A;OICIID;FA;;;BA)(A;OICIID;0x1301bf;;;S-1-5-21-191058668-193157475-1542849698-1003)(A;OICIID;FA;;;S-1-5-21-191058668-193157475-1542849698-1004)(A;OICIID;0x1301bf;;;S-1-5-80-4264204430-2934229894-1538413315-4043615413-3859507375)(A;OICIID;0x1200a9;;;BU)' $sections
 $new = ConvertTo-WindowsSddl 'O:S-1-5-21-801928374-234567815-1434823459-1003G:SYD:AI(A;OICIID;FA;;;SY)(A;OICIID;FA;;;BA)(A;OICIID;0x1301bf;;;S-1-5-21-801928374-234567815-1434823459-1003)(A;OICIID;FA;;;S-1-5-21-801928374-234567815-1434823459-1004)(A;OICIID;0x1301bf;;;S-1-5-80-4264204430-2934229894-1538413315-4043615413-3859507375)(A;OICIID;0x1200a9;;;BU)' $sections
@@ -266,7 +267,7 @@ foreach ($relative in @(
     '\ProgramData\AVScan\Definitions'
 )) { Set-PlannedDescriptor ($base + $relative) $old $new $sections }
 
-# Descriptor 5 of 16: key 12, security id 267, 1 file(s); A1 replace_sid, A2 replace_sid; changes dacl, owner
+# Descriptor 5 of 7: key 12, security id 267, 1 file(s); A1 replace_sid, A2 replace_sid; changes dacl, owner
 $sections = 'Owner, Group, Access'
 $old = ConvertTo-WindowsSddl 'O:S-1-5-21-191058668-193157475-1542849698-1003G:SYD:AI(A;OICI;0x1200a9;;;S-1-5-21-191058668-193157475-1542849698-1004)(A;OICIID;FA;;;SY)(A;OICIID;FA;;;BA)(A;OICIID;0x1301bf;;;S-1-5-21-191058668-193157475-1542849698-1003)(A;OICIID;FA;;;S-1-5-21-191058668-193157475-1542849698-1004)(A;OICIID;0x1301bf;;;S-1-5-80-4264204430-2934229894-1538413315-4043615413-3859507375)(A;OICIID;0x1200a9;;;BU)' $sections
 $new = ConvertTo-WindowsSddl 'O:S-1-5-21-801928374-234567815-1434823459-1003G:SYD:AI(A;OICI;0x1200a9;;;S-1-5-21-801928374-234567815-1434823459-1004)(A;OICIID;FA;;;SY)(A;OICIID;FA;;;BA)(A;OICIID;0x1301bf;;;S-1-5-21-801928374-234567815-1434823459-1003)(A;OICIID;FA;;;S-1-5-21-801928374-234567815-1434823459-1004)(A;OICIID;0x1301bf;;;S-1-5-80-4264204430-2934229894-1538413315-4043615413-3859507375)(A;OICIID;0x1200a9;;;BU)' $sections
@@ -274,7 +275,7 @@ foreach ($relative in @(
     '\ProgramData\AVScan\Logs'
 )) { Set-PlannedDescriptor ($base + $relative) $old $new $sections }
 
-# Descriptor 6 of 16: key 13, security id 268, 20 file(s); A1 replace_sid, A2 replace_sid; changes dacl, owner
+# Descriptor 6 of 7: key 13, security id 268, 20 file(s); A1 replace_sid, A2 replace_sid; changes dacl, owner
 $sections = 'Owner, Group, Access'
 $old = ConvertTo-WindowsSddl 'O:S-1-5-21-191058668-193157475-1542849698-1003G:SYD:AI(A;ID;FA;;;SY)(A;ID;FA;;;BA)(A;ID;0x1301bf;;;S-1-5-21-191058668-193157475-1542849698-1003)(A;ID;FA;;;S-1-5-21-191058668-193157475-1542849698-1004)(A;ID;0x1301bf;;;S-1-5-80-4264204430-2934229894-1538413315-4043615413-3859507375)(A;ID;0x1200a9;;;BU)' $sections
 $new = ConvertTo-WindowsSddl 'O:S-1-5-21-801928374-234567815-1434823459-1003G:SYD:AI(A;ID;FA;;;SY)(A;ID;FA;;;BA)(A;ID;0x1301bf;;;S-1-5-21-801928374-234567815-1434823459-1003)(A;ID;FA;;;S-1-5-21-801928374-234567815-1434823459-1004)(A;ID;0x1301bf;;;S-1-5-80-4264204430-2934229894-1538413315-4043615413-3859507375)(A;ID;0x1200a9;;;BU)' $sections
@@ -301,7 +302,7 @@ foreach ($relative in @(
     '\ProgramData\AVScan\Definitions\defs020.dat'
 )) { Set-PlannedDescriptor ($base + $relative) $old $new $sections }
 
-# Descriptor 7 of 16: key 14, security id 269, 10 file(s); A1 replace_sid, A2 replace_sid; changes dacl, owner
+# Descriptor 7 of 7: key 14, security id 269, 10 file(s); A1 replace_sid, A2 replace_sid; changes dacl, owner
 $sections = 'Owner, Group, Access'
 $old = ConvertTo-WindowsSddl 'O:S-1-5-21-191058668-193157475-1542849698-1003G:SYD:AI(A;ID;0x1200a9;;;S-1-5-21-191058668-193157475-1542849698-1004)(A;ID;FA;;;SY)(A;ID;FA;;;BA)(A;ID;0x1301bf;;;S-1-5-21-191058668-193157475-1542849698-1003)(A;ID;FA;;;S-1-5-21-191058668-193157475-1542849698-1004)(A;ID;0x1301bf;;;S-1-5-80-4264204430-2934229894-1538413315-4043615413-3859507375)(A;ID;0x1200a9;;;BU)' $sections
 $new = ConvertTo-WindowsSddl 'O:S-1-5-21-801928374-234567815-1434823459-1003G:SYD:AI(A;ID;0x1200a9;;;S-1-5-21-801928374-234567815-1434823459-1004)(A;ID;FA;;;SY)(A;ID;FA;;;BA)(A;ID;0x1301bf;;;S-1-5-21-801928374-234567815-1434823459-1003)(A;ID;FA;;;S-1-5-21-801928374-234567815-1434823459-1004)(A;ID;0x1301bf;;;S-1-5-80-4264204430-2934229894-1538413315-4043615413-3859507375)(A;ID;0x1200a9;;;BU)' $sections
@@ -316,78 +317,6 @@ foreach ($relative in @(
     '\ProgramData\AVScan\Logs\scan008.log'
     '\ProgramData\AVScan\Logs\scan009.log'
     '\ProgramData\AVScan\Logs\scan010.log'
-)) { Set-PlannedDescriptor ($base + $relative) $old $new $sections }
-
-# Descriptor 8 of 16: key 30, security id None, 0 file(s); A1 replace_sid, A2 replace_sid; changes dacl
-$sections = 'Owner, Group, Access'
-$old = ConvertTo-WindowsSddl 'O:BAG:SYD:PAI(A;CI;KA;;;SY)(A;CI;KA;;;BA)(A;CI;KA;;;S-1-5-21-191058668-193157475-1542849698-1004)(A;CI;KR;;;S-1-5-21-191058668-193157475-1542849698-1003)(A;CI;KR;;;BU)' $sections
-$new = ConvertTo-WindowsSddl 'O:BAG:SYD:PAI(A;CI;KA;;;SY)(A;CI;KA;;;BA)(A;CI;KA;;;S-1-5-21-801928374-234567815-1434823459-1004)(A;CI;KR;;;S-1-5-21-801928374-234567815-1434823459-1003)(A;CI;KR;;;BU)' $sections
-foreach ($relative in @(
-    # (no path left to rewrite)
-)) { Set-PlannedDescriptor ($base + $relative) $old $new $sections }
-
-# Descriptor 9 of 16: key 31, security id None, 0 file(s); A1 replace_sid, A2 replace_sid; changes dacl
-$sections = 'Owner, Group, Access'
-$old = ConvertTo-WindowsSddl 'O:BAG:SYD:AI(A;CIID;KA;;;SY)(A;CIID;KA;;;BA)(A;CIID;KA;;;S-1-5-21-191058668-193157475-1542849698-1004)(A;CIID;KR;;;S-1-5-21-191058668-193157475-1542849698-1003)(A;CIID;KR;;;BU)' $sections
-$new = ConvertTo-WindowsSddl 'O:BAG:SYD:AI(A;CIID;KA;;;SY)(A;CIID;KA;;;BA)(A;CIID;KA;;;S-1-5-21-801928374-234567815-1434823459-1004)(A;CIID;KR;;;S-1-5-21-801928374-234567815-1434823459-1003)(A;CIID;KR;;;BU)' $sections
-foreach ($relative in @(
-    # (no path left to rewrite)
-)) { Set-PlannedDescriptor ($base + $relative) $old $new $sections }
-
-# Descriptor 10 of 16: key 32, security id None, 0 file(s); A1 replace_sid, A2 replace_sid; changes dacl
-$sections = 'Owner, Group, Access'
-$old = ConvertTo-WindowsSddl 'O:BAG:SYD:AI(A;CI;KA;;;S-1-5-21-191058668-193157475-1542849698-1003)(A;CIID;KA;;;SY)(A;CIID;KA;;;BA)(A;CIID;KA;;;S-1-5-21-191058668-193157475-1542849698-1004)(A;CIID;KR;;;S-1-5-21-191058668-193157475-1542849698-1003)(A;CIID;KR;;;BU)' $sections
-$new = ConvertTo-WindowsSddl 'O:BAG:SYD:AI(A;CI;KA;;;S-1-5-21-801928374-234567815-1434823459-1003)(A;CIID;KA;;;SY)(A;CIID;KA;;;BA)(A;CIID;KA;;;S-1-5-21-801928374-234567815-1434823459-1004)(A;CIID;KR;;;S-1-5-21-801928374-234567815-1434823459-1003)(A;CIID;KR;;;BU)' $sections
-foreach ($relative in @(
-    # (no path left to rewrite)
-)) { Set-PlannedDescriptor ($base + $relative) $old $new $sections }
-
-# Descriptor 11 of 16: key 33, security id None, 0 file(s); A1 replace_sid, A2 replace_sid; changes dacl
-$sections = 'Owner, Group, Access'
-$old = ConvertTo-WindowsSddl 'O:BAG:SYD:(A;;FA;;;BA)(A;;FA;;;SY)(A;;0x1200a9;;;S-1-5-21-191058668-193157475-1542849698-1004)(A;;FR;;;S-1-5-21-191058668-193157475-1542849698-1003)' $sections
-$new = ConvertTo-WindowsSddl 'O:BAG:SYD:(A;;FA;;;BA)(A;;FA;;;SY)(A;;0x1200a9;;;S-1-5-21-801928374-234567815-1434823459-1004)(A;;FR;;;S-1-5-21-801928374-234567815-1434823459-1003)' $sections
-foreach ($relative in @(
-    # (no path left to rewrite)
-)) { Set-PlannedDescriptor ($base + $relative) $old $new $sections }
-
-# Descriptor 12 of 16: key 34, security id None, 0 file(s); A2 replace_sid; changes dacl
-$sections = 'Owner, Group, Access'
-$old = ConvertTo-WindowsSddl 'O:BAG:BAD:(A;;CCDCLCSWRP;;;SY)(A;;CCDCLCSWRP;;;BA)(A;;CCDCLCSWRP;;;S-1-5-21-191058668-193157475-1542849698-1004)' $sections
-$new = ConvertTo-WindowsSddl 'O:BAG:BAD:(A;;CCDCLCSWRP;;;SY)(A;;CCDCLCSWRP;;;BA)(A;;CCDCLCSWRP;;;S-1-5-21-801928374-234567815-1434823459-1004)' $sections
-foreach ($relative in @(
-    # (no path left to rewrite)
-)) { Set-PlannedDescriptor ($base + $relative) $old $new $sections }
-
-# Descriptor 13 of 16: key 35, security id None, 0 file(s); A1 replace_sid; changes dacl
-$sections = 'Owner, Group, Access'
-$old = ConvertTo-WindowsSddl 'O:BAG:BAD:(A;;CCDCLC;;;SY)(A;;CCDCLC;;;S-1-5-21-191058668-193157475-1542849698-1003)' $sections
-$new = ConvertTo-WindowsSddl 'O:BAG:BAD:(A;;CCDCLC;;;SY)(A;;CCDCLC;;;S-1-5-21-801928374-234567815-1434823459-1003)' $sections
-foreach ($relative in @(
-    # (no path left to rewrite)
-)) { Set-PlannedDescriptor ($base + $relative) $old $new $sections }
-
-# Descriptor 14 of 16: key 40, security id None, 0 file(s); A2 replace_sid; changes dacl
-$sections = 'Owner, Group, Access'
-$old = ConvertTo-WindowsSddl 'O:SYG:SYD:(A;;CCLCSWRPWPDTLOCRRC;;;SY)(A;;CCDCLCSWRPWPDTLOCRSDRCWDWO;;;BA)(A;;CCLCSWLOCRRC;;;IU)(A;;CCLCSWLOCRRC;;;SU)(A;;RPWPDTLO;;;S-1-5-21-191058668-193157475-1542849698-1004)' $sections
-$new = ConvertTo-WindowsSddl 'O:SYG:SYD:(A;;CCLCSWRPWPDTLOCRRC;;;SY)(A;;CCDCLCSWRPWPDTLOCRSDRCWDWO;;;BA)(A;;CCLCSWLOCRRC;;;IU)(A;;CCLCSWLOCRRC;;;SU)(A;;RPWPDTLO;;;S-1-5-21-801928374-234567815-1434823459-1004)' $sections
-foreach ($relative in @(
-    # (no path left to rewrite)
-)) { Set-PlannedDescriptor ($base + $relative) $old $new $sections }
-
-# Descriptor 15 of 16: key 41, security id None, 0 file(s); A2 replace_sid; changes dacl
-$sections = 'Owner, Group, Access'
-$old = ConvertTo-WindowsSddl 'D:(A;;FA;;;BA)(A;;FA;;;S-1-5-21-191058668-193157475-1542849698-1004)(A;;0x1200a9;;;WD)' $sections
-$new = ConvertTo-WindowsSddl 'D:(A;;FA;;;BA)(A;;FA;;;S-1-5-21-801928374-234567815-1434823459-1004)(A;;0x1200a9;;;WD)' $sections
-foreach ($relative in @(
-    # (no path left to rewrite)
-)) { Set-PlannedDescriptor ($base + $relative) $old $new $sections }
-
-# Descriptor 16 of 16: key 42, security id None, 0 file(s); A2 replace_sid; changes dacl
-$sections = 'Owner, Group, Access'
-$old = ConvertTo-WindowsSddl 'D:(A;;FA;;;BA)(A;;FA;;;SY)(A;;0x1200a9;;;S-1-5-21-191058668-193157475-1542849698-1004)' $sections
-$new = ConvertTo-WindowsSddl 'D:(A;;FA;;;BA)(A;;FA;;;SY)(A;;0x1200a9;;;S-1-5-21-801928374-234567815-1434823459-1004)' $sections
-foreach ($relative in @(
-    # (no path left to rewrite)
 )) { Set-PlannedDescriptor ($base + $relative) $old $new $sections }
 
 # ---- Registry: LSA rights, local groups, profiles, services
