@@ -17,7 +17,6 @@ from typing import Iterable
 
 from aclscan.accounts import wellknown
 from aclscan.accounts.base import (
-    DOMAIN,
     MACHINE,
     OTHER_MACHINE,
     PREVIOUS_MACHINE,

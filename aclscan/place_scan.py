@@ -26,10 +26,10 @@ from aclscan.errors import Error, NotFound
 from aclscan.hives.places import hive_places
 from aclscan.hives.registry import Hive, open_hive, printable
 from aclscan.places import REGISTRY_KEY, TASK, Place, PlaceProblem
-from aclscan.scheduled_tasks import task_file_places
+from aclscan.resolve import CONFIG_DIR
+from aclscan.scheduled_tasks import TASKS_DIR as _TASKS, task_file_places
 
-CONFIG_DIR = "/Windows/System32/config"
-TASKS_DIR = "/Windows/System32/Tasks"
+TASKS_DIR = "/" + _TASKS  # as the scan database writes paths
 USER_CLASSES = "AppData/Local/Microsoft/Windows/UsrClass.dat"
 
 # Where each machine hive's keys appear in the registry a person sees.
@@ -193,19 +193,13 @@ def user_hives(db, volume_id: int, volume, profiles: Iterable) -> tuple[list[Ope
 def task_files(db, volume_id: int) -> list[str]:
     """Every file under Windows/System32/Tasks (any letter case), by volume path."""
     rows = db.execute(
-        "SELECT path FROM directories WHERE volume_id = ? AND (path = ? COLLATE NOCASE OR path LIKE ?)",
+        "SELECT d.path, r.name FROM directories d JOIN file_records r"
+        " ON r.volume_id = d.volume_id AND r.parent_entry = d.entry AND r.parent_sequence = d.sequence"
+        " WHERE d.volume_id = ? AND (d.path = ? COLLATE NOCASE OR d.path LIKE ?)"
+        " AND r.is_dir = 0 AND r.name IS NOT NULL",
         [volume_id, TASKS_DIR, TASKS_DIR + "/%"],
-    ).fetchall()
-    found = []
-    for (directory,) in rows:
-        entry = db.execute("SELECT entry, sequence FROM directories WHERE volume_id = ? AND path = ?",
-                           [volume_id, directory]).fetchone()
-        for (name,) in db.execute(
-            "SELECT name FROM file_records WHERE volume_id = ? AND parent_entry = ? AND parent_sequence = ?"
-            " AND is_dir = 0 AND name IS NOT NULL", [volume_id, entry[0], entry[1]]
-        ):
-            found.append(f"{directory}/{name}")
-    return sorted(found)
+    )
+    return sorted(f"{directory}/{name}" for directory, name in rows)
 
 
 class _PlaceWriter:

@@ -10,7 +10,7 @@ from aclscan.cli import cli
 from aclscan.cli.options import db_argument, sid_from_user
 from aclscan.formats.plans import PlanContext, PlanFormat, PlanOutput, render
 from aclscan.mapping import read_mapping
-from aclscan.plan import ADMINISTRATORS, MODE_REPLACE, MODES, InvalidPlan, build_plan, read_plan, require_same_scan
+from aclscan.plan import ADMINISTRATORS, MODE_REPLACE, MODES, build_plan, read_plan, require_same_scan
 from aclscan.store import open_database
 
 BINARY_FORMATS = (PlanFormat.ICACLS, PlanFormat.SETACL)

@@ -23,6 +23,7 @@ import json
 import os
 import re
 import sqlite3
+from xml.sax.saxutils import escape as _escape, unescape as _unescape
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -222,14 +223,6 @@ def _same(tag: str, current: str, expected: str) -> bool:
         except Error:
             return False
     return current.strip().upper() == expected.upper()
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _unescape(text: str) -> str:
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 # --------------------------------------------------------------- computing, writing

@@ -11,12 +11,10 @@ from aclscan import classify
 from aclscan.formats.plans import PlanContext, PlanOutput, sections_changed
 from aclscan.formats.rows import terminal_safe
 from aclscan.plan import (
-    GRANT_LSA_RIGHTS,
     HIVE_KINDS,
     REASSIGN_GROUP,
     REASSIGN_OWNER,
     REFUSE,
-    REPLACE_ALIAS_MEMBER,
     REPOINT_SERVICE,
     Action,
     Plan,
