@@ -233,7 +233,9 @@ def test_kill_9_at_random_points_of_a_fix_that_writes_hives_then_undo(ntfs3g, tm
             time.sleep(0.005)
         time.sleep(delay)
         if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
+            # The whole fix: its process group (a re-scan's row-writer child included, which
+            # would otherwise hold the image open while undo starts, and be refused for it).
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         if journal.exists():
             conn = sqlite3.connect(journal)
