@@ -143,41 +143,64 @@ def volume_path(windows_path: str) -> str | None:
     return None
 
 
-def user_hive_paths(db, volume_id: int, profiles: Iterable) -> list[tuple[str, str, str | None]]:
-    """(volume path, kind, profile SID) of every NTUSER.DAT and UsrClass.dat: those
-    ProfileList names, and any other profile folder's under /Users (old profiles of
-    deleted or re-SIDed accounts too)."""
+def files_in(db, volume_id: int, folders: dict[tuple[int, int], str]) -> list[tuple[str, str]]:
+    """(folder path, name) of every file directly in ``folders`` ((entry, sequence) ->
+    path). While a scan runs file_records has no index on parents (it is built on first
+    use), so this is one pass over the table, never a join that would make SQLite build
+    an index of a million rows for a handful of folders."""
+    if not folders:
+        return []
+    rows = db.execute(
+        "SELECT parent_entry, parent_sequence, name FROM file_records WHERE volume_id = ? AND is_dir = 0"
+        " AND name IS NOT NULL AND parent_entry IN (SELECT value FROM json_each(?))",
+        [volume_id, json.dumps(sorted({entry for entry, _sequence in folders}))],
+    )
+    return [(folders[(entry, sequence)], name) for entry, sequence, name in rows if (entry, sequence) in folders]
+
+
+def _directories(db, volume_id: int, where: str, params: list) -> dict[tuple[int, int], str]:
+    return {(entry, sequence): path for entry, sequence, path in db.execute(
+        f"SELECT entry, sequence, path FROM directories WHERE volume_id = ? AND ({where})", [volume_id, *params])}
+
+
+def profile_folders(db, volume_id: int, profiles: Iterable) -> tuple[dict[tuple[int, int], str], dict[str, str]]:
+    """The folders that may hold a profile's user hives, with the folder of its
+    UsrClass.dat: every folder directly under /Users (old profiles of deleted or
+    re-SIDed accounts too) and every folder ProfileList names; and the profile SID of
+    each folder ProfileList names (by case-folded path)."""
     owners: dict[str, str] = {}
     for profile in profiles:
         folder = volume_path(profile.path) if getattr(profile, "path", None) else None
         if folder and not getattr(profile, "backup", False):
             owners.setdefault(folder.casefold(), profile.sid)
-    rows = db.execute(
-        "SELECT d.path, r.name FROM file_records r JOIN directories d"
-        " ON d.volume_id = r.volume_id AND d.entry = r.parent_entry AND d.sequence = r.parent_sequence"
-        " WHERE r.volume_id = ? AND r.is_dir = 0 AND upper(r.name) IN ('NTUSER.DAT', 'USRCLASS.DAT')",
-        [volume_id],
-    ).fetchall()
+    named = json.dumps(sorted(owners))
+    folders = _directories(db, volume_id, "(path LIKE '/Users/%' AND path NOT LIKE '/Users/%/%')"
+                           " OR lower(path) IN (SELECT value FROM json_each(?))", [named])
+    class_folders = json.dumps(sorted(f"{path}/{USER_CLASSES.rsplit('/', 1)[0]}".casefold()
+                                      for path in folders.values()))
+    folders.update(_directories(db, volume_id, "lower(path) IN (SELECT value FROM json_each(?))", [class_folders]))
+    return folders, owners
+
+
+def user_hive_paths(files: Iterable[tuple[str, str]], owners: dict[str, str]) -> list[tuple[str, str, str | None]]:
+    """(volume path, kind, profile SID) of every NTUSER.DAT and UsrClass.dat among
+    ``files`` (folder, name) of the profile folders."""
+    class_suffix = ("/" + USER_CLASSES.rsplit("/", 1)[0]).casefold()
     found = []
-    for directory, name in rows:
-        if name.upper() == "NTUSER.DAT":
-            folder = directory
-            kind = "NTUSER"
+    for directory, name in files:
+        if name.upper() == "NTUSER.DAT" and not directory.casefold().endswith(class_suffix):
+            folder, kind = directory, "NTUSER"
+        elif name.upper() == "USRCLASS.DAT" and directory.casefold().endswith(class_suffix):
+            folder, kind = directory[: -len(class_suffix)], "USRCLASS"
         else:
-            suffix = "/" + USER_CLASSES.rsplit("/", 1)[0]
-            if not directory.casefold().endswith(suffix.casefold()):
-                continue
-            folder = directory[: -len(suffix)]
-            kind = "USRCLASS"
-        if not folder.casefold().startswith("/users/") and folder.casefold() not in owners:
             continue
         found.append((f"{directory}/{name}", kind, owners.get(folder.casefold())))
     return sorted(found)
 
 
-def user_hives(db, volume_id: int, volume, profiles: Iterable) -> tuple[list[OpenedHive], list[PlaceProblem]]:
+def user_hives(volume, hive_paths: Iterable[tuple[str, str, str | None]]) -> tuple[list[OpenedHive], list[PlaceProblem]]:
     opened, problems = [], []
-    for path, kind, sid in user_hive_paths(db, volume_id, profiles):
+    for path, kind, sid in hive_paths:
         folder = path.rsplit("/", 1)[0] if kind == "NTUSER" else path.rsplit("/", 5)[0]
         who = sid or f"profile {folder}"
         file_name = "NTUSER.DAT" if kind == "NTUSER" else "UsrClass.dat"
@@ -190,16 +213,9 @@ def user_hives(db, volume_id: int, volume, profiles: Iterable) -> tuple[list[Ope
     return opened, problems
 
 
-def task_files(db, volume_id: int) -> list[str]:
-    """Every file under Windows/System32/Tasks (any letter case), by volume path."""
-    rows = db.execute(
-        "SELECT d.path, r.name FROM directories d JOIN file_records r"
-        " ON r.volume_id = d.volume_id AND r.parent_entry = d.entry AND r.parent_sequence = d.sequence"
-        " WHERE d.volume_id = ? AND (d.path = ? COLLATE NOCASE OR d.path LIKE ?)"
-        " AND r.is_dir = 0 AND r.name IS NOT NULL",
-        [volume_id, TASKS_DIR, TASKS_DIR + "/%"],
-    )
-    return sorted(f"{directory}/{name}" for directory, name in rows)
+def task_folders(db, volume_id: int) -> dict[tuple[int, int], str]:
+    """Windows/System32/Tasks (any letter case) and every folder under it."""
+    return _directories(db, volume_id, "path = ? COLLATE NOCASE OR path LIKE ?", [TASKS_DIR, TASKS_DIR + "/%"])
 
 
 class _PlaceWriter:
@@ -294,9 +310,15 @@ def scan_places(db, volume_id: int, volume, hive_set, resolve_name: Callable[[st
     descriptors = _DescriptorStore(db, volume_id)
     writer = _PlaceWriter(db, volume_id, descriptors, result)
     opened = machine_hives(hive_set, volume)
+    tasks = []
     if volume is not None:
         software = getattr(hive_set, "software", None)
-        users, problems = user_hives(db, volume_id, volume, getattr(software, "profiles", ()))
+        folders, owners = profile_folders(db, volume_id, getattr(software, "profiles", ()))
+        in_tasks = task_folders(db, volume_id)
+        files = files_in(db, volume_id, {**folders, **in_tasks})  # one pass over file_records for both
+        task_paths = set(in_tasks.values())
+        tasks = sorted(f"{folder}/{name}" for folder, name in files if folder in task_paths)
+        users, problems = user_hives(volume, user_hive_paths([f for f in files if f[0] not in task_paths], owners))
         opened += users
         result.hive_problems += [printable(f"{p.where}: {p.reason}", 500) for p in problems]
     hive_rows = []
@@ -316,7 +338,7 @@ def scan_places(db, volume_id: int, volume, hive_set, resolve_name: Callable[[st
                           json.dumps(list(status.logs_applied)), keys,
                           json.dumps(list(status.problems), ensure_ascii=False), each.sha256))
     if volume is not None:
-        for path in task_files(db, volume_id):
+        for path in tasks:
             places, problems = _task_places(volume, path)
             for place in places:
                 writer.add(place, SOURCE_TASK, resolve_name)
