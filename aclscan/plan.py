@@ -714,14 +714,16 @@ class PlannedFile:
     sequence: int = 0  # the MFT record's sequence number at the scan
 
 
-def iter_plan_files(db, plan: Plan, *, volume_id: int | None = None) -> Iterator[PlannedFile]:
-    """Every file whose descriptor the plan changes, by path (streamed: there may be millions)."""
+def iter_plan_files(db, plan: Plan, *, volume_id: int | None = None, order: str = "path") -> Iterator[PlannedFile]:
+    """Every file whose descriptor the plan changes, by path or by MFT ``entry`` (streamed:
+    there may be millions)."""
+    assert order in ("path", "entry")
     by_key = {c.descriptor_key: c for c in plan.descriptors if volume_id is None or c.volume_id == volume_id}
     if not by_key:
         return
     cursor = db.execute(
         "SELECT path, is_dir, volume_id, entry, descriptor_key, sequence FROM files "
-        "WHERE descriptor_key IN (SELECT value FROM json_each(?)) ORDER BY volume_id, path",
+        f"WHERE descriptor_key IN (SELECT value FROM json_each(?)) ORDER BY volume_id, {order}",
         [json.dumps(sorted(by_key))])
     for path, is_dir, vol, entry, key, sequence in cursor:
         yield PlannedFile(path, bool(is_dir), vol, entry, by_key[key], sequence or 0)

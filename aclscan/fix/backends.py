@@ -11,7 +11,9 @@
 Either way a file is named by its path *and* its MFT reference (entry, sequence):
 ``read`` raises :class:`RecordReused` where the two no longer agree (the path
 names another entry, or the entry holds another file), so nothing is written to
-a file the scan did not see.
+a file the scan did not see. ``open`` gives a handle that reads, writes and reads
+back one file until it is closed: the lib backend opens the MFT record once for
+all three (opening and closing a record costs as much as reading its descriptor).
 """
 
 from __future__ import annotations
@@ -57,6 +59,25 @@ class FuseVolume:
     def write(self, path: str, entry: int, sequence: int, raw: bytes) -> None:
         ntfs3g.set_ntfs_acl(self._path(path), raw)
 
+    def open(self, path: str, entry: int, sequence: int) -> "_PathHandle":
+        return _PathHandle(self, path, entry, sequence)
+
+
+class _PathHandle:
+    """A file of the mounted volume by path (every read checks it is still the entry)."""
+
+    def __init__(self, volume: FuseVolume, path: str, entry: int, sequence: int):
+        self._volume, self._where = volume, (path, entry, sequence)
+
+    def read(self) -> bytes:
+        return self._volume.read(*self._where)
+
+    def write(self, raw: bytes) -> None:
+        self._volume.write(*self._where, raw)
+
+    def close(self) -> None:
+        pass
+
 
 class LibVolume:
     """The volume opened in-process through libntfs-3g."""
@@ -74,6 +95,9 @@ class LibVolume:
 
     def write(self, path: str, entry: int, sequence: int, raw: bytes) -> None:
         self._volume.set_ntfs_acl(entry, sequence, raw)
+
+    def open(self, path: str, entry: int, sequence: int) -> libntfs3g.Inode:
+        return self._volume.inode(entry, sequence)
 
 
 @contextlib.contextmanager

@@ -2,8 +2,11 @@
 
 A journal is a small SQLite file. Its ``meta`` table says what was fixed (target,
 volume serial and offset, plan, mount point, state) and ``entries`` holds one row
-per file: the MFT entry and path, the original descriptor bytes and the new ones,
-and whether the new ones were written. The fixer commits a batch of originals
+per file: the MFT entry and path, its original descriptor and the new one, and
+whether the new one was written. Descriptors are stored once each in
+``descriptors`` (a volume of a million files has a few hundred distinct ones) and
+entries point at them: a journal row costs its path and a few integers, not two
+copies of the bytes. Format 1 journals (bytes in every row) are still read. The fixer commits a batch of originals
 with ``synchronous=FULL`` (SQLite fsyncs the file and, on creation, its directory)
 *before* it writes any of them, so a fix killed at any point leaves a journal
 that holds the original of every descriptor it may have changed. Undo restores
@@ -23,7 +26,8 @@ from typing import Iterable, Iterator
 from aclscan.errors import DatabaseError, JournalWriteFailed
 from aclscan.store import connect_and_identify, utc_now
 
-JOURNAL_FORMAT = 1
+JOURNAL_FORMAT = 2
+READABLE_FORMATS = (1, 2)
 APPLICATION_ID = 0x41434C4A  # "ACLJ": an aclscan fix journal
 
 # Journal states (meta "state"): a fix in progress or killed, finished, undone.
@@ -31,14 +35,15 @@ RUNNING, APPLIED, UNDONE = "running", "applied", "undone"
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE descriptors (id INTEGER PRIMARY KEY, raw BLOB NOT NULL);
 CREATE TABLE entries (
     seq INTEGER PRIMARY KEY,
     volume_id INTEGER NOT NULL,
     entry INTEGER NOT NULL,
     sequence INTEGER,  -- the MFT record's sequence number at the scan (NULL in older journals)
     path TEXT NOT NULL,
-    original BLOB NOT NULL,
-    replacement BLOB NOT NULL,
+    original INTEGER NOT NULL REFERENCES descriptors (id),
+    replacement INTEGER NOT NULL REFERENCES descriptors (id),
     descriptor_key INTEGER,
     written INTEGER NOT NULL DEFAULT 0,  -- 1 once the new descriptor was set
     restored INTEGER NOT NULL DEFAULT 0  -- 1 once undo wrote the original back
@@ -62,9 +67,16 @@ class JournalEntry:
 class Journal:
     """An open journal. Create with :meth:`create`, reopen with :meth:`open`."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection):
+    def __init__(self, path: Path, conn: sqlite3.Connection, version: int = JOURNAL_FORMAT):
         self.path = path
         self.conn = conn
+        self.version = version
+        self._descriptor_ids: dict[bytes, int] = {}  # raw -> id, of the journal's descriptors
+        self._next_seq = self._next_descriptor_id = 1
+        if version == JOURNAL_FORMAT:
+            self._next_seq = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM entries").fetchone()[0]
+            self._descriptor_ids = {bytes(raw): id_ for id_, raw in conn.execute("SELECT id, raw FROM descriptors")}
+            self._next_descriptor_id = max(self._descriptor_ids.values(), default=0) + 1
 
     @classmethod
     def create(cls, path: str | os.PathLike, meta: dict[str, object]) -> "Journal":
@@ -105,10 +117,11 @@ class Journal:
         conn, application_id, version = connect_and_identify(target, isolation_level=None)
         if application_id != APPLICATION_ID:
             raise DatabaseError(f"{target} is not an aclscan fix journal")
-        if version != JOURNAL_FORMAT:
-            raise DatabaseError(f"{target} has journal format {version}; this aclscan reads {JOURNAL_FORMAT}")
+        if version not in READABLE_FORMATS:
+            raise DatabaseError(f"{target} has journal format {version}; this aclscan reads formats "
+                                f"{', '.join(map(str, READABLE_FORMATS))}")
         conn.execute("PRAGMA synchronous = FULL")
-        return cls(target, conn)
+        return cls(target, conn, version)
 
     # ------------------------------------------------------------------ meta
 
@@ -137,22 +150,48 @@ class Journal:
         """Journal (volume_id, entry, sequence, path, original, replacement, descriptor_key) rows;
         returns their sequence numbers once they are durably on disk. ``written`` marks the
         previous batch's entries in the same commit (one fsync per batch, not two)."""
-        seqs = []
+        if self.version != JOURNAL_FORMAT:
+            raise DatabaseError(f"{self.path} has journal format {self.version}: it is read, never added to")
+        new_descriptors: list[tuple[int, bytes]] = []
+
+        def descriptor_id(raw: bytes) -> int:
+            found = self._descriptor_ids.get(raw)
+            if found is None:
+                found = self._descriptor_ids[raw] = self._next_descriptor_id
+                self._next_descriptor_id += 1
+                new_descriptors.append((found, raw))
+            return found
+
+        entries = []
+        for volume_id, entry, sequence, path, original, replacement, key in rows:
+            entries.append((self._next_seq + len(entries), volume_id, entry, sequence, path, descriptor_id(original),
+                            descriptor_id(replacement), key))
         with self._writing(), self.conn:
             self.conn.execute("BEGIN")
-            self.conn.executemany("UPDATE entries SET written = 1 WHERE seq = ?", [(s,) for s in written])
-            for row in rows:
-                cursor = self.conn.execute(
-                    "INSERT INTO entries (volume_id, entry, sequence, path, original, replacement, descriptor_key) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)", row)
-                seqs.append(cursor.lastrowid)
-        return seqs  # committed with synchronous=FULL: fsynced before we return
+            self._mark_runs("written", written)
+            self.conn.executemany("INSERT INTO descriptors (id, raw) VALUES (?, ?)", new_descriptors)
+            self.conn.executemany(
+                "INSERT INTO entries (seq, volume_id, entry, sequence, path, original, replacement, descriptor_key) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", entries)
+        self._next_seq += len(entries)
+        return [row[0] for row in entries]  # committed with synchronous=FULL: fsynced before we return
 
     def mark(self, column: str, seqs: Iterable[int]) -> None:
-        assert column in ("written", "restored")
         with self._writing(), self.conn:
             self.conn.execute("BEGIN")
-            self.conn.executemany(f"UPDATE entries SET {column} = 1 WHERE seq = ?", [(s,) for s in seqs])
+            self._mark_runs(column, seqs)
+
+    def _mark_runs(self, column: str, seqs: Iterable[int]) -> None:
+        """Set ``column`` on entries ``seqs``, one statement per run of consecutive numbers
+        (a batch is mostly one run)."""
+        assert column in ("written", "restored")
+        runs: list[list[int]] = []
+        for seq in sorted(seqs):
+            if runs and seq == runs[-1][1] + 1:
+                runs[-1][1] = seq
+            else:
+                runs.append([seq, seq])
+        self.conn.executemany(f"UPDATE entries SET {column} = 1 WHERE seq BETWEEN ? AND ?", runs)
 
     def chunks_newest_first(self, size: int) -> Iterator[list[JournalEntry]]:
         """Every entry, the last journaled first, ``size`` at a time (a journal of millions
@@ -160,8 +199,8 @@ class Journal:
         below = None
         while True:
             rows = self.conn.execute(
-                f"SELECT {self._columns()} FROM entries "
-                + ("WHERE seq < ? " if below is not None else "") + "ORDER BY seq DESC LIMIT ?",
+                f"SELECT {self._columns()} FROM {self._source()} "
+                + ("WHERE e.seq < ? " if below is not None else "") + "ORDER BY e.seq DESC LIMIT ?",
                 ([below] if below is not None else []) + [size]).fetchall()
             if not rows:
                 return
@@ -169,13 +208,20 @@ class Journal:
             yield [_entry(row) for row in rows]
 
     def entries(self) -> Iterator[JournalEntry]:
-        for row in self.conn.execute(f"SELECT {self._columns()} FROM entries ORDER BY seq"):
+        for row in self.conn.execute(f"SELECT {self._columns()} FROM {self._source()} ORDER BY e.seq"):
             yield _entry(row)
+
+    def _source(self) -> str:
+        if self.version == 1:
+            return "entries e"
+        return ("entries e JOIN descriptors o ON o.id = e.original"
+                " JOIN descriptors r ON r.id = e.replacement")
 
     def _columns(self) -> str:
         has_sequence = any(c[1] == "sequence" for c in self.conn.execute("PRAGMA table_info(entries)"))
-        sequence = "coalesce(sequence, 0)" if has_sequence else "0"
-        return f"seq, volume_id, entry, {sequence}, path, original, replacement, written, restored"
+        sequence = "coalesce(e.sequence, 0)" if has_sequence else "0"
+        raw = "e.original, e.replacement" if self.version == 1 else "o.raw, r.raw"
+        return f"e.seq, e.volume_id, e.entry, {sequence}, e.path, {raw}, e.written, e.restored"
 
     def counts(self) -> dict[str, int]:
         total, written, restored = self.conn.execute(

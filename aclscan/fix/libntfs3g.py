@@ -135,32 +135,62 @@ class Volume:
             return False
         return True
 
+    def inode(self, entry: int, sequence: int = 0) -> "Inode":
+        """The file at MFT reference (entry, sequence), open until :meth:`Inode.close`: its
+        descriptor read, compared, set and read back on one open record."""
+        return Inode(self, entry, self._open(entry, sequence))
+
     def get_ntfs_acl(self, entry: int, sequence: int = 0) -> bytes:
         """The file's self-relative descriptor (sequence 0: whatever the record holds now)."""
-        ni = self._open(entry, sequence)
+        inode = self.inode(entry, sequence)
         try:
-            got = self._lib.ntfs_xattr_system_getxattr(self._scx, XATTR_NTFS_ACL, ni, None, self._buffer,
-                                                       BUFFER_SIZE)
+            return inode.read()
         finally:
-            self._close(ni, entry, True)  # nothing was changed: nothing to write back
-        if got < 0:
-            raise OSError(-got, f"MFT entry {entry}: {os.strerror(-got)}")
-        if got > BUFFER_SIZE:
-            raise OSError(errno.ERANGE, f"MFT entry {entry}: a descriptor of {got} bytes")
-        return ctypes.string_at(self._buffer, got)  # not .raw: that copies the whole buffer
+            inode.close()
 
     def set_ntfs_acl(self, entry: int, sequence: int, sd_bytes: bytes) -> None:
         """Replace the file's descriptor as ntfs-3g's setxattr handler does ($Secure shared)."""
-        value = bytes(sd_bytes)
-        ni = self._open(entry, sequence)
-        failed = True
+        inode = self.inode(entry, sequence)
         try:
-            if self._lib.ntfs_xattr_system_setxattr(self._scx, XATTR_NTFS_ACL, ni, None, value, len(value), 0):
-                raise _oserror(f"MFT entry {entry}: ntfs-3g refused the descriptor")
-            self._lib.ntfs_inode_update_times(ni, NTFS_UPDATE_CTIME)
-            failed = False
+            inode.write(sd_bytes)
         finally:
-            self._close(ni, entry, failed)
+            inode.close()
+
+
+class Inode:
+    """One open file of a :class:`Volume`."""
+
+    def __init__(self, volume: Volume, entry: int, ni: int):
+        self._volume, self.entry, self._ni = volume, entry, ni
+        self._changed = self._failed = False
+
+    def read(self) -> bytes:
+        volume = self._volume
+        got = volume._lib.ntfs_xattr_system_getxattr(volume._scx, XATTR_NTFS_ACL, self._ni, None, volume._buffer,
+                                                     BUFFER_SIZE)
+        if got < 0:
+            raise OSError(-got, f"MFT entry {self.entry}: {os.strerror(-got)}")
+        if got > BUFFER_SIZE:
+            raise OSError(errno.ERANGE, f"MFT entry {self.entry}: a descriptor of {got} bytes")
+        return ctypes.string_at(volume._buffer, got)  # not .raw: that copies the whole buffer
+
+    def write(self, sd_bytes: bytes) -> None:
+        volume = self._volume
+        value = bytes(sd_bytes)
+        self._changed = True
+        self._failed = True
+        if volume._lib.ntfs_xattr_system_setxattr(volume._scx, XATTR_NTFS_ACL, self._ni, None, value, len(value), 0):
+            raise _oserror(f"MFT entry {self.entry}: ntfs-3g refused the descriptor")
+        volume._lib.ntfs_inode_update_times(self._ni, NTFS_UPDATE_CTIME)
+        self._failed = False
+
+    def close(self) -> None:
+        """Write the record back if it was changed (an error then is raised, unless the
+        change itself failed and was reported); close it once."""
+        if self._ni is None:
+            return
+        ni, self._ni = self._ni, None
+        self._volume._close(ni, self.entry, failed=not self._changed or self._failed)
 
 
 @contextlib.contextmanager

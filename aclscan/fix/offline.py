@@ -29,6 +29,7 @@ mount down first (the journal names it).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import os
@@ -254,22 +255,33 @@ def _apply(db, plan: Plan, volume: TargetVolume, opened, journal: Journal, repor
            batch: int) -> None:
     done = 0
     pending: list[int] = []  # written, not yet marked: marked with the next batch's commit
-    for chunk in _chunks(iter_plan_files(db, plan, volume_id=volume.volume_id), batch):
+    # The lib backend opens files by MFT entry: in entry order its reads walk $MFT forwards.
+    order = "entry" if opened.name == backends.LIB else "path"
+    for chunk in _chunks(iter_plan_files(db, plan, volume_id=volume.volume_id, order=order), batch):
         batch = []
-        for planned, outcome in zip(chunk, opened.map(lambda p: _probe(opened, p), chunk)):
-            change = planned.change
-            if outcome is _MOVED:
-                report.changed_since_scan.append(planned.path)
-            elif isinstance(outcome, str):
-                report.errors.append(outcome)
-            elif outcome == change.new_raw:
-                report.already_fixed += 1
-            elif hashlib.sha256(outcome).hexdigest() != change.old_sha256:
-                report.changed_since_scan.append(planned.path)
-            else:
-                batch.append((planned, outcome))
-        if batch:
-            pending = _write_batch(batch, opened, journal, report, pending)
+        try:
+            for planned, outcome in zip(chunk, opened.map(lambda p: _probe(opened, p), chunk)):
+                change = planned.change
+                if outcome is _MOVED:
+                    report.changed_since_scan.append(planned.path)
+                    continue
+                if isinstance(outcome, str):
+                    report.errors.append(outcome)
+                    continue
+                handle, current = outcome
+                if current == change.new_raw:
+                    report.already_fixed += 1
+                elif hashlib.sha256(current).hexdigest() != change.old_sha256:
+                    report.changed_since_scan.append(planned.path)
+                else:
+                    batch.append((planned, current, handle))
+                    continue
+                handle.close()
+            if batch:
+                pending = _write_batch(batch, opened, journal, report, pending)
+        finally:
+            for _planned, _current, handle in batch:
+                handle.close()  # a file left open by an interruption: closed unchanged
         done += len(chunk)
         if progress:
             progress(done, report.files_planned)
@@ -291,14 +303,19 @@ _MOVED = object()  # the path or the MFT entry holds another file than the scan'
 
 
 def _probe(opened, planned: PlannedFile):
-    """The current descriptor of one planned file, _MOVED, or the error (a str)."""
+    """(the planned file opened, its current descriptor), _MOVED, or the error (a str).
+    The file stays open for the write: the caller closes it."""
     if planned.path.startswith(ORPHAN_FILES):
         return f"{planned.path}: an orphaned record has no path on the volume: not fixed"
+    handle = None
     try:
-        return opened.read(planned.path, planned.entry, planned.sequence)
+        handle = opened.open(planned.path, planned.entry, planned.sequence)
+        return handle, handle.read()
     except RecordReused:
         return _MOVED
     except OSError as exc:
+        if handle is not None:
+            handle.close()
         return f"{planned.path}: cannot read its descriptor: {exc.strerror}"
 
 
@@ -308,12 +325,13 @@ def _write_batch(batch: list[tuple], opened, journal: Journal, report: FixReport
     marks are for people reading the journal: undo restores every journaled entry."""
     # The originals are durable before the first of them is replaced.
     seqs = journal.record(((p.volume_id, p.entry, p.sequence, p.path, current, p.change.new_raw,
-                            p.change.descriptor_key) for p, current in batch), written=pending)
+                            p.change.descriptor_key) for p, current, _handle in batch), written=pending)
 
     def write(item):
-        planned, _current = item
+        planned, _current, handle = item
         try:
-            opened.write(planned.path, planned.entry, planned.sequence, planned.change.new_raw)
+            handle.write(planned.change.new_raw)
+            handle.close()
         except OSError as exc:
             return f"{planned.path}: ntfs-3g refused the new descriptor: {exc.strerror}"
         return None
@@ -435,19 +453,32 @@ def _restore(opened, item: JournalEntry, force: bool = False) -> str:
     """Write one journaled original back and read it back: "restored", "unchanged",
     "changed" (it carries neither the fix's bytes nor the original: someone changed it
     since; left alone unless ``force``) or the error."""
+    handle = None
     try:
-        current = opened.read(item.path, item.entry, item.sequence)
-        if current == item.original:
-            return "unchanged"
-        if current != item.replacement and not force:
-            return "changed"
-        opened.write(item.path, item.entry, item.sequence, item.original)
-        if opened.read(item.path, item.entry, item.sequence) != item.original:
-            return f"{item.path}: read back differs from the original"
+        handle = opened.open(item.path, item.entry, item.sequence)
+        outcome = _restore_open(handle, item, force)
+        handle, closing = None, handle
+        closing.close()  # the record written back: an error here is this file's
+        return outcome
     except RecordReused:
         return f"{item.path}: the file is no longer there (its MFT record holds another file): not restored"
     except OSError as exc:
         return f"{item.path}: {exc.strerror}"
+    finally:
+        if handle is not None:  # left by an error: closed, its own error already said
+            with contextlib.suppress(OSError):
+                handle.close()
+
+
+def _restore_open(handle, item: JournalEntry, force: bool) -> str:
+    current = handle.read()
+    if current == item.original:
+        return "unchanged"
+    if current != item.replacement and not force:
+        return "changed"
+    handle.write(item.original)
+    if handle.read() != item.original:
+        return f"{item.path}: read back differs from the original"
     return "restored"
 
 
