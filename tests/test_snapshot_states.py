@@ -1,6 +1,7 @@
-"""`aclscan diff SCAN.db --from-volume STATE --to-volume STATE`: what changed between two
-volume states of one scan (issue 15 item 4), on the shared win7-vsstest volume scanned
-with --snapshots. The expected differences come from The Sleuth Kit: every MFT entry's
+"""Volume states of one scan (issue 15), on the shared win7-vsstest volume scanned with
+--snapshots: each distinct descriptor stored once and shared by the states, and
+`aclscan diff SCAN.db --from-volume STATE --to-volume STATE`, what changed between two
+states. The expected rows and differences come from The Sleuth Kit: every MFT entry's
 allocation, sequence number, security id and own $SECURITY_DESCRIPTOR (istat, icat),
 names (fls) and the $Secure:$SDS stream (icat) of the live volume and of each store
 extracted with libvshadow; the SIDs of a descriptor are read by a small walker of the
@@ -11,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import sqlite3
 import struct
 import subprocess
 from collections import Counter
@@ -67,10 +69,10 @@ def _sds(image: Path) -> dict[int, bytes]:
 
 
 @functools.lru_cache(maxsize=None)
-def tsk_descriptors(image: Path) -> dict[tuple[int, int], tuple[str, bytes | None]]:
-    """(entry, sequence) -> (path, descriptor bytes) of every allocated MFT entry, as The
-    Sleuth Kit reads it: a record's own $SECURITY_DESCRIPTOR where it has one, else the
-    $SDS entry of its security id."""
+def tsk_descriptors(image: Path) -> dict[tuple[int, int], tuple[str, bytes | None, str | None]]:
+    """(entry, sequence) -> (path, descriptor bytes, where they are: attribute or sds) of every
+    allocated MFT entry, as The Sleuth Kit reads it: a record's own $SECURITY_DESCRIPTOR where
+    it has one, else the $SDS entry of its security id."""
     paths = {5: "/"}
     for line in _run("fls", "-r", "-p", str(image)).splitlines():
         match = FLS_LINE.match(line)
@@ -91,10 +93,12 @@ def tsk_descriptors(image: Path) -> dict[tuple[int, int], tuple[str, bytes | Non
         if own:
             raw = subprocess.run(["icat", str(image), f"{entry}-80-{own[1]}"], capture_output=True,
                                  check=True).stdout
+            source = "attribute"
         else:
             security_id = SECURITY_ID_LINE.search(text)
             raw = sds.get(int(security_id[1])) if security_id else None
-        found[(entry, int(header[2]))] = (paths.get(entry, f"entry {entry}"), raw)
+            source = "sds" if raw is not None else None
+        found[(entry, int(header[2]))] = (paths.get(entry, f"entry {entry}"), raw, source)
     assert found
     return found
 
@@ -139,6 +143,44 @@ def expected_changes(before: dict, after: dict) -> dict[str, set]:
             if before[old][1] != after[partner][1]:
                 changed.add((old, partner))
     return {"added": added, "removed": removed, "changed": changed}
+
+
+def test_each_distinct_descriptor_is_stored_once_and_the_states_share_it(states):
+    db_path, images = states
+    db = sqlite3.connect(db_path)
+    # Every $SDS entry and every record's own descriptor of every state, as TSK reads them.
+    expected = set()
+    for image in images.values():
+        expected |= {("sds", raw) for raw in _sds(image).values()}
+        expected |= {(source, raw) for _path, raw, source in tsk_descriptors(image).values() if source == "attribute"}
+    assert expected
+    stored = db.execute("SELECT source, raw FROM descriptors").fetchall()
+    assert len(stored) == len(set(stored)) == len(expected)
+    assert set(stored) == expected
+    # Within one source each bytes once; across sources only a record's own descriptor that
+    # repeats an $SDS entry (README: the two are told apart), never across states.
+    for source, rows, distinct in db.execute("SELECT source, COUNT(*), COUNT(DISTINCT raw) FROM descriptors "
+                                             "GROUP BY source"):
+        assert rows == distinct, source
+    assert db.execute("SELECT COUNT(*) FROM descriptors").fetchone()[0] == \
+        db.execute("SELECT COUNT(*) FROM descriptors WHERE volume_id = 1").fetchone()[0]  # nothing new in the stores
+    # ACEs are rows of their descriptor: none of a descriptor that is not stored.
+    assert db.execute("SELECT COUNT(*) FROM aces WHERE descriptor_key NOT IN (SELECT key FROM descriptors)"
+                      ).fetchone()[0] == 0
+    # The states share rows, and every file of every state still has the bytes TSK reads.
+    for volume_id, image in images.items():
+        ours = {(entry, sequence): raw for entry, sequence, raw in db.execute(
+            "SELECT r.entry, r.sequence, d.raw FROM file_records r LEFT JOIN descriptors d ON d.key = r.descriptor_key "
+            "WHERE r.volume_id = ?", [volume_id])}
+        theirs = tsk_descriptors(image)
+        assert {key: ours.get(key) for key in theirs} == {key: raw for key, (_p, raw, _s) in theirs.items()}
+        if volume_id != 1:
+            shared = db.execute("SELECT COUNT(DISTINCT r.descriptor_key) FROM file_records r JOIN descriptors d "
+                                "ON d.key = r.descriptor_key WHERE r.volume_id = ? AND d.volume_id = 1",
+                                [volume_id]).fetchone()[0]
+            assert shared > 0
+    # Per-state SID counts stay per state (what each state's files name).
+    assert {v for (v,) in db.execute("SELECT DISTINCT volume_id FROM sids")} == set(images)
 
 
 def diff_json(*argv: str, capsys) -> tuple[int, list[dict], str]:
