@@ -551,6 +551,42 @@ class ScanDiff:
             for detail in after:
                 yield _row(ADDED, sid, ref_kind, detail, "reference", None, None, detail)
 
+    # -- per SID, whether each file and place names it on either side -----------------------
+
+    def sid_presence(self, sids) -> dict[str, Counter]:
+        """Per SID of ``sids``: files and places (hive references included) that name it on
+        the before side only (``files_before_only``, ``places_before_only``), on both
+        (``_both``), on the after side only (``_after_only``). Files are counted per
+        descriptor pair, as :meth:`summary` counts them; places over every matched pair,
+        changed or not."""
+        wanted = set(sids)
+        counts: dict[str, Counter] = defaultdict(Counter)
+
+        def tally(prefix: str, before: set[str], after: set[str], times: int = 1) -> None:
+            for sid in (before | after) & wanted:
+                side = "both" if sid in before and sid in after else "before_only" if sid in before else "after_only"
+                counts[sid][f"{prefix}_{side}"] += times
+
+        for old_key, new_key, files in self.file_groups():
+            tally("files", self._sids_of("main", old_key), self._sids_of("b", new_key), files)
+        if self.compares_places():
+            self._match_places()
+            for old_key, new_key, old_sid, new_sid in self.conn.execute(
+                    f"SELECT IFNULL(pa.descriptor_key, {_NO_KEY}), IFNULL(pb.descriptor_key, {_NO_KEY}), pa.sid, pb.sid "
+                    "FROM temp.place_pairs pp LEFT JOIN main.places pa ON pa.id = pp.a_id "
+                    "LEFT JOIN b.places pb ON pb.id = pp.b_id"):
+                tally("places", self._sids_of("main", old_key) | ({old_sid} if old_sid else set()),
+                      self._sids_of("b", new_key) | ({new_sid} if new_sid else set()))
+            rows = {schema: set(self.conn.execute(f"SELECT kind, sid, detail FROM {schema}.hive_references"))
+                    for schema in ("main", "b")}
+            for row in rows["main"] | rows["b"]:
+                tally("places", {row[1]} if row in rows["main"] else set(), {row[1]} if row in rows["b"] else set())
+        return counts
+
+    def _sids_of(self, schema: str, key: int) -> set[str]:
+        content = self._content(schema, key)
+        return content.sid_set if content is not None else set()
+
     # -- what the command prints ------------------------------------------------------------
 
     def iter_changes(self, *, sid: str | None = None, kind: str | None = None) -> Iterator[dict]:
