@@ -256,3 +256,28 @@ def test_one_database_without_a_state_is_a_usage_error(states, capsys):
     db, _images = states
     assert main(["diff", str(db)]) == 2
     assert "--from-volume" in capsys.readouterr().err
+
+
+def test_a_plan_of_a_snapshots_scan_changes_the_live_files_only(states, tmp_path):
+    """The live volume and its stores share descriptor rows; a plan (here: the unknown
+    -1000 account mapped to BUILTIN\\Administrators) acts on the live volume's files alone."""
+    from aclscan.plan import iter_plan_files, read_plan
+    from aclscan.store import open_database
+
+    db_path, images = states
+    old = "S-1-5-21-4060289323-199701022-3924801681-1000"
+    mapping = tmp_path / "map.csv"
+    mapping.write_text(f"{old},S-1-5-32-544\n")
+    plan_path = tmp_path / "plan.json"
+    assert main(["plan", str(db_path), "--map", str(mapping), "--format", "json", "-o", str(plan_path)]) == 1
+    live = {key[0]: value for key, value in tsk_descriptors(images[1]).items()}
+    naming = {entry for entry, (_path, raw, _source) in live.items() if old in descriptor_sids(raw)}
+    assert naming
+    in_stores = {entry for volume_id in (2, 3) for (entry, _seq), (_p, raw, _s) in tsk_descriptors(images[volume_id]).items()
+                 if old in descriptor_sids(raw)}
+    assert in_stores  # the stores name it too, through the very same rows
+    planned = list(iter_plan_files(open_database(db_path), read_plan(plan_path)))
+    assert planned
+    assert {f.volume_id for f in planned} == {1}
+    assert {f.entry for f in planned} == naming
+    assert sum(d["files"] for d in json.loads(plan_path.read_text())["descriptors"]) == len(naming)
