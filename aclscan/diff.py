@@ -284,8 +284,8 @@ class ScanDiff:
     # -- volumes and files ----------------------------------------------------------------
 
     def _match_volumes(self) -> None:
-        """temp.volume_pairs (a, b, serial): volumes with one serial, paired in order of
-        (partition, offset) where a serial repeats (e.g. snapshots of one volume); two
+        """temp.volume_pairs (a, b, serial): volumes with one serial (and shadow copy store,
+        or none: live), paired in order of (partition, offset) where that repeats; two
         states named by the caller are paired whatever their serials. temp.volume_serials:
         the states taking part, per side."""
         if self._volumes_matched:
@@ -299,17 +299,18 @@ class ScanDiff:
             rows = [(self.states["main"][0].id, self.states["b"][0].id, self.states["main"][0].serial)]
         else:
             def volumes(schema):
+                # A live volume pairs with a live one, a shadow copy store with the same store.
                 wanted = {state.id for state in self.states[schema]}
-                by_serial = defaultdict(list)
-                for vid, serial in self.conn.execute(
-                        f"SELECT id, serial FROM {schema}.volumes ORDER BY partition, offset, id"):
+                by_state = defaultdict(list)
+                for vid, serial, snapshot in self.conn.execute(
+                        f"SELECT id, serial, snapshot FROM {schema}.volumes ORDER BY partition, offset, id"):
                     if vid in wanted:
-                        by_serial[serial].append(vid)
-                return by_serial
+                        by_state[(serial, snapshot)].append(vid)
+                return by_state
             old, new = volumes("main"), volumes("b")
             rows = []
-            for serial, ids in old.items():
-                rows.extend((a, b, serial) for a, b in zip(ids, new.get(serial, [])) if serial is not None)
+            for (serial, snapshot), ids in old.items():
+                rows.extend((a, b, serial) for a, b in zip(ids, new.get((serial, snapshot), [])) if serial is not None)
         self.conn.executemany("INSERT INTO temp.volume_pairs VALUES (?, ?, ?)", rows)
         self._volumes_matched = True
 
@@ -331,10 +332,16 @@ class ScanDiff:
         """What the caller should be told beside the rows: volumes with no partner (their
         files are listed as removed or added), places left out of a comparison of states."""
         said = []
-        for side, serial in self.unmatched_volumes():
+        snapshots = {(schema, state.id): state.snapshot for schema, states in self.states.items() for state in states}
+        for side, serial, volume_id in self._unmatched():
             listed = "removed" if side == "before" else "added"
-            said.append(f"volume {serial} of {side} has no volume of that serial in the other scan: "
-                        f"its files are listed as {listed}")
+            store = snapshots.get(("main" if side == "before" else "b", volume_id))
+            if store:
+                said.append(f"shadow copy {{{store}}} of volume {serial} of {side} has no such store in the other "
+                            f"scan: its files are listed as {listed}")
+            else:
+                said.append(f"volume {serial} of {side} has no volume of that serial in the other scan: "
+                            f"its files are listed as {listed}")
         if self.chosen_states:
             said.append(f"comparing {self.states['main'][0].label if len(self.states['main']) == 1 else 'every volume'}"
                         f" with {self.states['b'][0].label if len(self.states['b']) == 1 else 'every volume'}")
@@ -346,9 +353,12 @@ class ScanDiff:
     def unmatched_volumes(self) -> list[tuple[str, str | None]]:
         """(side 'before' or 'after', serial) of each volume no volume of the other side
         matches: all its files are listed as removed (before) or added (after)."""
+        return [(side, serial) for side, serial, _id in self._unmatched()]
+
+    def _unmatched(self) -> list[tuple[str, str | None, int]]:
         self._match_volumes()
-        return [("before" if side == "main" else "after", serial) for side, serial in self.conn.execute(
-            "SELECT s.side, s.serial FROM temp.volume_serials s WHERE NOT EXISTS (SELECT 1 FROM temp.volume_pairs v "
+        return [("before" if side == "main" else "after", serial, vid) for side, serial, vid in self.conn.execute(
+            "SELECT s.side, s.serial, s.id FROM temp.volume_serials s WHERE NOT EXISTS (SELECT 1 FROM temp.volume_pairs v "
             "WHERE (s.side = 'main' AND v.a = s.id) OR (s.side = 'b' AND v.b = s.id)) ORDER BY s.side DESC, s.id")]
 
     def _unmatched_files(self, *, empty: bool) -> None:

@@ -281,3 +281,22 @@ def test_a_plan_of_a_snapshots_scan_changes_the_live_files_only(states, tmp_path
     assert {f.volume_id for f in planned} == {1}
     assert {f.entry for f in planned} == naming
     assert sum(d["files"] for d in json.loads(plan_path.read_text())["descriptors"]) == len(naming)
+
+
+def test_a_plain_scan_against_a_snapshots_scan_pairs_live_with_live(states, tmp_path, capsys):
+    """Two scans of one image, without and with --snapshots: the live volumes pair (nothing
+    of them differs) and each store, with no store to pair with, lists its files added."""
+    db, images = states
+    plain = tmp_path / "plain.db"
+    assert main(["scan", str(images[1]), "--db", str(plain), "-q"]) == 0
+    code, summary, err = diff_json(str(plain), str(db), "--summary", capsys=capsys)
+    assert code == 1 and summary
+    assert err.count("has no such store in the other scan: its files are listed as added") == 2, err
+    want: dict[str, Counter] = {}
+    for volume_id in (2, 3):
+        for _path, raw, _source in tsk_descriptors(images[volume_id]).values():
+            for sid in descriptor_sids(raw):
+                want.setdefault(sid, Counter())["files_added"] += 1
+    assert want
+    assert {r["sid"]: {k: r[k] for k in ("files_added", "files_removed", "files_changed") if r[k]}
+            for r in summary} == {sid: dict(counts) for sid, counts in want.items()}
