@@ -118,6 +118,10 @@ class AuditReport:
     places_table: bool = False
     names: dict[str, str] = field(default_factory=dict)  # SID -> name, for every SID the report shows
     notes: list[str] = field(default_factory=list)
+    # Since an earlier scan (aclscan.remediation.remediation_status): its problem SIDs,
+    # what is fixed, remains, is new; and that scan's path.
+    remediation: list | None = None
+    earlier: str | None = None
 
 
 def has_places(db) -> bool:
@@ -146,7 +150,8 @@ def _places_of(db, findings: list[dict], with_places: bool) -> dict[str, dict[st
 
 
 def build_report(db, *, title: str = "aclscan report", journal_path: str | None = None,
-                 evidence_limit: int = 5000) -> AuditReport:
+                 evidence_limit: int = 5000, remediation: list | None = None,
+                 earlier: str | None = None) -> AuditReport:
     from aclscan import plan as planning
     from aclscan import readiness
 
@@ -207,7 +212,7 @@ def build_report(db, *, title: str = "aclscan report", journal_path: str | None 
         findings=findings, evidence=evidence, evidence_total=total, journal=journal, places_table=with_places,
         names={sid: name for sid in {f["mapped_sid"] for f in findings if f["mapped_sid"]}
                if (name := names.name_of(sid))},
-        notes=notes,
+        notes=notes, remediation=remediation, earlier=earlier,
     )
 
 

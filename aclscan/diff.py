@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from aclscan.errors import DatabaseError
+from aclscan.errors import DatabaseError, NotFound
 from aclscan.places import PLACE_KINDS
 from aclscan.store import open_database
 
@@ -154,12 +154,70 @@ def _hex(value: int | None) -> str | None:
     return None if value is None else f"0x{value:04x}"
 
 
+LIVE = "live"
+
+
+class UnknownVolume(NotFound):
+    """A volume state named on the command line that the scan does not hold: a usage error."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class VolumeState:
+    """One volume state of a scan: a live volume, or a shadow copy store of one."""
+
+    id: int
+    serial: str | None
+    snapshot: str | None  # the store's GUID; None for a live volume
+    created: str | None
+
+    @property
+    def label(self) -> str:
+        if self.snapshot is None:
+            return f"volume {self.id} (live, serial {self.serial})"
+        return f"volume {self.id} (shadow copy {{{self.snapshot}}} of {(self.created or '')[:16].replace('T', ' ')})"
+
+
+def volume_states(conn: sqlite3.Connection, schema: str = "main") -> list[VolumeState]:
+    """Every volume state of a scan, live volumes and shadow copy stores, by id."""
+    return [VolumeState(*row) for row in conn.execute(
+        f"SELECT id, serial, snapshot, snapshot_created FROM {schema}.volumes ORDER BY id")]
+
+
+def find_volume_state(states: list[VolumeState], typed: str, where: str) -> VolumeState:
+    """The state ``typed`` names: ``live`` (the one live volume), a volume id, or a shadow
+    copy store's GUID (braces optional, any case; a unique prefix will do)."""
+    text = typed.strip()
+    found: list[VolumeState] = []
+    if text.lower() == LIVE:
+        found = [s for s in states if s.snapshot is None]
+        if len(found) > 1:
+            raise UnknownVolume(f"{where} has {len(found)} live volumes: name one by id "
+                                f"({', '.join(str(s.id) for s in found)})")
+    elif text.isdigit():
+        found = [s for s in states if s.id == int(text)]
+    elif text.strip("{}"):
+        guid = text.strip("{}").lower()
+        found = [s for s in states if s.snapshot and s.snapshot.lower().startswith(guid)]
+    if len(found) == 1:
+        return found[0]
+    known = "; ".join(s.label for s in states) or "none"
+    what = "names several volume states" if found else "is no volume state"
+    raise UnknownVolume(f"{typed!r} {what} of {where} (live, a volume id or a shadow copy GUID); it has: {known}")
+
+
 class ScanDiff:
-    """Two scan databases side by side: A (main) and B (attached as ``b``).
+    """Two scan databases side by side: A (main) and B (attached as ``b``); or two volume
+    states of one scan (``after`` None or the same file: a shadow copy and the live
+    volume), chosen by ``before_volume`` and ``after_volume`` (see
+    :func:`find_volume_state`).
 
     Use as a context manager, or call :meth:`close`."""
 
-    def __init__(self, before: str | Path, after: str | Path):
+    def __init__(self, before: str | Path, after: str | Path | None = None, *,
+                 before_volume: str | None = None, after_volume: str | None = None):
+        after = before if after is None else after
         # open_database checks each is an aclscan scan database (DatabaseError, exit 5),
         # migrates it and builds the file indexes the joins below use.
         self.db = open_database(before)
@@ -167,12 +225,18 @@ class ScanDiff:
         try:
             open_database(after).conn.close()
             self.conn.execute("ATTACH DATABASE ? AS b", [str(after)])
+            # Only the states named take part: by default every volume of each side.
+            self.states = {schema: volume_states(self.conn, schema) for schema in ("main", "b")}
+            for schema, typed, path in (("main", before_volume, before), ("b", after_volume, after)):
+                if typed is not None:
+                    self.states[schema] = [find_volume_state(self.states[schema], typed, str(path))]
         except sqlite3.Error as exc:
             self.conn.close()
             raise DatabaseError(f"cannot attach {after}: {exc}") from None
-        except DatabaseError:
+        except (DatabaseError, UnknownVolume):
             self.conn.close()
             raise
+        self.chosen_states = before_volume is not None or after_volume is not None
         self._contents: dict[tuple[str, int], _Content | None] = {}
         self._diffs: dict[tuple[int, int], DescriptorDiff] = {}
         self._volumes_matched = False
@@ -220,33 +284,81 @@ class ScanDiff:
     # -- volumes and files ----------------------------------------------------------------
 
     def _match_volumes(self) -> None:
-        """temp.volume_pairs (a, b, serial): volumes with one serial, paired in order of
-        (partition, offset) where a serial repeats (e.g. snapshots of one volume)."""
+        """temp.volume_pairs (a, b, serial): volumes with one serial (and shadow copy store,
+        or none: live), paired in order of (partition, offset) where that repeats; two
+        states named by the caller are paired whatever their serials. temp.volume_serials:
+        the states taking part, per side."""
         if self._volumes_matched:
             return
-        def volumes(schema):
-            by_serial = defaultdict(list)
-            for vid, serial in self.conn.execute(
-                    f"SELECT id, serial FROM {schema}.volumes ORDER BY partition, offset, id"):
-                by_serial[serial].append(vid)
-            return by_serial
-        old, new = volumes("main"), volumes("b")
+        self.conn.execute("CREATE TEMP TABLE volume_serials (side TEXT, id INTEGER, serial TEXT)")
+        self.conn.executemany("INSERT INTO temp.volume_serials VALUES (?, ?, ?)",
+                              [(schema, state.id, state.serial) for schema, states in self.states.items()
+                               for state in states])
         self.conn.execute("CREATE TEMP TABLE volume_pairs (a INTEGER, b INTEGER, serial TEXT)")
-        rows = []
-        for serial, ids in old.items():
-            rows.extend((a, b, serial) for a, b in zip(ids, new.get(serial, [])) if serial is not None)
+        if self.chosen_states and len(self.states["main"]) == len(self.states["b"]) == 1:
+            rows = [(self.states["main"][0].id, self.states["b"][0].id, self.states["main"][0].serial)]
+        else:
+            def volumes(schema):
+                # A live volume pairs with a live one, a shadow copy store with the same store.
+                wanted = {state.id for state in self.states[schema]}
+                by_state = defaultdict(list)
+                for vid, serial, snapshot in self.conn.execute(
+                        f"SELECT id, serial, snapshot FROM {schema}.volumes ORDER BY partition, offset, id"):
+                    if vid in wanted:
+                        by_state[(serial, snapshot)].append(vid)
+                return by_state
+            old, new = volumes("main"), volumes("b")
+            rows = []
+            for (serial, snapshot), ids in old.items():
+                rows.extend((a, b, serial) for a, b in zip(ids, new.get((serial, snapshot), [])) if serial is not None)
         self.conn.executemany("INSERT INTO temp.volume_pairs VALUES (?, ?, ?)", rows)
-        self.conn.execute("CREATE TEMP TABLE volume_serials AS "
-                          "SELECT 'main' AS side, id, serial FROM main.volumes UNION ALL "
-                          "SELECT 'b', id, serial FROM b.volumes")
         self._volumes_matched = True
+
+    def compares_places(self) -> bool:
+        """Whether places and hive references take part. Between two scans, always. Between
+        two chosen volume states only where both states had their places read: the scan
+        reads the registry, tasks and hive references of the live volumes alone (a shadow
+        copy's files are compared, its registry is history), and a side without places
+        would list every place of the other as added or removed."""
+        if not self.chosen_states:
+            return True
+        self._match_volumes()
+        return all(self.conn.execute(
+            f"SELECT 1 FROM {schema}.places WHERE volume_id IN "
+            f"(SELECT id FROM temp.volume_serials WHERE side = '{schema}') LIMIT 1").fetchone()
+            for schema in ("main", "b"))
+
+    def notes(self) -> list[str]:
+        """What the caller should be told beside the rows: volumes with no partner (their
+        files are listed as removed or added), places left out of a comparison of states."""
+        said = []
+        snapshots = {(schema, state.id): state.snapshot for schema, states in self.states.items() for state in states}
+        for side, serial, volume_id in self._unmatched():
+            listed = "removed" if side == "before" else "added"
+            store = snapshots.get(("main" if side == "before" else "b", volume_id))
+            if store:
+                said.append(f"shadow copy {{{store}}} of volume {serial} of {side} has no such store in the other "
+                            f"scan: its files are listed as {listed}")
+            else:
+                said.append(f"volume {serial} of {side} has no volume of that serial in the other scan: "
+                            f"its files are listed as {listed}")
+        if self.chosen_states:
+            said.append(f"comparing {self.states['main'][0].label if len(self.states['main']) == 1 else 'every volume'}"
+                        f" with {self.states['b'][0].label if len(self.states['b']) == 1 else 'every volume'}")
+            if not self.compares_places():
+                said.append("files only: places (registry, services, tasks) and hive references are read for "
+                            "live volumes alone, so a shadow copy's are not compared")
+        return said
 
     def unmatched_volumes(self) -> list[tuple[str, str | None]]:
         """(side 'before' or 'after', serial) of each volume no volume of the other side
         matches: all its files are listed as removed (before) or added (after)."""
+        return [(side, serial) for side, serial, _id in self._unmatched()]
+
+    def _unmatched(self) -> list[tuple[str, str | None, int]]:
         self._match_volumes()
-        return [("before" if side == "main" else "after", serial) for side, serial in self.conn.execute(
-            "SELECT s.side, s.serial FROM temp.volume_serials s WHERE NOT EXISTS (SELECT 1 FROM temp.volume_pairs v "
+        return [("before" if side == "main" else "after", serial, vid) for side, serial, vid in self.conn.execute(
+            "SELECT s.side, s.serial, s.id FROM temp.volume_serials s WHERE NOT EXISTS (SELECT 1 FROM temp.volume_pairs v "
             "WHERE (s.side = 'main' AND v.a = s.id) OR (s.side = 'b' AND v.b = s.id)) ORDER BY s.side DESC, s.id")]
 
     def _unmatched_files(self, *, empty: bool) -> None:
@@ -262,8 +374,9 @@ class ScanDiff:
                 f"SELECT r.volume_id AS vol, r.entry, IFNULL(r.descriptor_key, {_NO_KEY}) AS key, "
                 f"v.{pair_other} AS other_vol "
                 f"FROM {side}.file_records r LEFT JOIN temp.volume_pairs v ON v.{pair_side} = r.volume_id "
-                f"WHERE v.{pair_other} IS NULL OR NOT EXISTS (SELECT 1 FROM {other}.file_records o "
-                f" WHERE o.volume_id = v.{pair_other} AND o.entry = r.entry AND o.sequence = r.sequence){nothing}")
+                f"WHERE r.volume_id IN (SELECT id FROM temp.volume_serials WHERE side = '{side}') "
+                f"AND (v.{pair_other} IS NULL OR NOT EXISTS (SELECT 1 FROM {other}.file_records o "
+                f" WHERE o.volume_id = v.{pair_other} AND o.entry = r.entry AND o.sequence = r.sequence)){nothing}")
             self.conn.execute(
                 f"CREATE TEMP TABLE {table} AS SELECT u.vol, u.entry, u.key, u.other_vol, f.path "
                 f"FROM temp.{table}_records u JOIN {side}.files f ON f.volume_id = u.vol AND f.entry = u.entry")
@@ -294,7 +407,8 @@ class ScanDiff:
             else:
                 counts[(old_key, new_key)] += files
                 matched += files
-        totals = [self.conn.execute(f"SELECT COUNT(*) FROM {schema}.file_records").fetchone()[0]
+        totals = [self.conn.execute(f"SELECT COUNT(*) FROM {schema}.file_records WHERE volume_id IN "
+                                    f"(SELECT id FROM temp.volume_serials WHERE side = '{schema}')").fetchone()[0]
                   for schema in ("main", "b")]
         everything_matched = not unmatched and totals == [matched, matched]
         self._unmatched_files(empty=everything_matched)
@@ -357,12 +471,16 @@ class ScanDiff:
         self.conn.execute(
             "CREATE TEMP TABLE hive_names AS SELECT ha.name AS a_name, hb.name AS b_name "
             "FROM main.hives ha JOIN b.hives hb ON hb.origin = ha.origin WHERE ha.origin IS NOT NULL")
+        self._match_volumes()
+        states = {side: ("WHERE p.volume_id IN (SELECT id FROM temp.volume_serials WHERE side = "
+                         f"'{side}')" if self.chosen_states else "") for side in ("main", "b")}
         self.conn.execute(
             "CREATE TEMP TABLE a_place_keys AS SELECT p.id, p.kind, IFNULL(h.b_name, IFNULL(p.hive, '')) AS hive, "
-            "IFNULL(p.location, '') AS location FROM main.places p LEFT JOIN temp.hive_names h ON h.a_name = p.hive")
+            "IFNULL(p.location, '') AS location FROM main.places p LEFT JOIN temp.hive_names h ON h.a_name = p.hive "
+            + states["main"])
         self.conn.execute(
             "CREATE TEMP TABLE b_place_keys AS SELECT p.id, p.kind, IFNULL(p.hive, '') AS hive, "
-            "IFNULL(p.location, '') AS location FROM b.places p")
+            "IFNULL(p.location, '') AS location FROM b.places p " + states["b"])
         self.conn.execute("CREATE INDEX temp.b_place_keys_key ON b_place_keys (kind, hive, location)")
         self.conn.execute("CREATE INDEX temp.a_place_keys_key ON a_place_keys (kind, hive, location)")
         self.conn.execute(
@@ -443,6 +561,42 @@ class ScanDiff:
             for detail in after:
                 yield _row(ADDED, sid, ref_kind, detail, "reference", None, None, detail)
 
+    # -- per SID, whether each file and place names it on either side -----------------------
+
+    def sid_presence(self, sids) -> dict[str, Counter]:
+        """Per SID of ``sids``: files and places (hive references included) that name it on
+        the before side only (``files_before_only``, ``places_before_only``), on both
+        (``_both``), on the after side only (``_after_only``). Files are counted per
+        descriptor pair, as :meth:`summary` counts them; places over every matched pair,
+        changed or not."""
+        wanted = set(sids)
+        counts: dict[str, Counter] = defaultdict(Counter)
+
+        def tally(prefix: str, before: set[str], after: set[str], times: int = 1) -> None:
+            for sid in (before | after) & wanted:
+                side = "both" if sid in before and sid in after else "before_only" if sid in before else "after_only"
+                counts[sid][f"{prefix}_{side}"] += times
+
+        for old_key, new_key, files in self.file_groups():
+            tally("files", self._sids_of("main", old_key), self._sids_of("b", new_key), files)
+        if self.compares_places():
+            self._match_places()
+            for old_key, new_key, old_sid, new_sid in self.conn.execute(
+                    f"SELECT IFNULL(pa.descriptor_key, {_NO_KEY}), IFNULL(pb.descriptor_key, {_NO_KEY}), pa.sid, pb.sid "
+                    "FROM temp.place_pairs pp LEFT JOIN main.places pa ON pa.id = pp.a_id "
+                    "LEFT JOIN b.places pb ON pb.id = pp.b_id"):
+                tally("places", self._sids_of("main", old_key) | ({old_sid} if old_sid else set()),
+                      self._sids_of("b", new_key) | ({new_sid} if new_sid else set()))
+            rows = {schema: set(self.conn.execute(f"SELECT kind, sid, detail FROM {schema}.hive_references"))
+                    for schema in ("main", "b")}
+            for row in rows["main"] | rows["b"]:
+                tally("places", {row[1]} if row in rows["main"] else set(), {row[1]} if row in rows["b"] else set())
+        return counts
+
+    def _sids_of(self, schema: str, key: int) -> set[str]:
+        content = self._content(schema, key)
+        return content.sid_set if content is not None else set()
+
     # -- what the command prints ------------------------------------------------------------
 
     def iter_changes(self, *, sid: str | None = None, kind: str | None = None) -> Iterator[dict]:
@@ -460,7 +614,8 @@ class ScanDiff:
                         if sid is None or change.sid == sid:
                             yield _row(change.change, change.sid, FILE, path, change.part, change.position,
                                        change.old, change.new, serial, entry)
-        if kind is None or kind in PLACE_KINDS:
+        places = self.compares_places()
+        if places and (kind is None or kind in PLACE_KINDS):
             for (place_kind, path, old_key, new_key, old_sid, new_sid, role, gone, old_account, new_account,
                  hive, location) in self._iter_changed_places(kind):
                 found = self.place_diff(old_key, new_key, old_sid, new_sid, role, bool(gone), old_account, new_account)
@@ -468,7 +623,7 @@ class ScanDiff:
                     if sid is None or change.sid == sid:
                         yield _row(change.change, change.sid, place_kind, path, change.part, change.position,
                                    change.old, change.new, hive=hive, location=location)
-        if kind is None or kind in HIVE_REFERENCE_KINDS:
+        if places and (kind is None or kind in HIVE_REFERENCE_KINDS):
             for row in self.iter_hive_reference_changes(kind):
                 if sid is None or row["sid"] == sid:
                     yield row
@@ -482,13 +637,14 @@ class ScanDiff:
             for old_key, new_key, files in self.file_groups():
                 for found_sid, status in self.descriptor_diff(old_key, new_key).sids.items():
                     counts[found_sid][f"files_{status}"] += files
-        if kind is None or kind in PLACE_KINDS:
+        places = self.compares_places()
+        if places and (kind is None or kind in PLACE_KINDS):
             for _kind, _path, old_key, new_key, old_sid, new_sid, role, gone, *accounts, _hive, _location \
                     in self._iter_changed_places(kind):
                 found = self.place_diff(old_key, new_key, old_sid, new_sid, role, bool(gone), *accounts)
                 for found_sid, status in found.sids.items():
                     counts[found_sid][f"places_{status}"] += 1
-        if kind is None or kind in HIVE_REFERENCE_KINDS:
+        if places and (kind is None or kind in HIVE_REFERENCE_KINDS):
             for row in self.iter_hive_reference_changes(kind):
                 counts[row["sid"]][f"places_{row['change']}"] += 1
         rows = []

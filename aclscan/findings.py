@@ -195,7 +195,8 @@ def _uses_of(db, key: int, files: int | None, with_places: bool) -> list[tuple[s
     """(kind, how many, an example path) of what uses one descriptor: its files, or the
     places of each kind (registry keys, services, ...) whose descriptor it is."""
     if files:
-        found = db.execute("SELECT path FROM files WHERE descriptor_key = ? ORDER BY path LIMIT 1", [key]).fetchone()
+        found = db.execute(f"SELECT path FROM files WHERE descriptor_key = ? AND volume_id IN {store.LIVE_VOLUMES} "
+                           "ORDER BY path LIMIT 1", [key]).fetchone()
         return [("file", files, found[0] if found else None)]
     if with_places:
         rows = db.execute("SELECT kind, COUNT(*), MIN(path) FROM places WHERE descriptor_key = ? GROUP BY kind"

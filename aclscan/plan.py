@@ -721,9 +721,13 @@ def iter_plan_files(db, plan: Plan, *, volume_id: int | None = None, order: str 
     by_key = {c.descriptor_key: c for c in plan.descriptors if volume_id is None or c.volume_id == volume_id}
     if not by_key:
         return
+    # A descriptor row is shared by the shadow copy states of its volume (same bytes): only
+    # the files of the volume the change is for are the plan's.
     cursor = db.execute(
         "SELECT path, is_dir, volume_id, entry, descriptor_key, sequence FROM files "
-        f"WHERE descriptor_key IN (SELECT value FROM json_each(?)) ORDER BY volume_id, {order}",
-        [json.dumps(sorted(by_key))])
+        "WHERE descriptor_key IN (SELECT value FROM json_each(?)) AND volume_id IN (SELECT value FROM json_each(?)) "
+        f"ORDER BY volume_id, {order}",
+        [json.dumps(sorted(by_key)), json.dumps(sorted({c.volume_id for c in by_key.values()}))])
     for path, is_dir, vol, entry, key, sequence in cursor:
-        yield PlannedFile(path, bool(is_dir), vol, entry, by_key[key], sequence or 0)
+        if vol == by_key[key].volume_id:
+            yield PlannedFile(path, bool(is_dir), vol, entry, by_key[key], sequence or 0)

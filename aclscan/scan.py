@@ -367,7 +367,12 @@ class _VolumeScan:
         self.volume_id = volume_id
         self.progress = progress
         self.problems: list[ScanProblem] = []
-        self.infos: list[DescriptorInfo] = []
+        self.infos: list[DescriptorInfo] = []  # descriptors this state stores
+        # A shadow copy state shares every descriptor an earlier state of the scan stored
+        # with the same bytes (and source): its files point at that row, and only bytes
+        # no earlier state had are stored (README, "Shadow copies").
+        self.shared_keys = _stored_file_descriptors(db) if snapshot else {}
+        self.reused: list[DescriptorInfo] = []  # descriptors this state uses from earlier states
         self.next_key = _next_descriptor_key(db)
         self.key_of_security_id: dict[int, int] = {}
         self.key_of_bytes: dict[bytes, int] = {}
@@ -397,7 +402,7 @@ class _VolumeScan:
         self._finish_deferred()
         self._store_directories_and_links()
         self._check_extensions()
-        sid_count = _store_descriptors(self.db, self.volume_id, self.infos, self.files_per_key)
+        sid_count = _store_descriptors(self.db, self.volume_id, self.infos, self.files_per_key, self.reused)
         _store_problems(self.db, self.volume_id, self.problems)
         version, label = _volume_information(self.volume)
         self.db["volumes"].insert(
@@ -449,11 +454,16 @@ class _VolumeScan:
 
     def _describe(self, raw: bytes, *, security_id: int | None, source: str, hash_ok: bool | None,
                   entry: int | None = None) -> DescriptorInfo:
-        info = describe(self.next_key, raw, security_id=security_id, source=source, hash_ok=hash_ok)
-        self.next_key += 1
+        shared = self.shared_keys.get((source, raw))
+        info = describe(self.next_key if shared is None else shared, raw, security_id=security_id, source=source,
+                        hash_ok=hash_ok)
         if info.error:
             self.problems.append(ScanProblem("descriptor", info.error, entry=entry, security_id=security_id))
-        self.infos.append(info)
+        if shared is None:
+            self.next_key += 1
+            self.infos.append(info)
+        else:
+            self.reused.append(info)
         return info
 
     def _own_descriptor_key(self, owner: int, raw: bytes | None) -> int | None:
@@ -670,6 +680,13 @@ def _volume_information(volume: Volume) -> tuple[str | None, str | None]:
     return version, label
 
 
+def _stored_file_descriptors(db) -> dict[tuple[str, bytes], int]:
+    """(source, bytes) -> key of every file descriptor the scan has stored so far."""
+    return {(source, raw): key for key, source, raw in db.execute(
+        f"SELECT key, source, raw FROM descriptors WHERE source IN {store.FILE_SOURCES} AND raw IS NOT NULL "
+        "ORDER BY key DESC")}
+
+
 def _next_descriptor_key(db) -> int:
     row = db.execute("SELECT COALESCE(MAX(key), 0) + 1 FROM descriptors").fetchone()
     return int(row[0])
@@ -698,11 +715,14 @@ def store_descriptor_rows(db, volume_id: int, infos: list[DescriptorInfo], uses:
     )
 
 
-def _store_descriptors(db, volume_id: int, infos: list[DescriptorInfo], files_per_key: dict[int, int]) -> int:
-    """Write descriptors, their ACEs and the per-SID counts; returns the number of SIDs."""
+def _store_descriptors(db, volume_id: int, infos: list[DescriptorInfo], files_per_key: dict[int, int],
+                       reused: list[DescriptorInfo] = ()) -> int:
+    """Write descriptors, their ACEs and the per-SID counts of this volume state (over the
+    descriptors it stores and those it ``reused`` from an earlier state); returns the number
+    of SIDs."""
     store_descriptor_rows(db, volume_id, infos, files_per_key)
     counts: dict[str, list[int]] = {}
-    for info in infos:
+    for info in [*infos, *reused]:
         files = files_per_key.get(info.key, 0)
         for sid, roles in info.sid_roles.items():
             row = counts.setdefault(sid, [0, 0, 0, 0, 0, 0])

@@ -73,6 +73,7 @@ table.sortable th[aria-sort=descending]::after{content:" \\25BC";font-size:10px}
 .badge{display:inline-block;border-radius:10px;padding:0 8px;font-size:12px;font-weight:600;color:#fff;
 white-space:nowrap}
 .status{font-weight:600} .status.fail{color:var(--bad)} .status.pass{color:var(--ok)} .status.skipped{color:var(--warn)}
+.status.bad{color:var(--bad)} .status.ok{color:var(--ok)} .status.warn{color:var(--warn)}
 .card{border:1px solid var(--line);border-left:6px solid var(--bad);border-radius:8px;padding:12px 16px;
 margin:14px 0;break-inside:avoid}
 .card header{display:flex;flex-wrap:wrap;gap:8px 12px;align-items:baseline;margin-bottom:6px}
@@ -362,6 +363,34 @@ def _evidence_table(report: AuditReport) -> str:
     return table
 
 
+REMEDIATION_STATUS = {"fixed": ("ok", "fixed"), "partly_fixed": ("warn", "partly fixed"),
+                      "not_fixed": ("bad", "not fixed")}
+
+
+def _remediation_section(report: AuditReport) -> str:
+    """Per problem SID of the earlier scan: files and places fixed, remaining, new."""
+    if report.remediation is None:
+        return ""
+    rows = []
+    for r in report.remediation:
+        css, word = REMEDIATION_STATUS.get(r.status, ("", r.status))
+        rows.append(((f'<strong>{text(r.account or "(unknown account)")}</strong><br>'
+                      f'<span class="mono sub">{text(r.sid)}</span>', r.account or r.sid),
+                     (_badge(r.verdict), r.verdict), (f'<span class="status {css}">{text(word)}</span>', r.status),
+                     r.files_fixed, r.files_remaining, r.files_new, r.places_fixed, r.places_remaining, r.places_new))
+    table = _table("remediation", (("Account (earlier scan)", "", "28%"), ("Verdict then", "", "12%"),
+                                   ("Status", "", "12%"), ("Files fixed", "num", "8%"), ("Files remain", "num", "8%"),
+                                   ("Files new", "num", "8%"), ("Places fixed", "num", "8%"),
+                                   ("Places remain", "num", "8%"), ("Places new", "num", "8%")), rows)
+    fixed = sum(1 for r in report.remediation if r.status == "fixed")
+    return (f'<section><h2>Remediation</h2><p class="sub">Since the earlier scan '
+            f'<span class="mono wrap">{text(report.earlier or "")}</span>: each of its '
+            f"{len(report.remediation):,} problem SID(s), the files and places (registry, services, tasks, "
+            f"rights, group members) that named it then and no longer do (fixed), still do (remain), or name "
+            f"it now and did not then (new). {fixed:,} fixed.</p>"
+            f"{table if rows else '<p>The earlier scan had no SID with a problem verdict.</p>'}</section>\n")
+
+
 def render_html(report: AuditReport) -> str:
     cards = "".join(_card(c) for c in report.cards) or "<p>No SID with a problem verdict.</p>"
     journal = ""
@@ -376,6 +405,7 @@ def render_html(report: AuditReport) -> str:
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{text(report.title)}</title><style>{_STYLE}</style></head><body><main>\n"
         f"{_first_page(report)}\n"
+        f"{_remediation_section(report)}"
         f"<section><h2>Problem SIDs, one by one</h2>{journal}{cards}</section>\n"
         f"<section><h2>Readiness rules</h2>{_rules(report)}</section>\n"
         f"<section><h2>What the verdicts mean</h2>{_glossary()}</section>\n"
@@ -390,5 +420,9 @@ def render_html(report: AuditReport) -> str:
     )
 
 
-def write_html_report(db, out: IO[str], *, title: str = "aclscan report", journal: str | None = None) -> None:
-    out.write(render_html(build_report(db, title=title, journal_path=journal, evidence_limit=EVIDENCE_ROW_LIMIT)))
+def write_html_report(db, out: IO[str], *, title: str = "aclscan report", journal: str | None = None,
+                      remediation: list | None = None, earlier: str | None = None) -> None:
+    """The auditor's page; ``remediation`` (aclscan.remediation.remediation_status against the
+    ``earlier`` scan) adds its Remediation section."""
+    out.write(render_html(build_report(db, title=title, journal_path=journal, evidence_limit=EVIDENCE_ROW_LIMIT,
+                                       remediation=remediation, earlier=earlier)))

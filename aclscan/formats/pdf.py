@@ -39,7 +39,8 @@ def html_to_pdf(html_file: Path, pdf_file: Path, *, browser: str | None = None, 
         raise Error(f"Chromium could not print the report (exit {done.returncode}): {message}")
 
 
-def write_pdf_report(db, output: str | None, *, title: str, journal: str | None) -> None:
+def write_pdf_report(db, output: str | None, *, title: str, journal: str | None, remediation: list | None = None,
+                     earlier: str | None = None) -> None:
     """The report as PDF into ``output`` (or stdout, which must not be a terminal)."""
     from aclscan.formats.html import write_html_report
 
@@ -47,7 +48,7 @@ def write_pdf_report(db, output: str | None, *, title: str, journal: str | None)
     with tempfile.TemporaryDirectory(prefix="aclscan-report-") as work:
         page = Path(work) / "report.html"
         with open(page, "w", encoding="utf-8") as out:
-            write_html_report(db, out, title=title, journal=journal)
+            write_html_report(db, out, title=title, journal=journal, remediation=remediation, earlier=earlier)
         pdf = Path(work) / "report.pdf"
         html_to_pdf(page, pdf, browser=browser)
         if output:
