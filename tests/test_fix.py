@@ -147,6 +147,37 @@ def test_undo_restores_every_descriptor_byte_for_byte(prepared, capsys):
     assert "restored 0 descriptors" in capsys.readouterr().out
 
 
+def test_journal_keeps_each_descriptor_once_and_undo_reads_a_format_1_journal(prepared, capsys):
+    """Format 2 stores each distinct descriptor once; the bytes it gives back are the
+    scan's. A journal in format 1 (bytes in every row, as aclscan wrote them before)
+    still undoes the fix."""
+    case = prepared("member-after")
+    before = descriptors_by_entry(case.db)
+    assert main(["fix", str(case.db), "--plan", str(case.plan_path), "--target", str(case.image), "--apply",
+                 "--journal", str(case.journal)]) == 1
+    capsys.readouterr()
+    conn = sqlite3.connect(case.journal)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    distinct, entries = conn.execute("SELECT (SELECT count(*) FROM descriptors), count(*) FROM entries").fetchone()
+    assert 0 < distinct <= 2 * len(case.plan.descriptors) < entries
+    journaled = conn.execute("SELECT e.entry, o.raw FROM entries e JOIN descriptors o ON o.id = e.original").fetchall()
+    assert journaled and all(bytes(raw) == before[entry] for entry, raw in journaled)
+    # Rewrite it as a format 1 journal: every row carries its bytes.
+    with conn:
+        conn.executescript("""
+            CREATE TABLE old_entries AS SELECT e.seq, e.volume_id, e.entry, e.sequence, e.path,
+                o.raw AS original, r.raw AS replacement, e.descriptor_key, e.written, e.restored
+            FROM entries e JOIN descriptors o ON o.id = e.original JOIN descriptors r ON r.id = e.replacement;
+            DROP TABLE entries; DROP TABLE descriptors;
+            ALTER TABLE old_entries RENAME TO entries;
+            PRAGMA user_version = 1;
+        """)
+    conn.close()
+    assert main(["undo", str(case.journal)]) == 0
+    assert f"restored {entries} descriptors" in capsys.readouterr().out
+    assert rescan(case.image, case.image.with_suffix(".undone.db")) == before
+
+
 def test_kill_9_at_random_points_then_undo(prepared, capsys):
     case = prepared("member-after")
     before = descriptors_by_entry(case.db)

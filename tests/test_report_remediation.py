@@ -48,7 +48,8 @@ def report_rows(fixed, capsys) -> dict[str, dict]:
 def test_remediation_numbers_equal_the_journal_and_the_earlier_scan(fixed, capsys):
     rows = report_rows(fixed, capsys)
     journal = sqlite3.connect(str(fixed.after)[: -len(".after.db")])
-    entries = journal.execute("SELECT original, replacement, written FROM entries").fetchall()
+    entries = journal.execute("SELECT o.raw, r.raw, e.written FROM entries e JOIN descriptors o ON o.id = e.original"
+                              " JOIN descriptors r ON r.id = e.replacement").fetchall()
     assert entries and all(written for _o, _r, written in entries)
     before = sqlite3.connect(fixed.before)
     problems = dict(before.execute("SELECT sid, files FROM findings WHERE verdict IN "

@@ -77,6 +77,7 @@ class Journal:
             self._next_seq = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM entries").fetchone()[0]
             self._descriptor_ids = {bytes(raw): id_ for id_, raw in conn.execute("SELECT id, raw FROM descriptors")}
             self._next_descriptor_id = max(self._descriptor_ids.values(), default=0) + 1
+        self._raw_of_id = {id_: raw for raw, id_ in self._descriptor_ids.items()}
 
     @classmethod
     def create(cls, path: str | os.PathLike, meta: dict[str, object]) -> "Journal":
@@ -158,6 +159,7 @@ class Journal:
             found = self._descriptor_ids.get(raw)
             if found is None:
                 found = self._descriptor_ids[raw] = self._next_descriptor_id
+                self._raw_of_id[found] = raw
                 self._next_descriptor_id += 1
                 new_descriptors.append((found, raw))
             return found
@@ -197,31 +199,33 @@ class Journal:
         """Every entry, the last journaled first, ``size`` at a time (a journal of millions
         of files is never held in memory; each chunk is read before the next is marked)."""
         below = None
+        columns = self._columns()
         while True:
             rows = self.conn.execute(
-                f"SELECT {self._columns()} FROM {self._source()} "
-                + ("WHERE e.seq < ? " if below is not None else "") + "ORDER BY e.seq DESC LIMIT ?",
-                ([below] if below is not None else []) + [size]).fetchall()
+                f"SELECT {columns} FROM entries " + ("WHERE seq < ? " if below is not None else "")
+                + "ORDER BY seq DESC LIMIT ?", ([below] if below is not None else []) + [size]).fetchall()
             if not rows:
                 return
             below = rows[-1][0]
-            yield [_entry(row) for row in rows]
+            yield [self._entry(row) for row in rows]
 
     def entries(self) -> Iterator[JournalEntry]:
-        for row in self.conn.execute(f"SELECT {self._columns()} FROM {self._source()} ORDER BY e.seq"):
-            yield _entry(row)
-
-    def _source(self) -> str:
-        if self.version == 1:
-            return "entries e"
-        return ("entries e JOIN descriptors o ON o.id = e.original"
-                " JOIN descriptors r ON r.id = e.replacement")
+        for row in self.conn.execute(f"SELECT {self._columns()} FROM entries ORDER BY seq"):
+            yield self._entry(row)
 
     def _columns(self) -> str:
         has_sequence = any(c[1] == "sequence" for c in self.conn.execute("PRAGMA table_info(entries)"))
-        sequence = "coalesce(e.sequence, 0)" if has_sequence else "0"
-        raw = "e.original, e.replacement" if self.version == 1 else "o.raw, r.raw"
-        return f"e.seq, e.volume_id, e.entry, {sequence}, e.path, {raw}, e.written, e.restored"
+        sequence = "coalesce(sequence, 0)" if has_sequence else "0"
+        return f"seq, volume_id, entry, {sequence}, path, original, replacement, written, restored"
+
+    def _entry(self, row: tuple) -> JournalEntry:
+        seq, volume_id, entry, sequence, path, original, replacement, written, restored = row
+        if self.version == 1:  # the bytes themselves
+            original, replacement = bytes(original), bytes(replacement)
+        else:  # ids of the journal's few distinct descriptors, read once when it was opened
+            original, replacement = self._raw_of_id[original], self._raw_of_id[replacement]
+        return JournalEntry(seq, volume_id, entry, sequence, path, original, replacement, bool(written),
+                            bool(restored))
 
     def counts(self) -> dict[str, int]:
         total, written, restored = self.conn.execute(
@@ -230,12 +234,6 @@ class Journal:
 
     def close(self) -> None:
         self.conn.close()
-
-
-def _entry(row: tuple) -> JournalEntry:
-    seq, volume_id, entry, sequence, path, original, replacement, written, restored = row
-    return JournalEntry(seq, volume_id, entry, sequence, path, bytes(original), bytes(replacement), bool(written),
-                        bool(restored))
 
 
 def _text(value: object) -> str | None:
