@@ -23,6 +23,7 @@ import pytest
 from aclscan.cli import main
 from aclscan.plan import HIVE_KINDS
 from aclscan.fix import ntfs3g as _ntfs3g
+from aclscan.fix import offline as _offline
 from aclscan.plan import build_plan, read_plan
 from aclscan.store import open_database
 from tests import scenarios
@@ -428,6 +429,51 @@ def test_refuses_a_target_attached_to_a_loop_device_not_mounted(prepared, tmp_pa
     assert not case.journal.exists()
     assert hashlib.sha256(case.image.read_bytes()).hexdigest() == digest
     assert main(["fix", str(case.db), "--plan", str(case.plan_path), "--target", str(case.image)]) == 0
+
+
+def test_refuses_a_read_only_block_device_and_an_immutable_image(prepared, capsys):
+    """A loop device attached read-only opens for writing but fails every write, and
+    ntfs-3g does not always say so: refused before anything, as is an immutable image
+    (root's permission bits would not stop either)."""
+    case = prepared("member-after")
+    before = hashlib.sha256(case.image.read_bytes()).hexdigest()
+    device = subprocess.run(["losetup", "-r", "--find", "--show", str(case.image)], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    try:
+        assert main(["fix", str(case.db), "--plan", str(case.plan_path), "--target", device, "--apply",
+                     "--journal", str(case.journal)]) == 16
+        assert capsys.readouterr().err.strip() == f"Error: {device} is a read-only block device (blockdev --setrw, " \
+                                                  "or a loop device attached without -r)"
+    finally:
+        subprocess.run(["losetup", "-d", device], check=True)
+    subprocess.run(["chattr", "+i", str(case.image)], check=True)
+    try:
+        assert main(["fix", str(case.db), "--plan", str(case.plan_path), "--target", str(case.image), "--apply",
+                     "--journal", str(case.journal)]) == 16
+        assert capsys.readouterr().err.strip() == f"Error: {case.image} is not writable: Operation not permitted"
+    finally:
+        subprocess.run(["chattr", "-i", str(case.image)], check=True)
+    assert not case.journal.exists()
+    assert hashlib.sha256(case.image.read_bytes()).hexdigest() == before
+
+
+def test_writes_the_volume_did_not_keep_are_errors(prepared, tmp_path, capsys):
+    """The fix checks its writes in the re-scan: a file the journal says was written must
+    carry the replacement bytes. Checked against a scan of the volume as it was before
+    the fix (as if no write had been kept): every written file is named."""
+    case = prepared("member-after")
+    untouched = tmp_path / "untouched.img"
+    shutil.copyfile(case.image, untouched)
+    assert main(["fix", str(case.db), "--plan", str(case.plan_path), "--target", str(case.image), "--apply",
+                 "--journal", str(case.journal)]) == 1
+    capsys.readouterr()
+    assert _offline._writes_not_kept(f"{case.journal}.after.db", str(case.journal)) == []
+    as_if_dropped = tmp_path / "dropped.db"
+    assert main(scenarios.scan_args("member-after", as_if_dropped, image=untouched)) == 0
+    written = sqlite3.connect(case.journal).execute("SELECT count(*) FROM entries WHERE written = 1").fetchone()[0]
+    errors = _offline._writes_not_kept(str(as_if_dropped), str(case.journal))
+    assert written == sum(c.files for c in case.plan.descriptors) > 20
+    assert len(errors) == 21 and errors[-1].startswith(f"{written} files written do not carry their new descriptor")
 
 
 def test_refuses_a_target_another_process_has_open(prepared, capsys):

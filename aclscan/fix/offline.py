@@ -31,10 +31,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import fcntl
 import hashlib
 import os
 import shlex
+import sqlite3
 import stat
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -53,6 +56,7 @@ from aclscan.ntfs.mft import BootSector
 from aclscan.plan import Plan, PlannedFile, iter_plan_files, require_same_scan, verify_plan
 from aclscan.store import utc_now
 
+BLKROGET = 0x125E  # <linux/fs.h>: is this block device read-only?
 ORPHAN_FILES = "/$OrphanFiles/"  # records whose parent is gone: no path reaches them through ntfs-3g
 # Files per journal commit: one fsync per batch, not per file. An fsync costs about as
 # much as writing 100-200 descriptors through libntfs-3g, so batches are large; the
@@ -162,14 +166,26 @@ def _refuse_if_mounted(path: str) -> None:
 
 
 def _check_writable(path: str) -> None:
+    """Refuse a target that would not take the writes: opened for writing here (root's
+    permission bits do not stop it; an immutable file or a read-only file system does),
+    and a block device the kernel marks read-only (``losetup -r``, ``blockdev --setro``),
+    which opens for writing but fails every write: ntfs-3g does not always report that."""
     try:
         mode = os.stat(path).st_mode
     except OSError as exc:
         raise TargetMismatch(f"cannot use {path}: {exc.strerror}") from None
     if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
         raise TargetMismatch(f"{path} is neither an image file nor a block device")
-    if not os.access(path, os.W_OK):
-        raise TargetMismatch(f"{path} is not writable")
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError as exc:
+        raise TargetMismatch(f"{path} is not writable: {exc.strerror}") from None
+    try:
+        if stat.S_ISBLK(mode) and struct.unpack("i", fcntl.ioctl(fd, BLKROGET, b"\0" * 4))[0]:
+            raise TargetMismatch(f"{path} is a read-only block device (blockdev --setrw, or a loop device "
+                                 "attached without -r)")
+    finally:
+        os.close(fd)
 
 
 # ------------------------------------------------------------------------ fix
@@ -360,6 +376,8 @@ def _rescan(db, plan: Plan, volume: TargetVolume, report: FixReport) -> None:
     report.rescan_notes = list(recalled.notes)
     scan_image(volume.target, report.rescan, offset=volume.offset, resolve=recalled.inputs)
     after = open_database(report.rescan)
+    if report.journal:
+        report.errors += _writes_not_kept(report.rescan, report.journal)
     files_of = dict(after.execute("SELECT sid, files FROM sids WHERE volume_id = 1"))  # the one volume scanned
     acted = {a.sid for a in plan.actions if a.is_descriptor_action}
     report.remaining = {sid: files_of.get(sid, 0) for sid in sorted(acted)}
@@ -371,6 +389,32 @@ def _rescan(db, plan: Plan, volume: TargetVolume, report: FixReport) -> None:
         if named:
             report.problems_left[finding["sid"]] = named
     after.conn.close()
+
+
+def _writes_not_kept(after_path: str, journal_path: str, shown: int = 20) -> list[str]:
+    """Every file the journal says was written, checked in the re-scan: it must now carry
+    the journal's replacement bytes. A volume that did not keep the writes (a device that
+    drops them, a driver that reported success wrongly) is an error, never "rewrote N"."""
+    conn = sqlite3.connect(Path(after_path).resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        conn.execute("ATTACH DATABASE ? AS journal", [Path(journal_path).resolve().as_uri() + "?mode=ro"])
+        total, = conn.execute(_NOT_KEPT.format(select="count(*)")).fetchone()
+        examples = [path for (path,) in conn.execute(_NOT_KEPT.format(select="e.path") + f" LIMIT {shown}")]
+    finally:
+        conn.close()
+    if not total:
+        return []
+    return [f"{path}: written, but the volume does not carry the new descriptor after the fix" for path in examples] + [
+        f"{total} files written do not carry their new descriptor in the re-scan: the volume did not keep the writes"]
+
+
+# Files the journal marks written whose descriptor in the re-scan (volume 1: the target)
+# is not the replacement the journal holds.
+_NOT_KEPT = """SELECT {select} FROM journal.entries e
+JOIN journal.descriptors r ON r.id = e.replacement
+LEFT JOIN main.file_records f ON f.volume_id = 1 AND f.entry = e.entry
+LEFT JOIN main.descriptors d ON d.key = f.descriptor_key
+WHERE e.written = 1 AND (d.raw IS NULL OR d.raw != r.raw)"""
 
 
 def _places_naming(db, sid: str) -> int:
@@ -402,6 +446,7 @@ def undo(journal_path: str | os.PathLike, *, force: bool = False, backend: str |
             found = f"{_boot_sector(image, target, offset).serial_number:016X}"
         if found != serial:
             raise TargetMismatch(f"{target} is not the journal's volume: serial {found}, the journal's is {serial}")
+        _check_writable(os.path.realpath(target))
         _refuse_if_mounted(target)
         report.entries = journal.counts()["journaled"]
         backend = backend or meta.get("backend") or FUSE  # journals before the lib backend: fuse
