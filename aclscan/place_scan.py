@@ -177,22 +177,25 @@ def user_hive_paths(db, volume_id: int, volume, profiles: Iterable) -> tuple[lis
             owners.setdefault(folder.casefold(), profile.sid)
     folders = _directories(db, volume_id, "(path LIKE '/Users/%' AND path NOT LIKE '/Users/%/%')"
                            " OR lower(path) IN (SELECT value FROM json_each(?))", [json.dumps(sorted(owners))])
+    class_folder = USER_CLASSES.rsplit("/", 1)[0]
+    # UsrClass.dat is looked for only where its folder exists (the directories table knows).
+    class_folders = {path.casefold(): (entry, path) for (entry, _sequence), path in _directories(
+        db, volume_id, "lower(path) IN (SELECT value FROM json_each(?))",
+        [json.dumps(sorted(f"{folder}/{class_folder}".casefold() for folder in folders.values()))]).items()}
     found, problems = [], []
     for (entry, _sequence), folder in sorted(folders.items(), key=lambda item: item[1]):
         sid = owners.get(folder.casefold())
-        for kind, relative in (("NTUSER", "NTUSER.DAT"), ("USRCLASS", USER_CLASSES)):
-            path, where = folder, entry
-            for part in relative.split("/"):
-                try:
-                    where, spelled = volume.find(where, part)
-                except NotFound:
-                    break
-                except Error as exc:
-                    problems.append(PlaceProblem(REGISTRY_KEY, f"volume {path}", f"folder not read: {exc}"))
-                    break
-                path = f"{path}/{spelled}"
-            else:
-                found.append((path, kind, sid))
+        where = [("NTUSER", entry, folder, "NTUSER.DAT")]
+        classes = class_folders.get(f"{folder}/{class_folder}".casefold())
+        if classes:
+            where.append(("USRCLASS", *classes, "UsrClass.dat"))
+        for kind, directory, path, name in where:
+            try:
+                found.append((f"{path}/{volume.find(directory, name)[1]}", kind, sid))
+            except NotFound:
+                continue
+            except Error as exc:
+                problems.append(PlaceProblem(REGISTRY_KEY, f"volume {path}", f"folder not read: {exc}"))
     return sorted(found), problems
 
 
