@@ -673,10 +673,6 @@ class Volume:
     def lookup(self, directory: int, name: str) -> int:
         """The MFT entry of ``name`` in directory ``directory`` (case-insensitive,
         through the directory's B-tree of names)."""
-        return self.find(directory, name)[0]
-
-    def find(self, directory: int, name: str) -> tuple[int, str]:
-        """(MFT entry, name as the directory spells it) of ``name`` in ``directory``."""
         upcase = self._upcase
         wanted = upcase.index_key(name)
         try:
@@ -691,7 +687,7 @@ class Volume:
                 if not item.is_end:
                     key = upcase.index_key(item.name)
                     if key == wanted:
-                        return item.entry, item.name
+                        return item.entry
                     if key < wanted:
                         continue
                 subnode = item.subnode_vcn

@@ -163,45 +163,43 @@ def _directories(db, volume_id: int, where: str, params: list) -> dict[tuple[int
         f"SELECT entry, sequence, path FROM directories WHERE volume_id = ? AND ({where})", [volume_id, *params])}
 
 
-def user_hive_paths(db, volume_id: int, volume, profiles: Iterable) -> tuple[list[tuple[str, str, str | None]],
-                                                                             list[PlaceProblem]]:
-    """(volume path, kind, profile SID) of every NTUSER.DAT and UsrClass.dat: those of
-    every folder directly under /Users (old profiles of deleted or re-SIDed accounts too)
-    and of every folder ProfileList names; and the folders whose index could not be read.
-    Found through each folder's index of names (as Windows finds them), never by a pass
-    over every file of the volume."""
+def profile_folders(db, volume_id: int, profiles: Iterable) -> tuple[dict[tuple[int, int], str], dict[str, str]]:
+    """The folders that may hold a profile's user hives, with the folder of its
+    UsrClass.dat: every folder directly under /Users (old profiles of deleted or
+    re-SIDed accounts too) and every folder ProfileList names; and the profile SID of
+    each folder ProfileList names (by case-folded path)."""
     owners: dict[str, str] = {}
     for profile in profiles:
         folder = volume_path(profile.path) if getattr(profile, "path", None) else None
         if folder and not getattr(profile, "backup", False):
             owners.setdefault(folder.casefold(), profile.sid)
+    named = json.dumps(sorted(owners))
     folders = _directories(db, volume_id, "(path LIKE '/Users/%' AND path NOT LIKE '/Users/%/%')"
-                           " OR lower(path) IN (SELECT value FROM json_each(?))", [json.dumps(sorted(owners))])
-    class_folder = USER_CLASSES.rsplit("/", 1)[0]
-    # UsrClass.dat is looked for only where its folder exists (the directories table knows).
-    class_folders = {path.casefold(): (entry, path) for (entry, _sequence), path in _directories(
-        db, volume_id, "lower(path) IN (SELECT value FROM json_each(?))",
-        [json.dumps(sorted(f"{folder}/{class_folder}".casefold() for folder in folders.values()))]).items()}
-    found, problems = [], []
-    for (entry, _sequence), folder in sorted(folders.items(), key=lambda item: item[1]):
-        sid = owners.get(folder.casefold())
-        where = [("NTUSER", entry, folder, "NTUSER.DAT")]
-        classes = class_folders.get(f"{folder}/{class_folder}".casefold())
-        if classes:
-            where.append(("USRCLASS", *classes, "UsrClass.dat"))
-        for kind, directory, path, name in where:
-            try:
-                found.append((f"{path}/{volume.find(directory, name)[1]}", kind, sid))
-            except NotFound:
-                continue
-            except Error as exc:
-                problems.append(PlaceProblem(REGISTRY_KEY, f"volume {path}", f"folder not read: {exc}"))
-    return sorted(found), problems
+                           " OR lower(path) IN (SELECT value FROM json_each(?))", [named])
+    class_folders = json.dumps(sorted(f"{path}/{USER_CLASSES.rsplit('/', 1)[0]}".casefold()
+                                      for path in folders.values()))
+    folders.update(_directories(db, volume_id, "lower(path) IN (SELECT value FROM json_each(?))", [class_folders]))
+    return folders, owners
 
 
-def user_hives(db, volume_id: int, volume, profiles: Iterable) -> tuple[list[OpenedHive], list[PlaceProblem]]:
-    opened = []
-    hive_paths, problems = user_hive_paths(db, volume_id, volume, profiles)
+def user_hive_paths(files: Iterable[tuple[str, str]], owners: dict[str, str]) -> list[tuple[str, str, str | None]]:
+    """(volume path, kind, profile SID) of every NTUSER.DAT and UsrClass.dat among
+    ``files`` (folder, name) of the profile folders."""
+    class_suffix = ("/" + USER_CLASSES.rsplit("/", 1)[0]).casefold()
+    found = []
+    for directory, name in files:
+        if name.upper() == "NTUSER.DAT" and not directory.casefold().endswith(class_suffix):
+            folder, kind = directory, "NTUSER"
+        elif name.upper() == "USRCLASS.DAT" and directory.casefold().endswith(class_suffix):
+            folder, kind = directory[: -len(class_suffix)], "USRCLASS"
+        else:
+            continue
+        found.append((f"{directory}/{name}", kind, owners.get(folder.casefold())))
+    return sorted(found)
+
+
+def user_hives(volume, hive_paths: Iterable[tuple[str, str, str | None]]) -> tuple[list[OpenedHive], list[PlaceProblem]]:
+    opened, problems = [], []
     for path, kind, sid in hive_paths:
         folder = path.rsplit("/", 1)[0] if kind == "NTUSER" else path.rsplit("/", 5)[0]
         who = sid or f"profile {folder}"
@@ -215,10 +213,9 @@ def user_hives(db, volume_id: int, volume, profiles: Iterable) -> tuple[list[Ope
     return opened, problems
 
 
-def task_files(db, volume_id: int) -> list[str]:
-    """Every file under Windows/System32/Tasks (any letter case), by volume path."""
-    folders = _directories(db, volume_id, "path = ? COLLATE NOCASE OR path LIKE ?", [TASKS_DIR, TASKS_DIR + "/%"])
-    return sorted(f"{folder}/{name}" for folder, name in files_in(db, volume_id, folders))
+def task_folders(db, volume_id: int) -> dict[tuple[int, int], str]:
+    """Windows/System32/Tasks (any letter case) and every folder under it."""
+    return _directories(db, volume_id, "path = ? COLLATE NOCASE OR path LIKE ?", [TASKS_DIR, TASKS_DIR + "/%"])
 
 
 class _PlaceWriter:
@@ -313,9 +310,15 @@ def scan_places(db, volume_id: int, volume, hive_set, resolve_name: Callable[[st
     descriptors = _DescriptorStore(db, volume_id)
     writer = _PlaceWriter(db, volume_id, descriptors, result)
     opened = machine_hives(hive_set, volume)
+    tasks = []
     if volume is not None:
         software = getattr(hive_set, "software", None)
-        users, problems = user_hives(db, volume_id, volume, getattr(software, "profiles", ()))
+        folders, owners = profile_folders(db, volume_id, getattr(software, "profiles", ()))
+        in_tasks = task_folders(db, volume_id)
+        files = files_in(db, volume_id, {**folders, **in_tasks})  # one pass over file_records for both
+        task_paths = set(in_tasks.values())
+        tasks = sorted(f"{folder}/{name}" for folder, name in files if folder in task_paths)
+        users, problems = user_hives(volume, user_hive_paths([f for f in files if f[0] not in task_paths], owners))
         opened += users
         result.hive_problems += [printable(f"{p.where}: {p.reason}", 500) for p in problems]
     hive_rows = []
@@ -335,7 +338,7 @@ def scan_places(db, volume_id: int, volume, hive_set, resolve_name: Callable[[st
                           json.dumps(list(status.logs_applied)), keys,
                           json.dumps(list(status.problems), ensure_ascii=False), each.sha256))
     if volume is not None:
-        for path in task_files(db, volume_id):
+        for path in tasks:
             places, problems = _task_places(volume, path)
             for place in places:
                 writer.add(place, SOURCE_TASK, resolve_name)
