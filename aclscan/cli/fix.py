@@ -15,6 +15,7 @@ from aclscan.cli import cli
 from aclscan.cli.options import db_argument, progress_bar
 from aclscan.errors import Interrupted
 from aclscan.fix.backends import BACKENDS, DEFAULT_BACKEND
+from aclscan.fix.offline import BATCH
 from aclscan.formats.rows import terminal_safe
 from aclscan.plan import read_plan
 from aclscan.store import open_database
@@ -66,7 +67,7 @@ def _signals_end_cleanly(what: str):
 @click.option("--journal", "journal_path", type=click.Path(dir_okay=False),
               help="Where the journal of original descriptors goes (default: beside the image).")
 @backend_option(DEFAULT_BACKEND)
-@click.option("--batch", type=click.IntRange(1, 1 << 20), default=4096, show_default=True,
+@click.option("--batch", type=click.IntRange(1, 1 << 20), default=BATCH, show_default=True,
               help="Files whose originals are committed (fsynced) to the journal at once, before any of them "
                    "is written.")
 @report_format
