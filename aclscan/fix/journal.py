@@ -102,8 +102,7 @@ class Journal:
                                  [(k, _text(v)) for k, v in {**meta, "created": created, "state": RUNNING}.items()])
             conn.close()
             os.replace(making, target)  # the journal appears whole, or not at all
-            # The fixer commits from a thread of its own (one at a time), so not this thread's only.
-            conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(target, isolation_level=None)
             conn.execute("PRAGMA synchronous = FULL")
         except (sqlite3.Error, OSError) as exc:
             making.unlink(missing_ok=True)

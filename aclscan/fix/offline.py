@@ -38,7 +38,6 @@ import shlex
 import sqlite3
 import stat
 import struct
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -272,68 +271,39 @@ def default_journal_path(target: str) -> str:
 
 def _apply(db, plan: Plan, volume: TargetVolume, opened, journal: Journal, report: FixReport, progress,
            batch: int) -> None:
-    """Per batch: read every file's descriptor (the files stay open), journal the
-    originals, then write. The journal's commit of one batch (SQLite and fsync, which
-    release the GIL) runs on a thread of its own while the next batch is read; a batch is
-    written only once its own commit is durable."""
     done = 0
     pending: list[int] = []  # written, not yet marked: marked with the next batch's commit
     # The lib backend opens files by MFT entry: in entry order its reads walk $MFT forwards.
     order = "entry" if opened.name == backends.LIB else "path"
-    still_open: list[list[tuple]] = []  # batches read and not yet written: closed on the way out
-    committing = None  # (the commit's future, its batch): journaled, to be written next
-    with ThreadPoolExecutor(1, thread_name_prefix="aclscan-journal") as journal_thread:
+    for chunk in _chunks(iter_plan_files(db, plan, volume_id=volume.volume_id, order=order), batch):
+        batch = []
         try:
-            for chunk in _chunks(iter_plan_files(db, plan, volume_id=volume.volume_id, order=order), batch):
-                still_open.append(_read_batch(chunk, opened, report))
-                if committing:
-                    pending = _write_batch(*committing, opened, report)
-                    still_open = [read for read in still_open if read is not committing[1]]
-                    committing = None
-                if still_open[-1]:
-                    rows = [(p.volume_id, p.entry, p.sequence, p.path, current, p.change.new_raw,
-                             p.change.descriptor_key) for p, current, _handle in still_open[-1]]
-                    committing = (journal_thread.submit(journal.record, rows, written=pending), still_open[-1])
-                    pending = []
-                done += len(chunk)
-                if progress:
-                    progress(done, report.files_planned)
-            if committing:
-                pending = _write_batch(*committing, opened, report)
-            journal.mark("written", pending)
+            for planned, outcome in zip(chunk, opened.map(lambda p: _probe(opened, p), chunk)):
+                change = planned.change
+                if outcome is _MOVED:
+                    report.changed_since_scan.append(planned.path)
+                    continue
+                if isinstance(outcome, str):
+                    report.errors.append(outcome)
+                    continue
+                handle, current = outcome
+                if current == change.new_raw:
+                    report.already_fixed += 1
+                elif hashlib.sha256(current).hexdigest() != change.old_sha256:
+                    report.changed_since_scan.append(planned.path)
+                else:
+                    batch.append((planned, current, handle))
+                    continue
+                handle.close()
+            if batch:
+                pending = _write_batch(batch, opened, journal, report, pending)
         finally:
-            for read in still_open:
-                for _planned, _current, handle in read:
-                    handle.close()  # written ones are closed already; the rest are closed unchanged
-
-
-def _read_batch(chunk: list[PlannedFile], opened, report: FixReport) -> list[tuple]:
-    """(planned file, its current descriptor, the file open) of every file of ``chunk``
-    that still carries the descriptor the plan was made from; the others are counted."""
-    batch = []
-    try:
-        for planned, outcome in zip(chunk, opened.map(lambda p: _probe(opened, p), chunk)):
-            change = planned.change
-            if outcome is _MOVED:
-                report.changed_since_scan.append(planned.path)
-                continue
-            if isinstance(outcome, str):
-                report.errors.append(outcome)
-                continue
-            handle, current = outcome
-            if current == change.new_raw:
-                report.already_fixed += 1
-            elif hashlib.sha256(current).hexdigest() != change.old_sha256:
-                report.changed_since_scan.append(planned.path)
-            else:
-                batch.append((planned, current, handle))
-                continue
-            handle.close()
-    except BaseException:
-        for _planned, _current, handle in batch:
-            handle.close()
-        raise
-    return batch
+            for _planned, _current, handle in batch:
+                handle.close()  # a file left open by an interruption: closed unchanged
+        done += len(chunk)
+        if progress:
+            progress(done, report.files_planned)
+    journal.mark("written", pending)
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:
@@ -367,12 +337,13 @@ def _probe(opened, planned: PlannedFile):
         return f"{planned.path}: cannot read its descriptor: {exc.strerror}"
 
 
-def _write_batch(committed, batch: list[tuple], opened, report: FixReport) -> list[int]:
-    """Write a batch once its originals are durable (``committed``: the journal commit's
-    future, which gives their sequence numbers); returns the journal entries written, to
-    be marked with the next commit. The marks are for people reading the journal: undo
-    restores every journaled entry."""
-    seqs = committed.result()  # the originals are durable before the first of them is replaced
+def _write_batch(batch: list[tuple], opened, journal: Journal, report: FixReport, pending: list[int]) -> list[int]:
+    """Journal a batch's originals (and mark the previous batch written), then write the
+    batch; returns the journal entries written, to be marked with the next commit. The
+    marks are for people reading the journal: undo restores every journaled entry."""
+    # The originals are durable before the first of them is replaced.
+    seqs = journal.record(((p.volume_id, p.entry, p.sequence, p.path, current, p.change.new_raw,
+                            p.change.descriptor_key) for p, current, _handle in batch), written=pending)
 
     def write(item):
         planned, _current, handle = item
