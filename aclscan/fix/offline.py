@@ -33,6 +33,7 @@ import contextlib
 import datetime as _dt
 import fcntl
 import hashlib
+import json
 import os
 import shlex
 import sqlite3
@@ -41,6 +42,8 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
+
+import numpy as np
 
 from aclscan.errors import Error, Interrupted, JournalWriteFailed, MountError, TargetMismatch
 from aclscan.findings import iter_findings
@@ -273,6 +276,7 @@ def _apply(db, plan: Plan, volume: TargetVolume, opened, journal: Journal, repor
            batch: int) -> None:
     done = 0
     pending: list[int] = []  # written, not yet marked: marked with the next batch's commit
+    verified: dict[int, bytes] = {}  # per change, the original bytes once their SHA-256 matched the plan's
     # The lib backend opens files by MFT entry: in entry order its reads walk $MFT forwards.
     order = "entry" if opened.name == backends.LIB else "path"
     for chunk in _chunks(iter_plan_files(db, plan, volume_id=volume.volume_id, order=order), batch):
@@ -289,9 +293,11 @@ def _apply(db, plan: Plan, volume: TargetVolume, opened, journal: Journal, repor
                 handle, current = outcome
                 if current == change.new_raw:
                     report.already_fixed += 1
-                elif hashlib.sha256(current).hexdigest() != change.old_sha256:
+                elif current != verified.get(change.descriptor_key) and (
+                        hashlib.sha256(current).hexdigest() != change.old_sha256):
                     report.changed_since_scan.append(planned.path)
                 else:
+                    verified[change.descriptor_key] = current
                     batch.append((planned, current, handle))
                     continue
                 handle.close()
@@ -377,7 +383,7 @@ def _rescan(db, plan: Plan, volume: TargetVolume, report: FixReport) -> None:
     recalled = recall(db)
     report.rescan_notes = list(recalled.notes)
     scan_image(volume.target, report.rescan, offset=volume.offset, resolve=recalled.inputs)
-    after = open_database(report.rescan)
+    after = open_database(report.rescan, index=False)  # its file indexes wait for the first command that reads it
     if report.journal:
         report.errors += _writes_not_kept(report.rescan, report.journal)
     files_of = dict(after.execute("SELECT sid, files FROM sids WHERE volume_id = 1"))  # the one volume scanned
@@ -396,27 +402,43 @@ def _rescan(db, plan: Plan, volume: TargetVolume, report: FixReport) -> None:
 def _writes_not_kept(after_path: str, journal_path: str, shown: int = 20) -> list[str]:
     """Every file the journal says was written, checked in the re-scan: it must now carry
     the journal's replacement bytes. A volume that did not keep the writes (a device that
-    drops them, a driver that reported success wrongly) is an error, never "rewrote N"."""
-    conn = sqlite3.connect(Path(after_path).resolve().as_uri() + "?mode=ro", uri=True)
+    drops them, a driver that reported success wrongly) is an error, never "rewrote N".
+
+    Distinct before many: the few distinct replacements are matched by bytes to the
+    re-scan's descriptor keys once; the million files are then compared as integer pairs
+    (replacement id, key now), with no index on the re-scan's file rows."""
+    after = sqlite3.connect(Path(after_path).resolve().as_uri() + "?mode=ro", uri=True)
+    journal = sqlite3.connect(Path(journal_path).resolve().as_uri() + "?mode=ro", uri=True)
     try:
-        conn.execute("ATTACH DATABASE ? AS journal", [Path(journal_path).resolve().as_uri() + "?mode=ro"])
-        total, = conn.execute(_NOT_KEPT.format(select="count(*)")).fetchone()
-        examples = [path for (path,) in conn.execute(_NOT_KEPT.format(select="e.path") + f" LIMIT {shown}")]
+        keys_of_raw: dict[bytes, list[int]] = {}
+        for key, raw in after.execute("SELECT key, raw FROM descriptors WHERE raw IS NOT NULL"):
+            keys_of_raw.setdefault(bytes(raw), []).append(key)
+        kept_pairs = [(replacement, key) for replacement, raw in journal.execute("SELECT id, raw FROM descriptors")
+                      for key in keys_of_raw.get(bytes(raw), ())]
+        pair_dtype = [("first", np.int64), ("second", np.int64)]
+        written = np.fromiter(journal.execute("SELECT entry, replacement FROM entries WHERE written = 1"),
+                              dtype=pair_dtype)
+        now = np.fromiter(after.execute(
+            "SELECT entry, coalesce(descriptor_key, -1) FROM file_records WHERE volume_id = 1"), dtype=pair_dtype)
+        now.sort(order="first")
+        key_now = np.full(len(written), -1, dtype=np.int64)  # -1: no such file now, or no descriptor
+        if len(now):
+            where = np.minimum(np.searchsorted(now["first"], written["first"]), len(now) - 1)
+            key_now = np.where(now["first"][where] == written["first"], now["second"][where], -1)
+        span = int(now["second"].max(initial=0)) + 2
+        pairs = written["second"] * span + (key_now + 1)
+        kept = np.array([replacement * span + key + 1 for replacement, key in kept_pairs], dtype=np.int64)
+        lost = written["first"][~np.isin(pairs, kept)]
+        examples = [path for (path,) in journal.execute(
+            "SELECT path FROM entries WHERE entry IN (SELECT value FROM json_each(?)) ORDER BY seq",
+            [json.dumps(lost[:shown].tolist())])][:shown]
     finally:
-        conn.close()
-    if not total:
+        after.close()
+        journal.close()
+    if not len(lost):
         return []
     return [f"{path}: written, but the volume does not carry the new descriptor after the fix" for path in examples] + [
-        f"{total} files written do not carry their new descriptor in the re-scan: the volume did not keep the writes"]
-
-
-# Files the journal marks written whose descriptor in the re-scan (volume 1: the target)
-# is not the replacement the journal holds.
-_NOT_KEPT = """SELECT {select} FROM journal.entries e
-JOIN journal.descriptors r ON r.id = e.replacement
-LEFT JOIN main.file_records f ON f.volume_id = 1 AND f.entry = e.entry
-LEFT JOIN main.descriptors d ON d.key = f.descriptor_key
-WHERE e.written = 1 AND (d.raw IS NULL OR d.raw != r.raw)"""
+        f"{len(lost)} files written do not carry their new descriptor in the re-scan: the volume did not keep the writes"]
 
 
 def _places_naming(db, sid: str) -> int:
