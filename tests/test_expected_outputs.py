@@ -1,5 +1,5 @@
 """Expected-file tests for the renderers: every plan format (text, JSON, PowerShell, icacls,
-SetACL), the readiness text and the auditor's report (HTML page, JSON evidence rows) of the
+SetACL), the readiness check (text and JSON) and the auditor's report (HTML page, JSON evidence rows) of the
 member-after and av-service samples, compared byte for byte with files under tests/expected/
 that were read by hand once. What depends on when, where and by which release the scan ran
 is replaced by :func:`normalise`, the one place that knows it.
@@ -11,6 +11,7 @@ Regenerate on purpose only, after reading the difference:
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 
@@ -87,6 +88,15 @@ def test_check_text_matches_its_expected_file(scenario_db, scenario):
     produced = render_text(result, source="SCAN.db").encode("utf-8")
     assert produced.startswith(b"NOT READY")
     _compare(f"{scenario}.check.txt", produced, db)
+
+
+@pytest.mark.parametrize("scenario", ["member-after", "av-service"])
+def test_check_json_matches_its_expected_file(scenario_db, scenario):
+    db = open_database(scenario_db(scenario), index=False)
+    document = readiness.to_json(readiness.check(db), database="SCAN.db")
+    assert document["ready"] is False
+    produced = (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    _compare(f"{scenario}.check.json", produced, db)
 
 
 @pytest.mark.parametrize("scenario", ["member-after", "av-service"])
