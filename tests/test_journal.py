@@ -4,7 +4,6 @@ read back with Python's sqlite3, not through the journal's own readers, where it
 
 from __future__ import annotations
 
-import os
 import sqlite3
 
 import pytest
