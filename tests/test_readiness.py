@@ -270,3 +270,73 @@ def test_hostile_computer_name_is_terminal_safe(scenario_db, tmp_path, capsys):
     code, out, _ = run(["check", str(hostile), "--format", "json"], capsys)
     assert json.loads(out)["machine"]["computer_name"] == "EVIL\x1b]0;owned\x07\x1b[2J"
     assert "\x1b" not in out  # JSON escapes control characters itself
+
+
+# --- check_target: what `aclscan check` judges, a scan database or an image ---------------
+
+def test_check_target_judges_a_scan_database_without_changing_it(scenario_db, tmp_path):
+    scan = tmp_path / "member-after.db"
+    shutil.copy(scenario_db("member-after"), scan)
+    before = hashlib.sha256(scan.read_bytes()).hexdigest()
+    result, database, image = readiness.check_target(str(scan))
+    assert (database, image) == (str(scan.resolve()), None)
+    # Judged as the scan is, and nothing written to it (no index built, no migration).
+    assert hashlib.sha256(scan.read_bytes()).hexdigest() == before
+    assert [(r.name, r.status) for r in result.rules] == [(r.name, r.status) for r in judge(scenario_db, "member-after").rules]
+    assert result.ready is False and result.fleet is None and result.strict is False
+
+
+def test_check_target_against_a_fleet_that_holds_the_scan_itself(scenario_db, tmp_path):
+    """The scan is a machine of the fleet: its own row is not a duplicate of itself, so
+    its machine SID is unique there; strict and the fleet's path reach the result."""
+    scan = str(scenario_db("clean"))
+    fleet_path = tmp_path / "fleet.db"
+    fleet = open_fleet(fleet_path)
+    add_scan(fleet, scan)
+    fleet.conn.close()
+    result, _, _ = readiness.check_target(scan, fleet_path=str(fleet_path), strict=True)
+    assert rules_of(result)["unique_machine_sid"].status == "pass"
+    assert result.fleet == str(fleet_path) and result.strict is True
+    # Only the sysprep state is left unjudged (the sample has none), and strict fails it.
+    assert [r.name for r in result.unjudged] == ["sysprep_state"] and result.ready is False
+
+
+def test_check_target_strict_fails_what_it_cannot_judge(scenario_db):
+    lenient, _, _ = readiness.check_target(str(scenario_db("clean")))
+    strict, _, _ = readiness.check_target(str(scenario_db("clean")), strict=True)
+    assert [r.name for r in lenient.unjudged] == ["unique_machine_sid", "sysprep_state"]
+    assert lenient.ready is True and strict.ready is False and not strict.failed
+
+
+def test_check_target_never_creates_a_missing_fleet(scenario_db, tmp_path):
+    with pytest.raises(DatabaseError):
+        readiness.check_target(str(scenario_db("clean")), fleet_path=str(tmp_path / "absent.db"))
+    assert not (tmp_path / "absent.db").exists()
+
+
+def test_check_target_scans_an_image_into_a_folder_it_removes(tmp_path, monkeypatch):
+    import tempfile
+
+    from aclscan.image import ImageInput
+    from aclscan.scan import ResolveInputs
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where its scratch folder goes
+    image = SAMPLES / "av-service.img.gz"
+    inputs = ResolveInputs(history=(str(SAMPLES / "av-service.master-SAM"),))
+    result, database, found = readiness.check_target(str(image), image_source=ImageInput(str(image)), resolve=inputs)
+    assert (database, found) == (None, str(image.resolve()))
+    assert [r.name for r in result.failed] == ["no_stale_prefix", "no_account_predates_sid_change"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_target_that_is_no_file_is_an_image_error_naming_it(tmp_path):
+    import os
+
+    from aclscan.errors import ImageError
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageError) as caught:
+        readiness.is_scan_database(str(fifo))
+    assert str(caught.value) == f"IMAGE {fifo} is a named pipe (FIFO), not a regular file or block device"
+    assert readiness.is_scan_database(str(SAMPLES / "clean.img.gz")) is False
