@@ -1,8 +1,9 @@
 """Expected-file tests for the renderers: every plan format (text, JSON, PowerShell, icacls,
-SetACL), the readiness check (text and JSON) and the auditor's report (HTML page, JSON evidence rows) of the
-member-after and av-service samples, compared byte for byte with files under tests/expected/
-that were read by hand once. What depends on when, where and by which release the scan ran
-is replaced by :func:`normalise`, the one place that knows it.
+SetACL), the readiness check (text and JSON) and the auditor's report (HTML page, JSON
+evidence rows) of the member-after and av-service samples, and the check of the ready
+clean sample, compared byte for byte with files under tests/expected/ that were read by
+hand once. What depends on when, where and by which release the scan ran is replaced by
+:func:`normalise`, the one place that knows it.
 
 Regenerate on purpose only, after reading the difference:
     ACLSCAN_REGENERATE_EXPECTED=1 python -m pytest -q tests/test_expected_outputs.py
@@ -25,6 +26,7 @@ from aclscan.formats.plans import PlanContext, PlanFormat, PlanOutput, render
 from aclscan.formats.rows import write_rows
 from aclscan.plan import build_plan
 from aclscan.store import open_database
+from tests.scenarios import manifest
 
 EXPECTED = Path(__file__).parent / "expected"
 REGENERATE = os.environ.get("ACLSCAN_REGENERATE_EXPECTED") == "1"
@@ -81,20 +83,25 @@ def test_plan_renderers_match_their_expected_files(scenario_db, scenario, fmt):
     _compare(f"{scenario}.plan.{EXTENSIONS[fmt]}", produced, db)
 
 
-@pytest.mark.parametrize("scenario", ["member-after", "av-service"])
+# clean: a machine that is ready (its rules' pass texts).
+CHECKED = ["member-after", "av-service", "clean"]
+
+
+@pytest.mark.parametrize("scenario", CHECKED)
 def test_check_text_matches_its_expected_file(scenario_db, scenario):
     db = open_database(scenario_db(scenario), index=False)
     result = readiness.check(db)
     produced = render_text(result, source="SCAN.db").encode("utf-8")
-    assert produced.startswith(b"NOT READY")
+    ready = manifest(scenario)["readiness"]["ready"]
+    assert produced.startswith(b"READY" if ready else b"NOT READY")
     _compare(f"{scenario}.check.txt", produced, db)
 
 
-@pytest.mark.parametrize("scenario", ["member-after", "av-service"])
+@pytest.mark.parametrize("scenario", CHECKED)
 def test_check_json_matches_its_expected_file(scenario_db, scenario):
     db = open_database(scenario_db(scenario), index=False)
     document = readiness.to_json(readiness.check(db), database="SCAN.db")
-    assert document["ready"] is False
+    assert document["ready"] is manifest(scenario)["readiness"]["ready"]
     produced = (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
     _compare(f"{scenario}.check.json", produced, db)
 

@@ -340,3 +340,35 @@ def test_a_target_that_is_no_file_is_an_image_error_naming_it(tmp_path):
         readiness.is_scan_database(str(fifo))
     assert str(caught.value) == f"IMAGE {fifo} is a named pipe (FIFO), not a regular file or block device"
     assert readiness.is_scan_database(str(SAMPLES / "clean.img.gz")) is False
+
+
+def _without(scenario_db, tmp_path, name: str, sql: str):
+    """A copy of scenario NAME's scan database with SQL run on it."""
+    copy = tmp_path / f"{name}.db"
+    shutil.copy(scenario_db(name), copy)
+    conn = sqlite3.connect(copy)
+    conn.execute(sql)
+    conn.commit()
+    conn.close()
+    return copy
+
+
+def test_old_names_alone_make_a_previous_machine_sid(scenario_db, tmp_path):
+    """av-service's history gives both the previous machine SID (authorities) and the old
+    account names (previous_names); the names alone still show AVService and AV Admins
+    predating the SID change."""
+    copy = _without(scenario_db, tmp_path, "av-service", "DELETE FROM authorities WHERE kind = 'previous_machine'")
+    result, _, _ = readiness.check_target(str(copy))
+    rule = rules_of(result)["no_account_predates_sid_change"]
+    assert rule.status == "fail" and rule.summary == "local account(s) AVService, AV Admins predate the SID change"
+
+
+def test_a_previous_machine_sid_without_old_names_is_still_history(scenario_db, tmp_path):
+    """With the old names gone, no account can be shown to predate the change, but the
+    scan still knows a previous machine SID: the rule says so, not that none is known."""
+    copy = _without(scenario_db, tmp_path, "av-service", "DELETE FROM previous_names")
+    result, _, _ = readiness.check_target(str(copy))
+    rule = rules_of(result)["no_account_predates_sid_change"]
+    assert (rule.status, rule.summary) == ("pass", "no local account is known under a previous machine SID")
+    clean = rules_of(judge(scenario_db, "clean"))["no_account_predates_sid_change"]
+    assert clean.status == "pass" and clean.summary.endswith("none known under another machine SID")
