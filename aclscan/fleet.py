@@ -573,10 +573,9 @@ def runner_for(jobs: int | None = None, scheduler: str | None = None, *, retries
     called once it is up."""
     if not scheduler:
         return contextlib.nullcontext(LocalRunner(jobs))
-    from aclscan.fleet_dask import DaskRunner, parse_scheduler
+    from aclscan.fleet_dask import DaskRunner
 
-    parse_scheduler(scheduler)
-    return DaskRunner(scheduler, retries=retries, announce=announce)
+    return DaskRunner(scheduler, retries=retries, announce=announce)  # parses the scheduler first
 
 
 def update_fleet(fleet_path: str | os.PathLike, inputs: Sequence[str], *, runner_context=None,
