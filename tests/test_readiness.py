@@ -372,3 +372,65 @@ def test_a_previous_machine_sid_without_old_names_is_still_history(scenario_db, 
     assert (rule.status, rule.summary) == ("pass", "no local account is known under a previous machine SID")
     clean = rules_of(judge(scenario_db, "clean"))["no_account_predates_sid_change"]
     assert clean.status == "pass" and clean.summary.endswith("none known under another machine SID")
+
+
+# --- which machine of the fleet is the one being checked ------------------------------
+
+def _variant(scenario_db, tmp_path, label: str, *, image: str, serial: str, computer: str):
+    """A copy of the clean scan as if another scan (of IMAGE, a volume SERIAL, a machine
+    named COMPUTER) had made it; its machine SID stays clean's."""
+    copy = tmp_path / f"{label}.db"
+    shutil.copy(scenario_db("clean"), copy)
+    conn = sqlite3.connect(copy)
+    conn.execute("UPDATE volumes SET image = ?, serial = ?", (image, serial))
+    conn.execute("UPDATE machine SET computer_name = ?", (computer,))
+    conn.commit()
+    conn.close()
+    return str(copy.resolve())
+
+
+@pytest.mark.parametrize(("checked", "itself"), [
+    # The same scan database: itself.
+    ({"label": "in-fleet", "image": "/images/a.img", "serial": "A", "computer": "WS-A"}, True),
+    # The same scan database, whatever it says now (rewritten after the fleet took it).
+    ({"label": "in-fleet", "image": "/images/z.img", "serial": "Z", "computer": "WS-Z"}, True),
+    # Another scan of the same image: itself.
+    ({"label": "again", "image": "/images/a.img", "serial": "B", "computer": "WS-B"}, True),
+    # Same computer name and volume serials, the image moved: itself.
+    ({"label": "moved", "image": "/moved/a.img", "serial": "A", "computer": "WS-A"}, True),
+    # Same name, another volume: a clone that kept the name.
+    ({"label": "clone", "image": "/images/b.img", "serial": "B", "computer": "WS-A"}, False),
+    # Another image, volume and name: another machine with the same machine SID.
+    ({"label": "other", "image": "/images/c.img", "serial": "C", "computer": "WS-C"}, False),
+])
+def test_the_checked_machine_is_told_from_its_clones_in_the_fleet(scenario_db, tmp_path, checked, itself):
+    fleet_path = tmp_path / "fleet.db"
+    member = _variant(scenario_db, tmp_path, "in-fleet", image="/images/a.img", serial="A", computer="WS-A")
+    fleet = open_fleet(fleet_path)
+    add_scan(fleet, member)
+    fleet.conn.close()
+    # Made again under the fleet member's own path when the label is in-fleet.
+    target = _variant(scenario_db, tmp_path, **checked)
+    result, _, _ = readiness.check_target(target, fleet_path=str(fleet_path))
+    rules = rules_of(result)
+    if itself:
+        assert rules["unique_machine_sid"].status == "pass"
+        assert rules["unique_machine_sid"].summary.endswith("is unique in the fleet")
+    else:
+        rule = rules["unique_machine_sid"]
+        assert rule.status == "fail"
+        assert rule.summary == (f"machine SID {manifest('clean')['machine_sid']} shared with 1 other machine(s) "
+                                "of the fleet")
+        assert rule.evidence == (f"WS-A ({member}) has machine SID {manifest('clean')['machine_sid']}",)
+
+
+def test_a_history_with_this_very_machine_sid_fails_uniqueness_without_a_fleet(scenario_db, tmp_path):
+    """The master's SAM given as history has the machine SID the clone still carries: the
+    SID was never changed, and the rule says so with no fleet at all."""
+    sid = manifest("clean")["machine_sid"]
+    copy = _without(scenario_db, tmp_path, "clean", "INSERT INTO authorities (sid, name, kind, complete, source) "
+                                                    f"VALUES ('{sid}', NULL, 'previous_machine', 0, "
+                                                    "'history master-SAM')")
+    rule = rules_of(readiness.check_target(str(copy))[0])["unique_machine_sid"]
+    assert (rule.status, rule.summary) == ("fail", f"machine SID {sid} is the one the history had")
+    assert rule.evidence == (f"history master-SAM had this machine SID {sid} before: the SID was never changed",)
