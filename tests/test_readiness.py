@@ -434,3 +434,32 @@ def test_a_history_with_this_very_machine_sid_fails_uniqueness_without_a_fleet(s
     rule = rules_of(readiness.check_target(str(copy))[0])["unique_machine_sid"]
     assert (rule.status, rule.summary) == ("fail", f"machine SID {sid} is the one the history had")
     assert rule.evidence == (f"history master-SAM had this machine SID {sid} before: the SID was never changed",)
+
+
+def test_stale_prefix_evidence_of_a_changed_av_service_scan(scenario_db, tmp_path):
+    """av-service's scan changed where the rule has choices to make: AV Admins' old SID named
+    by no file and known by no name, a SAM-account reference (never evidence) for AVService's
+    old SID, its group membership gone (its right alone still makes a service's logon
+    stale), and a service logging on as today's AV Admins (whose old SID holds no right)."""
+    facts = manifest("av-service")
+    before, now = facts["previous_machine_sids"][0], facts["machine_sid"]
+    service, admins = f"{before}-1003", f"{before}-1004"
+    copy = tmp_path / "av-service.db"
+    shutil.copy(scenario_db("av-service"), copy)
+    conn = sqlite3.connect(copy)
+    conn.execute("UPDATE findings SET files = 0, descriptors = 0, account = NULL WHERE sid = ?", (admins,))
+    conn.execute("INSERT INTO hive_references (sid, kind, detail) VALUES (?, 'sam_account', 'AVService')", (service,))
+    conn.execute("DELETE FROM hive_references WHERE sid = ? AND kind = 'alias_member'", (service,))
+    conn.execute("INSERT INTO hive_references (sid, kind, detail) VALUES (?, 'service_logon', 'AVAdmin logs on as "
+                 ".\\AV Admins')", (f"{now}-1004",))
+    conn.commit()
+    conn.close()
+    rule = rules_of(readiness.check_target(str(copy))[0])["no_stale_prefix"]
+    assert rule.status == "fail"
+    assert rule.summary == ("2 stale SID(s) still named: 36 file reference(s), lsa_right, dcom, registry_key, service, "
+                            "share, task")
+    assert f"{admins} stale_prefix, today {now}-1004: 0 file(s), 0 descriptor(s)" in rule.evidence
+    assert not [e for e in rule.evidence if "sam_account" in e or "(None)" in e or "alias_member" in e]
+    assert [e for e in rule.evidence if e.startswith("service_logon:")] == [
+        f"service_logon: AVScan logs on as .\\AVService ({now}-1003), but SeServiceLogonRight is granted to the "
+        f"old SID {service}"]
