@@ -248,3 +248,75 @@ def test_one_check_that_a_plan_is_of_this_scan(scenario_db, tmp_path, capsys):
         capsys.readouterr()
         assert main(["plan", str(db), "--plan", str(other)]) == 8
         assert "the plan" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ verify_plan: a saved plan is checked against its scan
+
+def _tampered(plan, **changes):
+    """The plan after someone edited one part of it (an action or a descriptor change)."""
+    import dataclasses
+
+    if "action" in changes:
+        first = dataclasses.replace(plan.actions[0], **changes["action"])
+        return dataclasses.replace(plan, actions=(first, *plan.actions[1:]))
+    first = dataclasses.replace(plan.descriptors[0], **changes["descriptor"])
+    return dataclasses.replace(plan, descriptors=(first, *plan.descriptors[1:]))
+
+
+TAMPERING = {
+    "an action's new SID": ({"action": {"new_sid": "S-1-5-32-545"}}, "is not what the scan's findings call for: "
+                                                                      "refusing the plan"),
+    "a descriptor the scan does not change": ({"descriptor": {"descriptor_key": 999999}},
+                                              "plan descriptor 999999: the scan calls for no change of it on volume"),
+    "another volume": ({"descriptor": {"volume_id": 7}}, "the scan calls for no change of it on volume 7"),
+    "the original's digest": ({"descriptor": {"old_sha256": "0" * 64}},
+                              "old_sha256 is not the scanned descriptor's"),
+    "the new bytes": ({"descriptor": {"new_raw": b"\x01\x00\x04\x80" + b"\x00" * 16}},
+                      "new_raw is not the scanned descriptor with the plan's actions applied: refusing the plan"),
+    "the SDDL shown": ({"descriptor": {"new_sddl": "O:BAG:BAD:(A;;FA;;;WD)"}}, "its SDDL is not the descriptor's"),
+}
+
+
+@pytest.mark.parametrize("what", sorted(TAMPERING))
+def test_verify_plan_refuses_a_plan_edited_after_it_was_made(scenario_db, what):
+    from aclscan.errors import PlanMismatch
+
+    db = open_database(scenario_db("av-service"))
+    plan = build_plan(db)
+    planning.verify_plan(db, plan)  # as made: accepted
+    changes, message = TAMPERING[what]
+    with pytest.raises(PlanMismatch) as caught:
+        planning.verify_plan(db, _tampered(plan, **changes))
+    assert message in str(caught.value)
+
+
+def test_verify_plan_makes_the_plan_again_with_its_owner_and_group(scenario_db):
+    """member-after with --remove-orphans gives Ken's, Arianne's and Ron's files an owner:
+    the plan's own (SYSTEM, group Users here) when it is made again, so a plan whose owner
+    was edited afterwards no longer matches."""
+    import dataclasses
+
+    from aclscan.errors import PlanMismatch
+
+    db = open_database(scenario_db("member-after"))
+    plan = build_plan(db, owner="S-1-5-18", group="S-1-5-32-545", remove_orphans=True)
+    assert {a.new_sid for a in plan.actions if a.kind == "reassign_owner"} == {"S-1-5-18"}
+    planning.verify_plan(db, plan_from_json(plan.to_json()))
+    for edited in (dataclasses.replace(plan, owner="S-1-5-32-544"), dataclasses.replace(plan, group="S-1-5-32-544"),
+                   dataclasses.replace(plan, choices={**plan.choices, "remove_orphans": False})):
+        with pytest.raises(PlanMismatch):
+            planning.verify_plan(db, edited)
+
+
+def test_verify_plan_refuses_choices_it_cannot_read(scenario_db):
+    import dataclasses
+
+    from aclscan.errors import PlanMismatch
+
+    db = open_database(scenario_db("member-after"))
+    plan = build_plan(db)
+    for choices in ({"map": [{"old": "S-1-5-18", "new": "S-1-5-19"}]}, {"mode": "sideways"}):
+        with pytest.raises(PlanMismatch) as caught:
+            planning.verify_plan(db, dataclasses.replace(plan, choices=choices))
+        assert str(caught.value).startswith("the plan's choices cannot be made again from the scan (")
+        assert str(caught.value).endswith("): refusing the plan")
