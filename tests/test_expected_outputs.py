@@ -1,9 +1,9 @@
 """Expected-file tests for the renderers: every plan format (text, JSON, PowerShell, icacls,
 SetACL), the readiness check (text and JSON) and the auditor's report (HTML page, JSON
-evidence rows) of the member-after and av-service samples, and the check of the ready
-clean sample, compared byte for byte with files under tests/expected/ that were read by
-hand once. What depends on when, where and by which release the scan ran is replaced by
-:func:`normalise`, the one place that knows it.
+evidence rows) of the member-after and av-service samples, and the check of the clean,
+domain-member and cloned-dc samples, compared byte for byte with files under
+tests/expected/ that were read by hand once. What depends on when, where and by which
+release the scan ran is replaced by :func:`normalise`, the one place that knows it.
 
 Regenerate on purpose only, after reading the difference:
     ACLSCAN_REGENERATE_EXPECTED=1 python -m pytest -q tests/test_expected_outputs.py
@@ -83,8 +83,9 @@ def test_plan_renderers_match_their_expected_files(scenario_db, scenario, fmt):
     _compare(f"{scenario}.plan.{EXTENSIONS[fmt]}", produced, db)
 
 
-# clean: a machine that is ready (its rules' pass texts).
-CHECKED = ["member-after", "av-service", "clean"]
+# clean: ready (its rules' pass texts); domain-member: other problem SIDs (orphans, SID
+# history); cloned-dc: a domain controller.
+CHECKED = ["member-after", "av-service", "clean", "domain-member", "cloned-dc"]
 
 
 @pytest.mark.parametrize("scenario", CHECKED)

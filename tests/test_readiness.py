@@ -463,3 +463,38 @@ def test_stale_prefix_evidence_of_a_changed_av_service_scan(scenario_db, tmp_pat
     assert [e for e in rule.evidence if e.startswith("service_logon:")] == [
         f"service_logon: AVScan logs on as .\\AVService ({now}-1003), but SeServiceLogonRight is granted to the "
         f"old SID {service}"]
+
+
+def test_accounts_whose_old_sids_nothing_names_are_reported_re_pointed(scenario_db, tmp_path):
+    """After a fix re-pointed everything, av-service's AVService and AV Admins still predate
+    the SID change (the history says so) but nothing names their old SIDs: the rule passes
+    and lists both, AV Admins' old SID too (one re-pointed account does not end the search)."""
+    facts = manifest("av-service")
+    before, now = facts["previous_machine_sids"][0], facts["machine_sid"]
+    copy = _without(scenario_db, tmp_path, "av-service", f"DELETE FROM findings WHERE sid LIKE '{before}-%'")
+    rule = rules_of(readiness.check_target(str(copy))[0])["no_account_predates_sid_change"]
+    assert (rule.status, rule.summary) == ("pass", "2 local account(s) predate the SID change, all re-pointed")
+    assert rule.evidence == (
+        f"AVService ({now}-1003) was {before}-1003 (history av-service.master-SAM); nothing names the old SID any more",
+        f"AV Admins ({now}-1004) was {before}-1004 (history av-service.master-SAM); nothing names the old SID any more",
+    )
+
+
+@pytest.mark.parametrize(("kinds", "summary"), [
+    (("hive", "record"), "the scan is partial (1 hive, 2 record): the accounts could not be judged"),
+    (("record", "task"), "the scan is partial (2 record, 1 task): what was not read cannot be judged"),
+])
+def test_a_partial_scan_fails_scan_complete_and_says_what_it_missed(scenario_db, tmp_path, kinds, summary):
+    copy = tmp_path / "clean.db"
+    shutil.copy(scenario_db("clean"), copy)
+    conn = sqlite3.connect(copy)
+    columns = [c[1] for c in conn.execute("PRAGMA table_info(scan_errors)")]
+    assert {"kind", "reason"} <= set(columns)
+    rows = [(kind, f"{kind} {n}: unreadable") for kind in kinds for n in range(2 if kind == "record" else 1)]
+    conn.executemany("INSERT INTO scan_errors (kind, reason) VALUES (?, ?)", rows)
+    conn.commit()
+    conn.close()
+    rule = rules_of(readiness.check_target(str(copy))[0])["scan_complete"]
+    assert (rule.status, rule.summary) == ("fail", summary)
+    assert rule.evidence == tuple(f"{2 if kind == 'record' else 1} {kind} item(s) unread; e.g. {kind} 0: unreadable"
+                                  for kind in sorted(kinds))
