@@ -498,3 +498,28 @@ def test_a_partial_scan_fails_scan_complete_and_says_what_it_missed(scenario_db,
     assert (rule.status, rule.summary) == ("fail", summary)
     assert rule.evidence == tuple(f"{2 if kind == 'record' else 1} {kind} item(s) unread; e.g. {kind} 0: unreadable"
                                   for kind in sorted(kinds))
+
+
+def test_other_problem_sids_are_shown_with_their_rights_and_places(scenario_db, tmp_path):
+    """domain-member's orphan, given a user right, a service that logs on as it and a
+    scheduled task that runs as it (and a SAM-account reference, never evidence): each is a line of the rule's evidence, the
+    task's kind spelled with a space."""
+    facts = manifest("domain-member")
+    orphan = next(sid for sid, v in facts["expected"].items() if v["verdict"] == "orphan")
+    copy = tmp_path / "domain-member.db"
+    shutil.copy(scenario_db("domain-member"), copy)
+    conn = sqlite3.connect(copy)
+    conn.executemany("INSERT INTO hive_references (sid, kind, detail) VALUES (?, ?, ?)",
+                     [(orphan, "lsa_right", "SeBackupPrivilege"), (orphan, "sam_account", "old"),
+                      (orphan, "service_logon", "BackupAgent")])
+    conn.execute("INSERT INTO places (volume_id, kind, path, sid, role) VALUES (1, 'scheduled_task', "
+                 "'task \\Backup', ?, 'principal')", (orphan,))
+    conn.commit()
+    conn.close()
+    rule = rules_of(readiness.check_target(str(copy))[0])["no_problem_sids"]
+    assert rule.status == "fail"
+    lines = [e for e in rule.evidence if e.startswith(("lsa_right", "scheduled_task", "sam_account", "service_logon"))]
+    assert lines == [f"lsa_right: {orphan} holds SeBackupPrivilege",
+                     f"service_logon: {orphan} is the logon of service BackupAgent",
+                     f"scheduled_task: {orphan} is named by 1 scheduled task(s); e.g. task \\Backup"]
+    assert rule.summary == "2 problem SID(s) still named (orphan, sid_history): see aclscan findings"
