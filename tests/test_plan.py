@@ -250,7 +250,7 @@ def test_one_check_that_a_plan_is_of_this_scan(scenario_db, tmp_path, capsys):
         assert "the plan" in capsys.readouterr().err
 
 
-# ------------------------------------------------------------------ verify_plan: a saved plan is checked against its scan
+# ------------------------------------------------------------------ verify_plan: a saved plan against its scan
 
 def _tampered(plan, **changes):
     """The plan after someone edited one part of it (an action or a descriptor change)."""

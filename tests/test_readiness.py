@@ -282,7 +282,8 @@ def test_check_target_judges_a_scan_database_without_changing_it(scenario_db, tm
     assert (database, image) == (str(scan.resolve()), None)
     # Judged as the scan is, and nothing written to it (no index built, no migration).
     assert hashlib.sha256(scan.read_bytes()).hexdigest() == before
-    assert [(r.name, r.status) for r in result.rules] == [(r.name, r.status) for r in judge(scenario_db, "member-after").rules]
+    direct = judge(scenario_db, "member-after")
+    assert [(r.name, r.status) for r in result.rules] == [(r.name, r.status) for r in direct.rules]
     assert result.ready is False and result.fleet is None and result.strict is False
 
 
@@ -502,8 +503,8 @@ def test_a_partial_scan_fails_scan_complete_and_says_what_it_missed(scenario_db,
 
 def test_other_problem_sids_are_shown_with_their_rights_and_places(scenario_db, tmp_path):
     """domain-member's orphan, given a user right, a service that logs on as it and a
-    scheduled task that runs as it (and a SAM-account reference, never evidence): each is a line of the rule's evidence, the
-    task's kind spelled with a space."""
+    scheduled task that runs as it (and a SAM-account reference, never evidence): each is
+    a line of the rule's evidence, the task's kind spelled with a space."""
     facts = manifest("domain-member")
     orphan = next(sid for sid, v in facts["expected"].items() if v["verdict"] == "orphan")
     copy = tmp_path / "domain-member.db"
@@ -518,7 +519,8 @@ def test_other_problem_sids_are_shown_with_their_rights_and_places(scenario_db, 
     conn.close()
     rule = rules_of(readiness.check_target(str(copy))[0])["no_problem_sids"]
     assert rule.status == "fail"
-    lines = [e for e in rule.evidence if e.startswith(("lsa_right", "scheduled_task", "sam_account", "service_logon"))]
+    kinds = ("lsa_right", "scheduled_task", "sam_account", "service_logon")
+    lines = [e for e in rule.evidence if e.startswith(kinds)]
     assert lines == [f"lsa_right: {orphan} holds SeBackupPrivilege",
                      f"service_logon: {orphan} is the logon of service BackupAgent",
                      f"scheduled_task: {orphan} is named by 1 scheduled task(s); e.g. task \\Backup"]
