@@ -209,6 +209,20 @@ def test_sysprep_state_from_the_hives(tmp_path, capsys, image_state, generalizat
     assert document["machine"]["sysprep_generalization_state"] == generalization
     if image_state:
         assert any(image_state in line for line in rule["evidence"])
+    assert rule["summary"] == ("sysprep state allows deployment" if status == "pass"
+                               else "sysprep left the image undeployable")
+    if image_state == "IMAGE_STATE_SOMETHING_NEW":
+        assert rule["evidence"] == ["SOFTWARE Setup\\State ImageState = IMAGE_STATE_SOMETHING_NEW: not a state "
+                                    "Microsoft documents"]
+    # The hives written above have CleanupState 2 beside every GeneralizationState.
+    generalization_line = (f"SYSTEM Setup\\Status\\SysprepStatus GeneralizationState = {generalization}, "
+                           "CleanupState = 2: ")
+    expected = {7: "no sysprep run pending or failed",
+                4: ("not 7, but ImageState says the image was generalized and sealed"
+                    if image_state and "GENERALIZE_RESEAL" in image_state
+                    else "a sysprep run did not finish (Windows keeps 7 otherwise)")}
+    if generalization is not None:
+        assert generalization_line + expected[generalization] in rule["evidence"]
     assert code == (0 if status == "pass" else 1)
 
 
@@ -322,12 +336,15 @@ def test_check_target_scans_an_image_into_a_folder_it_removes(tmp_path, monkeypa
     from aclscan.scan import ResolveInputs
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where its scratch folder goes
+    here = tmp_path / "cwd"
+    here.mkdir()
+    monkeypatch.chdir(here)  # nothing is written where the command runs either
     image = SAMPLES / "av-service.img.gz"
     inputs = ResolveInputs(history=(str(SAMPLES / "av-service.master-SAM"),))
     result, database, found = readiness.check_target(str(image), image_source=ImageInput(str(image)), resolve=inputs)
     assert (database, found) == (None, str(image.resolve()))
     assert [r.name for r in result.failed] == ["no_stale_prefix", "no_account_predates_sid_change"]
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [here] and list(here.iterdir()) == []
 
 
 def test_a_target_that_is_no_file_is_an_image_error_naming_it(tmp_path):
@@ -525,3 +542,10 @@ def test_other_problem_sids_are_shown_with_their_rights_and_places(scenario_db, 
                      f"service_logon: {orphan} is the logon of service BackupAgent",
                      f"scheduled_task: {orphan} is named by 1 scheduled task(s); e.g. task \\Backup"]
     assert rule.summary == "2 problem SID(s) still named (orphan, sid_history): see aclscan findings"
+
+
+def test_a_scan_without_its_sam_and_system_hives_cannot_be_judged(scenario_db, tmp_path):
+    copy = _without(scenario_db, tmp_path, "clean", """UPDATE machine SET hives_found = '{"SOFTWARE": "volume x"}'""")
+    rule = rules_of(readiness.check_target(str(copy))[0])["hives_present"]
+    assert (rule.status, rule.summary) == ("fail", "no SAM or SYSTEM hive: the machine cannot be judged")
+    assert rule.evidence == ("SOFTWARE: volume x",)
