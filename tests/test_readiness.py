@@ -549,3 +549,50 @@ def test_a_scan_without_its_sam_and_system_hives_cannot_be_judged(scenario_db, t
     rule = rules_of(readiness.check_target(str(copy))[0])["hives_present"]
     assert (rule.status, rule.summary) == ("fail", "no SAM or SYSTEM hive: the machine cannot be judged")
     assert rule.evidence == ("SOFTWARE: volume x",)
+
+
+def test_rules_that_need_a_hive_the_scan_lacks_are_not_judged(scenario_db, tmp_path):
+    copy = _without(scenario_db, tmp_path, "clean", "UPDATE machine SET machine_sid = NULL, product_type = NULL")
+    rules = rules_of(readiness.check_target(str(copy))[0])
+    assert {name: (rules[name].status, rules[name].summary) for name in
+            ("unique_machine_sid", "no_account_predates_sid_change", "not_domain_controller")} == {
+        "unique_machine_sid": ("skipped", "no SAM hive: the machine SID is unknown"),
+        "no_account_predates_sid_change": ("skipped", "no SAM hive: the local accounts are unknown"),
+        "not_domain_controller": ("skipped", "no SYSTEM hive (or no ProductType): the machine's role is unknown"),
+    }
+
+
+@pytest.mark.parametrize("domain", [None, "S-1-5-21-9-9-9"])
+def test_a_profile_under_a_prefix_nobody_claims_is_stale(scenario_db, tmp_path, domain):
+    """clean with one ProfileList entry under S-1-5-21-9-9-9: stale unless that is the
+    machine's domain."""
+    copy = tmp_path / "clean.db"
+    shutil.copy(scenario_db("clean"), copy)
+    conn = sqlite3.connect(copy)
+    conn.execute("INSERT INTO hive_references (sid, kind, detail) VALUES ('S-1-5-21-9-9-9-1001', 'profile', "
+                 "'C:\\Users\\x')")
+    conn.execute("UPDATE machine SET primary_domain_sid = ?", (domain,))
+    conn.commit()
+    conn.close()
+    rule = rules_of(readiness.check_target(str(copy))[0])["no_stale_prefix"]
+    if domain:
+        assert rule.status == "pass"
+        return
+    assert (rule.status, rule.summary) == ("fail", "1 profile(s) under another machine prefix")
+    assert rule.evidence == ("profile: S-1-5-21-9-9-9-1001 C:\\Users\\x is under S-1-5-21-9-9-9, neither this "
+                             "machine's SID nor a domain's",)
+
+
+def test_a_scan_without_machine_facts_is_a_database_error_that_says_what_to_do(scenario_db, tmp_path):
+    older = _without(scenario_db, tmp_path, "clean", "DELETE FROM machine")
+    with pytest.raises(DatabaseError) as caught:
+        readiness.check_target(str(older))
+    assert str(caught.value) == "the scan predates machine facts (schema 1): re-scan the image with this aclscan"
+    conn = sqlite3.connect(older)
+    conn.execute("DELETE FROM findings")
+    conn.commit()
+    conn.close()
+    with pytest.raises(DatabaseError) as caught:
+        readiness.check_target(str(older))
+    assert str(caught.value) == ("the scan has no verdicts or machine facts (scanned with --no-resolve?): re-scan "
+                                 "without --no-resolve")
