@@ -440,6 +440,13 @@ def test_the_checked_machine_is_told_from_its_clones_in_the_fleet(scenario_db, t
         assert rule.summary == (f"machine SID {manifest('clean')['machine_sid']} shared with 1 other machine(s) "
                                 "of the fleet")
         assert rule.evidence == (f"WS-A ({member}) has machine SID {manifest('clean')['machine_sid']}",)
+        # Its local accounts will predate the SID change the clone needs.
+        local = [a["name"] for a in manifest("clean")["accounts"] if a["rid"] >= 1000]
+        accounts = rules["no_account_predates_sid_change"]
+        assert (accounts.status, accounts.summary) == ("fail", f"local account(s) {', '.join(local)} predate the SID "
+                                                               "change")
+        assert accounts.evidence == (f"machine SID {manifest('clean')['machine_sid']} is shared with WS-A: local "
+                                     f"account(s) {', '.join(local)} will predate the SID change it needs",)
 
 
 def test_a_history_with_this_very_machine_sid_fails_uniqueness_without_a_fleet(scenario_db, tmp_path):
