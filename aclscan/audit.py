@@ -21,12 +21,22 @@ from aclscan.errors import DatabaseError
 from aclscan.findings import iter_evidence, iter_findings, machine_facts
 
 FILES = "file"  # the object kind of NTFS files and folders (the places table holds the others)
+# What each object kind is called, one and many ("1 service", "2 services").
 KIND_LABELS = {
-    FILES: "files and folders", "registry_key": "registry keys", "service": "services", "share": "shares",
-    "printer": "printers", "task": "scheduled tasks", "dcom": "DCOM permissions", "sam_object": "SAM objects",
-    "lsa_account": "LSA accounts", "lsa_right": "LSA rights", "alias_member": "group memberships",
-    "profile": "user profiles", "service_logon": "service logons",
+    FILES: ("file or folder", "files and folders"), "registry_key": ("registry key", "registry keys"),
+    "service": ("service", "services"), "share": ("share", "shares"), "printer": ("printer", "printers"),
+    "task": ("scheduled task", "scheduled tasks"), "dcom": ("DCOM permission", "DCOM permissions"),
+    "sam_object": ("SAM object", "SAM objects"), "sam_account": ("SAM account", "SAM accounts"),
+    "lsa_account": ("LSA account", "LSA accounts"),
+    "lsa_right": ("LSA right", "LSA rights"), "alias_member": ("group membership", "group memberships"),
+    "profile": ("user profile", "user profiles"), "service_logon": ("service logon", "service logons"),
 }
+
+
+def kind_label(kind: str, count: int | None = None) -> str:
+    """The name of an object kind, singular for a count of one (the kind itself if unknown)."""
+    one, many = KIND_LABELS.get(kind, (kind, kind))
+    return one if count == 1 else many
 
 # What each verdict means, for a person who is not a Windows security specialist.
 GLOSSARY = {
@@ -135,17 +145,18 @@ def has_places(db) -> bool:
 
 
 def _places_of(db, findings: list[dict], with_places: bool) -> dict[str, dict[str, int]]:
-    """Per SID: object kind -> how many places name it; files from the findings, the other
-    kinds from ``findings.places`` (schema 3) or else the hive references."""
+    """Per SID: object kind -> how many places name it; files from the findings, registry keys,
+    services, tasks and the like from ``findings.places`` (schema 3), and the direct references
+    of the hives (user rights, group memberships, profiles, service logons), whose kinds are
+    not places."""
     result = {f["sid"]: ({FILES: f["files"]} if f["files"] else {}) for f in findings}
     if with_places:
         for sid, places in db.execute("SELECT sid, places FROM findings WHERE places IS NOT NULL"):
             for kind, count in (json.loads(places) or {}).items():
                 if count and kind != FILES:
                     result.setdefault(sid, {})[kind] = count
-    else:
-        for sid, kind, count in db.execute("SELECT sid, kind, COUNT(*) FROM hive_references GROUP BY sid, kind"):
-            result.setdefault(sid, {})[kind] = count
+    for sid, kind, count in db.execute("SELECT sid, kind, COUNT(*) FROM hive_references GROUP BY sid, kind"):
+        result.setdefault(sid, {})[kind] = count
     return result
 
 

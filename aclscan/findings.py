@@ -149,6 +149,12 @@ def has_problems(db) -> bool:
     return db.execute(f"SELECT 1 FROM findings WHERE verdict IN ({marks}) LIMIT 1", sorted(PROBLEMS)).fetchone() is not None
 
 
+def needs_action(db) -> bool:
+    """Whether problem findings remain or a hive could not be read (its accounts could not
+    be judged, so the findings may miss problems): ``aclscan findings`` exits 1."""
+    return has_problems(db) or bool(unread_hives(db))
+
+
 EVIDENCE_COLUMNS = ("sid", "verdict", "confidence", "account", "mapped_sid", "kind", "role", "position", "ace",
                     "inherited", "descriptor_key", "files", "places", "example_path", "sddl")
 

@@ -20,6 +20,7 @@ fleet only ever reads scan databases, and ingests each as its scan completes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import glob
@@ -37,7 +38,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import sqlite_utils
 
 from aclscan.classify import split_domain_relative
-from aclscan.errors import DatabaseError, Error, ImageError
+from aclscan.errors import DatabaseError, Error, ImageError, PartialScan
 from aclscan.store import connect_and_identify, is_sqlite_file, utc_now
 
 FLEET_SCHEMA_VERSION = 1
@@ -490,6 +491,15 @@ class FleetBuild:
     failed: tuple[FailedInput, ...]
     reused: tuple[str, ...] = ()  # images whose scan database was complete and newer: not scanned again
     unchanged: tuple[str, ...] = ()  # scan databases the fleet already held as they are: not read again
+    notes: tuple[str, ...] = ()  # what the runner noticed about where it ran (a Dask cluster's resources)
+
+    def partial_error(self) -> PartialScan | None:
+        """The error (exit 3) a build with failed inputs ends in, naming the first; None if none failed."""
+        if not self.failed:
+            return None
+        first = self.failed[0]
+        return PartialScan(f"{len(self.failed)} input(s) not added (recorded in failed_inputs); first: "
+                           f"{first.input}: {first.reason}")
 
 
 # Ingested scans share a transaction for up to this long: one commit per scan would
@@ -552,7 +562,38 @@ def build_fleet(fleet_path: str | os.PathLike, inputs: Sequence[str], *, jobs: i
             for job in to_scan:  # what a scan killed with its worker left behind
                 for leftover in Path(job.scan_db).parent.glob(glob.escape(Path(job.scan_db).name) + ".*.partial"):
                     leftover.unlink(missing_ok=True)
-    return FleetBuild(tuple(added), tuple(failed), tuple(image for image, _db in reused), tuple(unchanged))
+    return FleetBuild(tuple(added), tuple(failed), tuple(image for image, _db in reused), tuple(unchanged),
+                      tuple(getattr(runner, "notes", ())))
+
+
+def runner_for(jobs: int | None = None, scheduler: str | None = None, *, retries: int = 2, announce=None):
+    """Where images are scanned, as a context manager giving the runner: local processes,
+    ``jobs`` at a time, or the Dask cluster ``scheduler`` names (an address, or local:N;
+    ValueError if it is neither), each task tried ``retries`` more times, ``announce(runner)``
+    called once it is up."""
+    if not scheduler:
+        return contextlib.nullcontext(LocalRunner(jobs))
+    from aclscan.fleet_dask import DaskRunner
+
+    return DaskRunner(scheduler, retries=retries, announce=announce)  # parses the scheduler first
+
+
+def update_fleet(fleet_path: str | os.PathLike, inputs: Sequence[str], *, runner_context=None,
+                 progress_context=None, **build_options) -> tuple[FleetBuild | None, FleetSummary]:
+    """Add ``inputs`` to the fleet (:func:`build_fleet`, on the runner ``runner_context``
+    gives, with the progress callback ``progress_context`` gives), then read it: what
+    the build did (None with no input) and the fleet's summary. The fleet must exist
+    when there is no input."""
+    build = None
+    if inputs:
+        with (runner_context or contextlib.nullcontext(LocalRunner())) as runner, \
+                (progress_context or contextlib.nullcontext()) as progress:
+            build = build_fleet(fleet_path, list(inputs), runner=runner, progress=progress, **build_options)
+    fleet = open_fleet(fleet_path, create=False)
+    try:
+        return build, summarise(fleet)
+    finally:
+        fleet.conn.close()
 
 
 class _Ingest:

@@ -4,6 +4,7 @@ usable from Python: the CLI only renders what these yield)."""
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Iterator
 
 import sqlite_utils
@@ -228,3 +229,18 @@ ACCOUNT_COLUMNS = ("sid", "name", "domain", "kind", "source", "sid_history", "me
 def iter_accounts(db: sqlite_utils.Database) -> Iterator[dict]:
     """What each account source of the scan knew, source by source."""
     return _dict_rows(db, f"SELECT {', '.join(ACCOUNT_COLUMNS)} FROM accounts ORDER BY source, sid", [], None)
+
+
+def iter_hive_accounts(hive_files: dict[str, str | None]) -> Iterator[dict]:
+    """What hive files (SAM, SECURITY, SYSTEM, SOFTWARE: path or None) know of accounts, as
+    rows of :data:`ACCOUNT_COLUMNS`: every source built from them but the well-known
+    catalogue. The hives are read before the first row is asked for (a bad hive raises here)."""
+    from aclscan.accounts.wellknown import WellKnownSource
+    from aclscan.resolve import HiveSet, build_resolution, hives_from_files
+
+    hives = HiveSet.parse(hives_from_files(hive_files), strict=frozenset(k for k, v in hive_files.items() if v))
+    sources = [s for s in build_resolution(hives).sources if not isinstance(s, WellKnownSource)]
+    return ({"sid": a.sid, "name": a.name, "domain": a.domain, "kind": a.kind, "source": a.source,
+             "sid_history": json.dumps(list(a.sid_history)), "members": json.dumps(list(a.members)),
+             "rights": json.dumps(list(a.rights))}
+            for source in sources for a in source.accounts())

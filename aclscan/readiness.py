@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from aclscan.classify import split_domain_relative
@@ -463,6 +464,46 @@ def check(db, fleet=None, *, scan_path: str | None = None, fleet_path: str | Non
         status, summary, evidence = judge(ctx)
         results.append(Rule(name, status, summary, tuple(evidence)))
     return Readiness(machine, tuple(results), fleet_path, strict)
+
+
+def is_scan_database(target: str) -> bool:
+    """Whether ``aclscan check``'s TARGET is a scan database (by its SQLite header, not its
+    name) rather than an image; ImageError for a target that is no regular file or block
+    device (checked first: reading a FIFO's header would block)."""
+    from aclscan.errors import ImageError
+    from aclscan.inputs import check_input_file
+    from aclscan.store import is_sqlite_file
+
+    check_input_file(target, "IMAGE", ImageError)
+    return is_sqlite_file(target)
+
+
+def check_target(target: str, *, image_source=None, resolve=None, fleet_path: str | None = None,
+                 strict: bool = False) -> tuple[Readiness, str | None, str | None]:
+    """Judge ``target``: a scan database as it is, or an image (``image_source``, an
+    :class:`aclscan.image.ImageInput`) scanned first with the account sources ``resolve``
+    into a temporary database, removed after. Returns the judgement, the scan database
+    (None for an image) and the image (None for a database)."""
+    import tempfile
+
+    from aclscan.fleet import open_fleet
+    from aclscan.store import open_database
+
+    fleet = open_fleet(fleet_path, create=False) if fleet_path else None
+    with tempfile.TemporaryDirectory(prefix="aclscan-check-") as scratch:
+        if is_scan_database(target):
+            image, database = None, str(Path(target).resolve())
+        else:
+            from aclscan.scan import scan_image
+
+            image, database = str(Path(target).resolve()), str(Path(scratch) / "check.db")
+            scan_image(image_source, database, resolve=resolve)
+        db = open_database(database, index=False)
+        try:
+            result = check(db, fleet, scan_path=None if image else database, fleet_path=fleet_path, strict=strict)
+        finally:
+            db.conn.close()
+    return result, None if image else database, image
 
 
 def to_json(result: Readiness, *, database: str | None = None, image: str | None = None) -> dict:

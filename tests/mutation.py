@@ -1,7 +1,7 @@
 """Mutation testing with mutmut, one group of modules at a time, each with the tests
 that exercise it (so a run finishes on a small machine).
 
-    python -m tests.mutation sd            # or classify, readiness, plan, sam
+    python -m tests.mutation sd            # or classify, readiness, plan, sam, fix
     python -m tests.mutation sd --max-children 2
 
 Works on a copy of the tree in a temporary folder (mutmut writes ``mutants/`` and
@@ -32,11 +32,19 @@ GROUPS = {
             "tests/sd/test_sddl.py", "tests/sd/test_sd_mutants.py"]),
     "classify": (["aclscan/classify.py"],
                  ["tests/classify/test_verdicts.py", "tests/test_mutants.py"]),
-    "readiness": (["aclscan/readiness.py"], ["tests/test_readiness.py", "tests/test_mutants.py"]),
-    "plan": (["aclscan/plan.py"], ["tests/test_plan.py", "tests/test_mutants.py"]),
+    "readiness": (["aclscan/readiness.py"], ["tests/test_readiness.py", "tests/test_expected_outputs.py",
+                                             "tests/test_mutants.py"]),
+    "plan": (["aclscan/plan.py"], ["tests/test_plan.py", "tests/test_plan_choices.py", "tests/test_expected_outputs.py",
+                                   "tests/test_mutants.py"]),
     "sam": (["aclscan/hives/sam.py"], ["tests/hives/test_readers.py", "tests/test_sam_mutants.py"]),
+    # The fix's journal only: the rest of aclscan/fix writes volumes through FUSE or
+    # libntfs-3g, whose tests take minutes each.
+    "fix": (["aclscan/fix/journal.py"], ["tests/test_journal.py"]),
 }
 PYTEST_ARGS = {"sd": ["-m", "not shared"]}
+# Groups whose modules the scan never runs: their tests may share one scan database per
+# scenario across the pytest sessions of every mutant (tests/conftest.py, scenario_db).
+SHARED_SCANS = {"readiness", "plan", "fix"}
 COPIED = ("aclscan", "tests", "sample_volumes", "pyproject.toml")
 KILLED = ("killed",)
 
@@ -72,6 +80,8 @@ def run(group: str, max_children: int, keep: Path | None = None) -> int:
         mutmut = str(Path(sys.executable).with_name("mutmut"))
         # The copy's code, not whatever PYTHONPATH points at, is what mutmut mutates.
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        if group in SHARED_SCANS:
+            env["ACLSCAN_SCENARIO_CACHE"] = str(work / "scenario-cache")
         subprocess.run([mutmut, "run", "--max-children", str(max_children)], cwd=work, env=env)
         results = subprocess.run([mutmut, "results", "--all", "true"], cwd=work, env=env, capture_output=True,
                                  text=True).stdout

@@ -1,7 +1,9 @@
 """Expected-file tests for the renderers: every plan format (text, JSON, PowerShell, icacls,
-SetACL) and the readiness text of the member-after and av-service samples, compared byte
-for byte with files under tests/expected/ that were read by hand once. What depends on
-when and where the scan ran (the scan time, the image's path) is fixed first.
+SetACL), the readiness check (text and JSON) and the auditor's report (HTML page, JSON
+evidence rows) of the member-after and av-service samples, and the check of the clean,
+domain-member and cloned-dc samples, compared byte for byte with files under
+tests/expected/ that were read by hand once. What depends on when, where and by which
+release the scan ran is replaced by :func:`normalise`, the one place that knows it.
 
 Regenerate on purpose only, after reading the difference:
     ACLSCAN_REGENERATE_EXPECTED=1 python -m pytest -q tests/test_expected_outputs.py
@@ -9,18 +11,22 @@ Regenerate on purpose only, after reading the difference:
 
 from __future__ import annotations
 
-import dataclasses
 import io
+import json
 import os
 from pathlib import Path
 
 import pytest
 
-from aclscan import readiness
+from aclscan import __version__, readiness
+from aclscan.findings import EVIDENCE_COLUMNS, iter_evidence
 from aclscan.formats.check_text import render_text
+from aclscan.formats.html import write_html_report
 from aclscan.formats.plans import PlanContext, PlanFormat, PlanOutput, render
+from aclscan.formats.rows import write_rows
 from aclscan.plan import build_plan
 from aclscan.store import open_database
+from tests.scenarios import manifest
 
 EXPECTED = Path(__file__).parent / "expected"
 REGENERATE = os.environ.get("ACLSCAN_REGENERATE_EXPECTED") == "1"
@@ -29,14 +35,25 @@ EXTENSIONS = {PlanFormat.JSON: "json", PlanFormat.TEXT: "txt", PlanFormat.POWERS
               PlanFormat.ICACLS: "icacls", PlanFormat.SETACL: "setacl"}
 
 
-def _fixed_plan(db):
-    """The plan with what depends on this run (paths, scan time) fixed."""
-    plan = build_plan(db, database="SCAN.db")
-    volumes = [{**v, "image": "IMAGE.img", "scanned_at": SCANNED_AT} for v in plan.scan["volumes"]]
-    return dataclasses.replace(plan, scan={**plan.scan, "database": "SCAN.db", "volumes": volumes})
+def normalise(produced: bytes, db) -> bytes:
+    """The output with what depends on this run replaced, and nothing else: each volume's
+    image path (where the checkout is) by IMAGE.img, its scan time by SCANNED_AT, and the
+    release (``aclscan 0.1.0``) by ``aclscan VERSION``; spelled in UTF-8 or, for the icacls
+    and SetACL files, UTF-16-LE. The scan database's path never reaches an output here: the
+    renderers are given SCAN.db."""
+    volumes = list(db.execute("SELECT image, scanned_at FROM volumes"))
+    assert volumes
+    replacements = [(f"aclscan {__version__}", "aclscan VERSION")]
+    for image, scanned_at in volumes:
+        replacements += [(image, "IMAGE.img"), (scanned_at, SCANNED_AT)]
+    for encoding in ("utf-8", "utf-16-le"):
+        for volatile, fixed in replacements:
+            produced = produced.replace(volatile.encode(encoding), fixed.encode(encoding))
+    return produced
 
 
-def _compare(name: str, produced: bytes) -> None:
+def _compare(name: str, produced: bytes, db) -> None:
+    produced = normalise(produced, db)
     path = EXPECTED / name
     if REGENERATE:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,7 +72,7 @@ CASES = [("av-service", fmt) for fmt in PlanFormat] + [("member-after", PlanForm
 @pytest.mark.parametrize(("scenario", "fmt"), CASES)
 def test_plan_renderers_match_their_expected_files(scenario_db, scenario, fmt):
     db = open_database(scenario_db(scenario))
-    plan = _fixed_plan(db)
+    plan = build_plan(db, database="SCAN.db")
     buffer = io.BytesIO()
     out = PlanOutput(lambda: buffer)
     render(plan, fmt, PlanContext(db), out)
@@ -63,13 +80,48 @@ def test_plan_renderers_match_their_expected_files(scenario_db, scenario, fmt):
     if fmt in (PlanFormat.ICACLS, PlanFormat.SETACL) and not plan.descriptors:
         assert produced == b""
     assert produced or fmt in (PlanFormat.ICACLS, PlanFormat.SETACL)
-    _compare(f"{scenario}.plan.{EXTENSIONS[fmt]}", produced)
+    _compare(f"{scenario}.plan.{EXTENSIONS[fmt]}", produced, db)
 
 
-@pytest.mark.parametrize("scenario", ["member-after", "av-service"])
+# clean: ready (its rules' pass texts); domain-member: other problem SIDs (orphans, SID
+# history); cloned-dc: a domain controller.
+CHECKED = ["member-after", "av-service", "clean", "domain-member", "cloned-dc"]
+
+
+@pytest.mark.parametrize("scenario", CHECKED)
 def test_check_text_matches_its_expected_file(scenario_db, scenario):
     db = open_database(scenario_db(scenario), index=False)
     result = readiness.check(db)
     produced = render_text(result, source="SCAN.db").encode("utf-8")
-    assert produced.startswith(b"NOT READY")
-    _compare(f"{scenario}.check.txt", produced)
+    ready = manifest(scenario)["readiness"]["ready"]
+    assert produced.startswith(b"READY" if ready else b"NOT READY")
+    _compare(f"{scenario}.check.txt", produced, db)
+
+
+@pytest.mark.parametrize("scenario", CHECKED)
+def test_check_json_matches_its_expected_file(scenario_db, scenario):
+    db = open_database(scenario_db(scenario), index=False)
+    document = readiness.to_json(readiness.check(db), database="SCAN.db")
+    assert document["ready"] is manifest(scenario)["readiness"]["ready"]
+    produced = (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    _compare(f"{scenario}.check.json", produced, db)
+
+
+@pytest.mark.parametrize("scenario", ["member-after", "av-service"])
+def test_html_report_matches_its_expected_file(scenario_db, scenario):
+    db = open_database(scenario_db(scenario))
+    page = io.StringIO()
+    write_html_report(db, page)
+    produced = page.getvalue().encode("utf-8")
+    assert b"NOT READY" in produced
+    _compare(f"{scenario}.report.html", produced, db)
+
+
+@pytest.mark.parametrize("scenario", ["member-after", "av-service"])
+def test_json_evidence_report_matches_its_expected_file(scenario_db, scenario):
+    db = open_database(scenario_db(scenario))
+    out = io.StringIO()
+    write_rows(iter_evidence(db), EVIDENCE_COLUMNS, "json", out)
+    produced = out.getvalue().encode("utf-8")
+    assert produced.startswith(b"[")
+    _compare(f"{scenario}.report.json", produced, db)

@@ -248,3 +248,198 @@ def test_one_check_that_a_plan_is_of_this_scan(scenario_db, tmp_path, capsys):
         capsys.readouterr()
         assert main(["plan", str(db), "--plan", str(other)]) == 8
         assert "the plan" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ verify_plan: a saved plan against its scan
+
+def _tampered(plan, **changes):
+    """The plan after someone edited one part of it (an action or a descriptor change)."""
+    import dataclasses
+
+    if "action" in changes:
+        first = dataclasses.replace(plan.actions[0], **changes["action"])
+        return dataclasses.replace(plan, actions=(first, *plan.actions[1:]))
+    first = dataclasses.replace(plan.descriptors[0], **changes["descriptor"])
+    return dataclasses.replace(plan, descriptors=(first, *plan.descriptors[1:]))
+
+
+TAMPERING = {
+    "an action's new SID": ({"action": {"new_sid": "S-1-5-32-545"}}, "is not what the scan's findings call for: "
+                                                                      "refusing the plan"),
+    "a descriptor the scan does not change": ({"descriptor": {"descriptor_key": 999999}},
+                                              "plan descriptor 999999: the scan calls for no change of it on volume"),
+    "another volume": ({"descriptor": {"volume_id": 7}}, "the scan calls for no change of it on volume 7"),
+    "the original's digest": ({"descriptor": {"old_sha256": "0" * 64}},
+                              "old_sha256 is not the scanned descriptor's"),
+    "the new bytes": ({"descriptor": {"new_raw": b"\x01\x00\x04\x80" + b"\x00" * 16}},
+                      "new_raw is not the scanned descriptor with the plan's actions applied: refusing the plan"),
+    "the SDDL shown": ({"descriptor": {"new_sddl": "O:BAG:BAD:(A;;FA;;;WD)"}}, "its SDDL is not the descriptor's"),
+}
+
+
+@pytest.mark.parametrize("what", sorted(TAMPERING))
+def test_verify_plan_refuses_a_plan_edited_after_it_was_made(scenario_db, what):
+    from aclscan.errors import PlanMismatch
+
+    db = open_database(scenario_db("av-service"))
+    plan = build_plan(db)
+    planning.verify_plan(db, plan)  # as made: accepted
+    changes, message = TAMPERING[what]
+    with pytest.raises(PlanMismatch) as caught:
+        planning.verify_plan(db, _tampered(plan, **changes))
+    assert message in str(caught.value)
+
+
+def test_verify_plan_makes_the_plan_again_with_its_owner_and_group(scenario_db):
+    """member-after with --remove-orphans gives Ken's, Arianne's and Ron's files an owner:
+    the plan's own (SYSTEM, group Users here) when it is made again, so a plan whose owner
+    was edited afterwards no longer matches."""
+    import dataclasses
+
+    from aclscan.errors import PlanMismatch
+
+    db = open_database(scenario_db("member-after"))
+    plan = build_plan(db, owner="S-1-5-18", group="S-1-5-32-545", remove_orphans=True)
+    assert {a.new_sid for a in plan.actions if a.kind == "reassign_owner"} == {"S-1-5-18"}
+    planning.verify_plan(db, plan_from_json(plan.to_json()))
+    for edited in (dataclasses.replace(plan, owner="S-1-5-32-544"), dataclasses.replace(plan, group="S-1-5-32-544"),
+                   dataclasses.replace(plan, choices={**plan.choices, "remove_orphans": False})):
+        with pytest.raises(PlanMismatch):
+            planning.verify_plan(db, edited)
+
+
+def test_verify_plan_refuses_choices_it_cannot_read(scenario_db):
+    import dataclasses
+
+    from aclscan.errors import PlanMismatch
+
+    db = open_database(scenario_db("member-after"))
+    plan = build_plan(db)
+    for choices in ({"map": [{"old": "S-1-5-18", "new": "S-1-5-19"}]}, {"mode": "sideways"}):
+        with pytest.raises(PlanMismatch) as caught:
+            planning.verify_plan(db, dataclasses.replace(plan, choices=choices))
+        assert str(caught.value).startswith("the plan's choices cannot be made again from the scan (")
+        assert str(caught.value).endswith("): refusing the plan")
+
+
+# ------------------------------------------------------------------ reading a saved plan
+
+def test_a_plan_with_skipped_descriptors_and_no_optional_lists_reads_back(scenario_db):
+    import dataclasses
+
+    plan = _plan(scenario_db, "av-service")
+    skipped = (planning.Skipped(descriptor_key=9, action="A1", reason="the ACE would be lost"),)
+    with_skips = dataclasses.replace(plan, skipped=skipped)
+    document = json.loads(with_skips.to_json())
+    assert document["skipped"] == [{"descriptor_key": 9, "action": "A1", "reason": "the ACE would be lost"}]
+    assert plan_from_json(with_skips.to_json()) == with_skips
+    # Written by an older aclscan: no lists of folders, services, ... in actions, no skipped.
+    for action in document["actions"]:
+        for name in ("folders", "services", "rights", "groups", "profiles"):
+            action.pop(name)
+    del document["skipped"]
+    older = plan_from_json(json.dumps(document))
+    assert older.skipped == () and all(a.folders == () and a.profiles == () for a in older.actions)
+    assert [a.id for a in older.actions] == [a.id for a in plan.actions]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("{", "not a plan: not JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
+    ("[1, 2]", "not a plan: no plan_format"),
+    ('{"actions": []}', "not a plan: no plan_format"),
+    ('{"plan_format": 99}', "plan format 99; this aclscan reads format 1"),
+    ('{"plan_format": 1, "scan": {}, "owner": "S-1-5-18", "group": "S-1-5-18", "actions": []}',
+     "not a plan: KeyError: 'descriptors'"),
+])
+def test_what_is_not_a_plan_is_refused_with_a_reason(text, message):
+    with pytest.raises(InvalidPlan) as caught:
+        plan_from_json(text)
+    assert str(caught.value) == message
+
+
+def test_a_plan_whose_bytes_are_not_base64_or_name_unknown_actions_is_refused(scenario_db):
+    plan = _plan(scenario_db, "av-service")
+    document = json.loads(plan.to_json())
+    document["descriptors"][0]["new_raw"] = "AQAEgA==!"  # base64 with a stray character
+    with pytest.raises(InvalidPlan, match=r"^not a plan: (Error|ValueError): "):
+        plan_from_json(json.dumps(document))
+    document = json.loads(plan.to_json())
+    document["descriptors"][0]["actions"] = ["A999"]
+    key = document["descriptors"][0]["descriptor_key"]
+    with pytest.raises(InvalidPlan) as caught:
+        plan_from_json(json.dumps(document))
+    assert str(caught.value) == f"descriptor {key} names an action the plan lacks"
+
+
+def test_read_plan_says_why_it_cannot(tmp_path):
+    with pytest.raises(InvalidPlan) as caught:
+        read_plan(tmp_path / "absent.json")
+    assert str(caught.value) == f"no plan file at {tmp_path / 'absent.json'}"
+    binary = tmp_path / "plan.json"
+    binary.write_bytes(b"\xff\xfe{}")
+    with pytest.raises(InvalidPlan) as caught:
+        read_plan(binary)
+    assert str(caught.value).startswith(f"cannot read plan {binary}: 'utf-8' codec can't decode byte 0xff")
+    with pytest.raises(InvalidPlan) as caught:
+        read_plan(tmp_path)
+    assert str(caught.value).startswith(f"cannot read plan {tmp_path}: [Errno 21] Is a directory")
+
+
+def test_a_plan_of_another_scan_or_of_none_is_refused(scenario_db):
+    import dataclasses
+
+    db = open_database(scenario_db("av-service"))
+    plan = build_plan(db)
+    planning.require_same_scan(plan, db)
+    other = build_plan(open_database(scenario_db("member-after")))
+    with pytest.raises(InvalidPlan) as caught:
+        planning.require_same_scan(other, db)
+    assert str(caught.value) == ("the plan was made from another scan (its volumes' serial, size or scan time differ "
+                                 "from this database's)")
+    for scan in ({**plan.scan, "volumes": []}, {k: v for k, v in plan.scan.items() if k != "volumes"}):
+        with pytest.raises(InvalidPlan) as caught:
+            planning.require_same_scan(dataclasses.replace(plan, scan=scan), db)
+        assert str(caught.value) == "the plan names no scanned volume: it cannot be matched to this scan"
+
+
+# ------------------------------------------------------------------ why the plan refuses, verdict by verdict
+
+LATEST = ["prefix S-1-5-21-1-2-3 is not known", "no export names it", "asked the directory: no answer"]
+REFUSALS = [
+    ({"verdict": "rid_collision", "account": "Ken",
+      "evidence": ["history: it was Ken", "RID 1000 now belongs to M\\Jon: a prefix rewrite would give it Ken's access",
+                   "RID 1000 now belongs to M\\Sam", "later"]},
+     'no account today is named "Ken", and its RID belongs to another account now (RID 1000 now belongs to M\\Jon: '
+     "a prefix rewrite would give it Ken's access); way out: create Ken and scan again; or --map FILE; or "
+     "--remove-orphans (drops its ACEs)"),
+    ({"verdict": "rid_collision", "account": None, "evidence": []},
+     "no account today is named its old account, and its RID belongs to another account now; way out: create the "
+     "account; or --map FILE; or --remove-orphans (drops its ACEs)"),
+    ({"verdict": "stale_prefix", "account": None, "evidence": LATEST},
+     "a previous machine SID with no name mapping: give the master's SAM or an earlier scan (--history) (no export "
+     "names it; asked the directory: no answer); or map it to an account with --map FILE"),
+    ({"verdict": "sid_history", "account": None, "evidence": LATEST[:1]},
+     "listed in sIDHistory, but the account that lists it is unknown (prefix S-1-5-21-1-2-3 is not known); or map "
+     "it to an account with --map FILE"),
+    ({"verdict": "unknown_authority", "account": None, "evidence": []},
+     "no source knows this account: give a domain export, --ldap or --history and scan again; or map it to an "
+     "account with --map FILE"),
+    ({"verdict": "unresolved", "account": None, "evidence": []},
+     "no source knows this account: give a domain export, --ldap or --history and scan again; or map it to an "
+     "account with --map FILE"),
+    ({"verdict": "foreign_machine", "account": None, "evidence": []},
+     "another machine's SID: decide per machine (see aclscan fleet); or map it to an account with --map FILE"),
+    ({"verdict": "inconsistent_hives", "account": None, "evidence": []},
+     "the volume's own hives disagree about the machine SID: resolve that first; or map it to an account with "
+     "--map FILE"),
+    ({"verdict": "placeholder", "account": None, "evidence": []},
+     "no safe action for verdict placeholder; or map it to an account with --map FILE"),
+]
+
+
+@pytest.mark.parametrize(("finding", "reason"), REFUSALS, ids=[f["verdict"] + str(i) for i, (f, _) in
+                                                               enumerate(REFUSALS)])
+def test_each_refusal_says_why_and_the_way_out(finding, reason):
+    """The reason a refused SID's action carries: why, the evidence that says who holds its
+    RID now (else the last two facts), and what the administrator can do."""
+    assert planning._refusal(finding) == reason

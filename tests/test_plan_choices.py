@@ -215,3 +215,129 @@ def test_ken_mapped_to_a_new_account_by_name(tmp_path):
         else:
             assert KEN_NEW not in new
         assert new.get(JON, 0) <= old.get(JON, 0)
+
+
+# ------------------------------------------------------------------ what removal and mapping do beyond files
+
+def _registry_side(plan) -> dict[tuple[str, str], object]:
+    kinds = ("remove_alias_member", "revoke_lsa_rights", "detach_profile")
+    found = {(a.sid, a.kind): a for a in plan.actions if a.kind in kinds}
+    assert found
+    return found
+
+
+def test_remove_orphans_takes_removed_collisions_out_of_groups_and_profiles(db):
+    """Ken, Arianne and Ron lose their ACEs with --remove-orphans, and with them what the
+    registry still ties to their old SIDs: the manifest's ProfileList entries and Ken's
+    place in Administrators (the sample's SAM lists him there)."""
+    plan = build_plan(db, remove_orphans=True)
+    found = _registry_side(plan)
+    profiles = FACTS["profiles"]
+    administrators = next(a for a in FACTS["builtin_aliases"] if a["name"] == "Administrators")["members"]
+    expected_keys = {(sid, "detach_profile") for sid in (KEN, ARIANNE, RON)}
+    expected_keys |= {(sid, "remove_alias_member") for sid in (KEN, ARIANNE, RON) if sid in administrators}
+    assert set(found) == expected_keys and (KEN, "remove_alias_member") in found
+    for (sid, kind), action in found.items():
+        assert action.verdict == "rid_collision" and action.new_sid is None
+        assert action.account == {KEN: "Ken", ARIANNE: "Arianne", RON: "Ron"}[sid]
+        if kind == "detach_profile":
+            assert action.profiles == (profiles[sid],)
+            assert action.reason == (f"{action.account}'s access is removed: ProfileList no longer ties its profile to "
+                                     "the old SID (the folder and its files stay; their ownership goes to the owner "
+                                     "given)")
+        else:
+            assert action.groups == ("Administrators",)
+            assert action.reason == "Ken's access is removed: out of the groups that list it"
+    removal = {a.sid: a for a in plan.actions if a.kind == "remove_aces"}
+    assert removal[KEN].reason == ('--remove-orphans: no account today is named "Ken" and its RID belongs to '
+                                   "another account: its ACEs are removed")
+    # Every action has its own id, and the plan finds each by it.
+    ids = [a.id for a in plan.actions]
+    assert len(set(ids)) == len(ids) == len(plan.actions) > 1
+    assert all(plan.action(a.id) is a for a in plan.actions)
+
+
+def test_mode_remove_revokes_the_rights_and_memberships_of_what_it_removes(scenario_db):
+    """av-service with --mode remove: AVService's ACEs go, and with them its right to log on
+    as a service and its place in AV Admins (the sample's manifest grants and lists both)."""
+    facts = scenarios.manifest("av-service")
+    av_db = open_database(scenario_db("av-service"))
+    service = next(a["sid"] for a in facts["accounts"] if a["name"] == "AVService")
+    old = f"{facts['previous_machine_sids'][0]}-{service.rsplit('-', 1)[1]}"
+    plan = build_plan(av_db, mode="remove")
+    found = _registry_side(plan)
+    assert found[(old, "revoke_lsa_rights")].rights == tuple(facts["lsa_rights"][old])
+    assert found[(old, "revoke_lsa_rights")].reason == ("AVService's access is removed: its LSA rights and "
+                                                        "privileges go")
+    groups = tuple(a["name"] for a in facts["accounts"] if old in (a.get("members") or ()))
+    assert groups == ("AV Admins",) and found[(old, "remove_alias_member")].groups == groups
+    assert (old, "detach_profile") not in found  # no profile names it
+    assert not [a for a in plan.actions if a.kind in ("grant_lsa_rights", "replace_alias_member")]
+    assert all(plan.action(a.id) is a for a in plan.actions)
+
+
+def test_a_map_reason_says_who_gains_and_whether_the_scan_knows_them(db):
+    unknown = build_plan(db, mapping=mapping(db, f"old,new\nMEMBER\\Ken,{KEN_NEW}\n"))
+    action = next(a for a in unknown.actions if a.sid == KEN and a.kind == "replace_sid")
+    assert action.reason == (f'mapped by the administrator (--map line 2): {KEN_NEW} gains "Ken"\'s access; '
+                             f"{KEN_NEW} is no account this scan knows")
+    consented = build_plan(db, mapping=mapping(db, "Ken,MEMBER\\Jon,consent\n"))
+    action = next(a for a in consented.actions if a.sid == KEN and a.kind == "replace_sid")
+    assert action.reason == ('mapped by the administrator (--map line 1): MEMBER\\Jon gains "Ken"\'s access '
+                             '(with consent: MEMBER\\Jon may hold "Ken"\'s RID today)')
+
+
+def test_a_saved_plan_with_choices_is_verified_against_its_scan(db):
+    """verify_plan makes the plan again with the choices it records: a plan with a map (and
+    consent), a mode and --remove-orphans passes; the same plan without its map does not."""
+    from aclscan.errors import PlanMismatch
+    from aclscan.plan import verify_plan
+
+    for plan in (build_plan(db, mapping=mapping(db, "Ken,MEMBER\\Jon,consent\n"), mode="add", remove_orphans=True),
+                 build_plan(db, mapping=mapping(db, f"Ken,{KEN_NEW}\n"))):
+        saved = plan_from_json(plan.to_json())
+        verify_plan(db, saved)
+        unmapped = plan_from_json(json.dumps({**json.loads(plan.to_json()),
+                                              "choices": {**plan.choices, "map": []}}))
+        with pytest.raises(PlanMismatch, match="is not what the scan's findings call for"):
+            verify_plan(db, unmapped)
+
+
+def test_a_mapped_sid_history_entry_is_translated_not_replaced(scenario_db):
+    domain_db = open_database(scenario_db("domain-member"))
+    facts = scenarios.manifest("domain-member")
+    history = sorted(sid for sid, v in facts["expected"].items() if v["verdict"] == "sid_history")
+    assert history
+    target = "S-1-5-32-544"
+    plan = build_plan(domain_db, mapping=parse_mapping(f"old,new\n{history[0]},{target}\n", domain_db))
+    action = next(a for a in plan.actions if a.sid == history[0] and a.new_sid == target)
+    assert action.kind == "translate_sid_history"
+
+
+def test_remove_orphans_never_removes_what_is_refused_for_another_reason(scenario_db):
+    """cloned-dc is a domain controller: the plan refuses it whole, --remove-orphans or not."""
+    dc_db = open_database(scenario_db("cloned-dc"))
+    for plan in (build_plan(dc_db), build_plan(dc_db, remove_orphans=True)):
+        assert [a.verdict for a in plan.refusals] == ["domain_controller"]
+        assert [a.kind for a in plan.actions] == ["refuse"]
+
+
+def test_removed_collisions_without_a_name_are_named_by_their_sid(tmp_path):
+    """Scanned without any history, av-service's old SIDs are RID collisions of no known
+    name: removed with --remove-orphans, each is called by its SID (the ACEs) or "its old
+    account" (the reason), and AVService's old SID loses its right and its group."""
+    facts = scenarios.manifest("av-service")
+    path = tmp_path / "av-service-no-history.db"
+    assert main(["scan", str(scenarios.SAMPLES / "av-service.img.gz"), "--db", str(path), "--quiet",
+                 "--no-image-history"]) in (0, 1)
+    av_db = open_database(path)
+    plan = build_plan(av_db, remove_orphans=True)
+    removed = [a for a in plan.actions if a.kind == "remove_aces"]
+    assert removed and all(a.account is None and a.verdict == "rid_collision" for a in removed)
+    assert {a.reason for a in removed} == {"--remove-orphans: no account today is named its old account and its RID "
+                                           "belongs to another account: its ACEs are removed"}
+    old = f"{facts['previous_machine_sids'][0]}-1003"  # AVService's RID
+    found = _registry_side(plan)
+    assert found[(old, "revoke_lsa_rights")].rights == tuple(facts["lsa_rights"][old])
+    assert found[(old, "revoke_lsa_rights")].reason == f"{old}'s access is removed: its LSA rights and privileges go"
+    assert found[(old, "remove_alias_member")].reason == f"{old}'s access is removed: out of the groups that list it"

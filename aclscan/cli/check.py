@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import click
 
 from aclscan.cli import cli
 from aclscan.cli.options import image_input, image_options, resolve_inputs, resolve_options
-from aclscan.errors import ImageError
 from aclscan.formats.check_text import render_text
-from aclscan.inputs import check_input_file
 
 _OPTION_NAMES = {"domain_files": "--domain", "ldap_url": "--ldap"}
 
@@ -38,37 +35,24 @@ def check(ctx, target, fleet_path, fmt, strict, max_expand, parents, **resolve):
     not_domain_controller, sysprep_state. A rule the scan cannot judge is named in
     the headline ("READY, not judged: ..."); --strict makes it fail.
     """
-    from aclscan.fleet import open_fleet
-    from aclscan.readiness import check as judge, to_json
-    from aclscan.store import is_sqlite_file, open_database
+    from aclscan.readiness import check_target, is_scan_database, to_json
 
-    fleet = open_fleet(fleet_path, create=False) if fleet_path else None
-    image = None
-    check_input_file(target, "IMAGE", ImageError)  # before the header is read: a FIFO would block
-    with tempfile.TemporaryDirectory(prefix="aclscan-check-") as scratch:
-        if is_sqlite_file(target):
-            given = [_OPTION_NAMES.get(k, f"--{k.replace('_', '-')}") for k, v in resolve.items() if v]
-            if given:
-                raise click.UsageError(f"{', '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to an IMAGE "
-                                       "only; a scan database was scanned already")
-            database = str(Path(target).resolve())
-        else:
-            from aclscan.scan import scan_image
-
-            inputs = resolve_inputs(**resolve)
-            if inputs is None:
-                raise click.UsageError("--no-resolve leaves nothing to check")
-            image = str(Path(target).resolve())
-            database = str(Path(scratch) / "check.db")
-            scan_image(image_input(image, max_expand, parents), database, resolve=inputs)
-        db = open_database(database, index=False)
-        try:
-            result = judge(db, fleet, scan_path=None if image else database, fleet_path=fleet_path, strict=strict)
-        finally:
-            db.conn.close()
+    source = inputs = None
+    if is_scan_database(target):
+        given = [_OPTION_NAMES.get(k, f"--{k.replace('_', '-')}") for k, v in resolve.items() if v]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to an IMAGE "
+                                   "only; a scan database was scanned already")
+    else:
+        inputs = resolve_inputs(**resolve)
+        if inputs is None:
+            raise click.UsageError("--no-resolve leaves nothing to check")
+        source = image_input(str(Path(target).resolve()), max_expand, parents)
+    result, database, image = check_target(target, image_source=source, resolve=inputs, fleet_path=fleet_path,
+                                           strict=strict)
     if fmt == "json":
-        document = to_json(result, database=None if image else database, image=image)
-        sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+        sys.stdout.write(json.dumps(to_json(result, database=database, image=image), ensure_ascii=False,
+                                    indent=2) + "\n")
     else:
         sys.stdout.write(render_text(result, source=image or database))
     ctx.exit(0 if result.ready else 1)

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import itertools
-import json
 
 import click
 
 from aclscan.cli import cli
 from aclscan.cli.options import db_argument, format_option, limit_option, output_option, text_output, verdict_option
-from aclscan.findings import FINDING_COLUMNS, has_problems, iter_findings, unread_hives
+from aclscan.findings import FINDING_COLUMNS, iter_findings, needs_action, unread_hives
 from aclscan.formats.rows import terminal_safe, write_rows
-from aclscan.queries import ACCOUNT_COLUMNS, iter_accounts
+from aclscan.queries import ACCOUNT_COLUMNS, iter_accounts, iter_hive_accounts
 from aclscan.store import open_database
 
 
@@ -28,19 +27,17 @@ def findings(ctx, database, problems, verdict, limit, fmt, output):
     hive could not be read, so the accounts could not be judged), 0 when clean."""
     db = open_database(database)
     rows = iter_findings(db, problems_only=problems, verdict=verdict)
-    if fmt in ("table", "csv"):
-        rows = ({**r, "evidence": " | ".join(r["evidence"])} for r in rows)
     if limit is not None:
         rows = itertools.islice(rows, limit)
     with text_output(output) as out:
-        write_rows(rows, FINDING_COLUMNS, fmt, out)
+        write_rows(rows, FINDING_COLUMNS, fmt, out, joined=("evidence",))
     unjudged = unread_hives(db)
     for line in unjudged[:5]:
         click.echo(terminal_safe(f"not judged: {line}"), err=True)
     if unjudged:
         click.echo("the scan could not read every hive: the accounts they hold could not be judged, so this list "
                    "may miss problems (exit 1)", err=True)
-    ctx.exit(1 if has_problems(db) or unjudged else 0)
+    ctx.exit(1 if needs_action(db) else 0)
 
 
 @cli.command()
@@ -54,24 +51,13 @@ def findings(ctx, database, problems, verdict, limit, fmt, output):
 @output_option
 def accounts(database, sam, security, system, software, limit, fmt, output):
     """What each account source knows: of a scan database, or of hive files directly."""
+    given = {"SAM": sam, "SECURITY": security, "SYSTEM": system, "SOFTWARE": software}
     if database:
-        db = open_database(database)
-        rows = iter_accounts(db)
+        rows = iter_accounts(open_database(database))
+    elif any(given.values()):
+        rows = iter_hive_accounts(given)
     else:
-        from aclscan.resolve import HiveSet, build_resolution, hives_from_files
-
-        given = {"SAM": sam, "SECURITY": security, "SYSTEM": system, "SOFTWARE": software}
-        if not any(given.values()):
-            raise click.UsageError("give a scan database or at least one hive (--sam, --security, ...)")
-        hives = HiveSet.parse(hives_from_files(given), strict=frozenset(k for k, v in given.items() if v))
-        resolution = build_resolution(hives)
-        rows = (
-            {"sid": a.sid, "name": a.name, "domain": a.domain, "kind": a.kind, "source": a.source,
-             "sid_history": json.dumps(list(a.sid_history)), "members": json.dumps(list(a.members)),
-             "rights": json.dumps(list(a.rights))}
-            for source in resolution.sources if source.__class__.__name__ != "WellKnownSource"
-            for a in source.accounts()
-        )
+        raise click.UsageError("give a scan database or at least one hive (--sam, --security, ...)")
     if limit is not None:
         rows = itertools.islice(rows, limit)
     with text_output(output) as out:

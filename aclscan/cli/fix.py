@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import sys
 import threading
-from dataclasses import asdict
 
 import click
 
@@ -16,7 +14,7 @@ from aclscan.cli.options import db_argument, progress_bar
 from aclscan.errors import Interrupted
 from aclscan.fix.backends import BACKENDS, DEFAULT_BACKEND
 from aclscan.fix.offline import BATCH
-from aclscan.formats.rows import terminal_safe
+from aclscan.formats.fix_text import fix_json, render_fix_text, render_undo_text, undo_json
 from aclscan.plan import read_plan
 from aclscan.store import open_database
 
@@ -92,55 +90,10 @@ def fix(ctx, database, plan_path, target, do_apply, journal_path, backend, batch
                              backend=backend, batch=batch,
                              on_journal=lambda path: click.echo(f"journal: {path}", err=True))
     if fmt == "json":
-        click.echo(json.dumps({"fix_format": 1, **asdict(report), "clean": report.clean}, indent=2))
+        sys.stdout.write(fix_json(report))
     else:
-        _print_fix(plan, report)
-    if not do_apply:
-        ctx.exit(0)
-    # Only what is left unfixed counts: leftovers on files, and the plan's refusals.
-    ctx.exit(0 if report.clean and not plan.refusals else 1)
-
-
-def _print_fix(plan, report) -> None:
-    out = sys.stdout
-    verb = "rewrote" if report.applied else "would rewrite"
-    out.write(f"{terminal_safe(report.target)}: {verb} {report.written if report.applied else report.files_planned} "
-              f"files' descriptors ({report.descriptors_planned} distinct descriptors)\n")
-    if not report.applied:
-        for change in plan.descriptors:
-            actions = ", ".join(f"{a} {plan.action(a).kind}" for a in change.actions)
-            out.write(f"  descriptor {change.descriptor_key} on {change.files} files ({actions})\n"
-                      f"    before {terminal_safe(change.old_sddl)}\n    after  {terminal_safe(change.new_sddl)}\n")
-    for action in plan.refusals:
-        out.write(f"  refused {action.sid} ({terminal_safe(action.account or '?')}): {terminal_safe(action.reason)}\n")
-    stores = report.stores_written if report.applied else report.stores_planned
-    if stores:
-        verb = "rewrote" if report.applied else "would rewrite"
-        out.write(f"  {verb} {len(stores)} hive and task file(s) (journaled whole first): "
-                  f"{terminal_safe(', '.join(stores))}\n")
-    services = [a for a in plan.actions if a.kind == "repoint_service"]
-    if services:
-        out.write(f"  {len(services)} service logon(s) named by account name need no change offline; "
-                  "check them on the live machine (the plan's PowerShell script lists them)\n")
-    if not report.applied:
-        out.write("dry run: nothing was written (add --apply)\n")
-        return
-    out.write(f"  journal {terminal_safe(report.journal or '')}; re-scan {terminal_safe(report.rescan or '')}\n")
-    for note in report.rescan_notes:
-        out.write(f"  re-scan: {terminal_safe(note)}\n")
-    if report.already_fixed:
-        out.write(f"  {report.already_fixed} files already carried the new descriptor (an earlier run)\n")
-    for path in report.changed_since_scan[:20]:
-        out.write(f"  left alone, changed since the scan: {terminal_safe(path)}\n")
-    for error in report.errors[:20]:
-        out.write(f"  error: {terminal_safe(error)}\n")
-    for sid, files in report.remaining.items():
-        places = report.places_remaining.get(sid, 0)
-        if files or places:
-            out.write(f"  {sid}: {files} files and {places} other places still carry it\n")
-    for sid, files in report.problems_left.items():
-        if sid not in report.remaining:
-            out.write(f"  {sid}: {files} files, not acted on (see the plan's refusals)\n")
+        render_fix_text(plan, report, sys.stdout)
+    ctx.exit(0 if report.did_all_asked(plan) else 1)
 
 
 @cli.command()
@@ -162,22 +115,7 @@ def undo(ctx, journal, force, backend, fmt):
             progress_bar(sys.stderr.isatty(), "restoring", "files") as progress:
         report = offline.undo(journal, force=force, backend=backend, progress=progress)
     if fmt == "json":
-        click.echo(json.dumps({"undo_format": 1, **asdict(report)}, indent=2))
+        sys.stdout.write(undo_json(report))
     else:
-        click.echo(f"{terminal_safe(report.target)}: restored {report.restored} descriptors, "
-                   f"{report.unchanged} already original, {len(report.changed_since_fix)} changed since the fix, "
-                   f"{len(report.errors)} errors ({report.entries} journaled)")
-        if report.stores_restored:
-            click.echo(f"  restored {len(report.stores_restored)} hive and task file(s) byte for byte: "
-                       f"{terminal_safe(', '.join(report.stores_restored))}")
-        for path in report.changed_since_fix[:20]:
-            click.echo(f"  left alone, changed since the fix: {terminal_safe(path)}")
-        if len(report.changed_since_fix) > 20:
-            click.echo(f"  ... and {len(report.changed_since_fix) - 20} more (--format json lists them all)")
-        if report.changed_since_fix:
-            click.echo("  aclscan undo --force restores them too")
-        for error in report.errors[:20]:
-            click.echo(f"  error: {terminal_safe(error)}")
-        for note in report.notes:
-            click.echo(f"  note: {terminal_safe(note)}")
-    ctx.exit(0 if not report.errors and not report.changed_since_fix else 1)
+        render_undo_text(report, sys.stdout)
+    ctx.exit(0 if report.complete else 1)

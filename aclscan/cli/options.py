@@ -193,3 +193,23 @@ def progress_bar(enabled: bool, label: str, unit: str):
             bar.update(task, completed=done, total=total)
 
         yield update
+
+
+@contextmanager
+def images_progress(enabled: bool):
+    """A progress bar over images on stderr (done of total, failed, running), or nothing."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("images"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("failed {task.fields[failed]}, running {task.fields[running]}"), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("images", total=None, failed=0, running=0)
+
+        def update(done: int, failed: int, running: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, failed=failed, running=running)
+
+        yield update

@@ -101,6 +101,11 @@ class FixReport:
         return self.applied and not self.errors and not self.changed_since_scan and not any(
             self.remaining.values()) and not any(self.places_remaining.values()) and not self.problems_left
 
+    def did_all_asked(self, plan: Plan) -> bool:
+        """A dry run, always; an applied fix when it is clean and the plan refused nothing
+        (only what is left unfixed counts: leftovers on files and places, and refusals)."""
+        return not self.applied or (self.clean and not plan.refusals)
+
 
 @dataclass
 class UndoReport:
@@ -114,6 +119,11 @@ class UndoReport:
     forced: bool = False  # --force: restored those too
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """Every journaled descriptor is the original again: no error, none left alone."""
+        return not self.errors and not self.changed_since_fix
 
 
 # ------------------------------------------------------------------ the target

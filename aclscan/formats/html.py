@@ -17,7 +17,7 @@ import html
 from typing import IO, Iterable, Sequence
 
 from aclscan import __version__
-from aclscan.audit import FILES, GLOSSARY, KIND_LABELS, AuditReport, build_report
+from aclscan.audit import FILES, GLOSSARY, AuditReport, build_report, kind_label
 from aclscan.classify import PROBLEMS, VERDICTS
 from aclscan.formats.rows import terminal_safe
 
@@ -249,7 +249,7 @@ def _first_page(report: AuditReport) -> str:
                          for n, l in tiles)
     verdict_items = [(v, report.verdict_counts[v], VERDICT_COLOURS.get(v, "#777"))
                      for v in VERDICTS if report.verdict_counts.get(v)]
-    kind_items = [(KIND_LABELS.get(k, k), n, "#3b6ea8") for k, n in
+    kind_items = [(kind_label(k), n, "#3b6ea8") for k, n in
                   sorted(report.kind_counts.items(), key=lambda kv: (kv[0] != FILES, -kv[1]))]
     kind_title = "Where the problem SIDs are named"
     charts = (bar_chart("Distinct SIDs per verdict", verdict_items, unit="SIDs")
@@ -283,7 +283,7 @@ def _first_page(report: AuditReport) -> str:
 
 def _card(card) -> str:
     title = card.name or "An unnamed account"
-    places = ", ".join(f"{n:,} {KIND_LABELS.get(k, k)}" for k, n in
+    places = ", ".join(f"{n:,} {kind_label(k, n)}" for k, n in
                        sorted(card.places.items(), key=lambda kv: (kv[0] != FILES, -kv[1]))) or "no file or key"
     where = f"{places}; {card.descriptors:,} distinct descriptor(s)" if card.descriptors else places
     steps = "".join(
@@ -340,9 +340,10 @@ def _findings_table(report: AuditReport) -> str:
                      (_badge(f["verdict"]), f["verdict"]), f["confidence"], f["files"] or 0, f["descriptors"] or 0,
                      f["hive_references"] or 0,
                      (f'<span title="{text(mapped)}">{text(mapped_name)}</span>', mapped_name)))
-    return _table("findings", (("Account", "", "19%"), ("SID", "", "30%"), ("Verdict", "", "12%"),
-                               ("Confidence", "", "8%"), ("Files", "num", "6%"), ("Descr.", "num", "6%"),
-                               ("Registry", "num", "6%"), ("Maps to", "", "13%")), rows,
+    # At 1,366 px: room for every heading's longest word ("Confidence", "Registry") and a machine SID on one line.
+    return _table("findings", (("Account", "", "17%"), ("SID", "", "30%"), ("Verdict", "", "11%"),
+                               ("Confidence", "", "10%"), ("Files", "num", "6%"), ("Descr.", "num", "6%"),
+                               ("Registry", "num", "8%"), ("Maps to", "", "12%")), rows,
                   row_class=lambda row: "" if row[2][1] in PROBLEMS else "print-hidden")
 
 

@@ -103,8 +103,14 @@ WRITERS = {
 }
 
 
-def write_rows(rows: Iterable[dict], columns: Sequence[str], fmt: RowFormat | str, out: IO[str]) -> None:
-    WRITERS[RowFormat(fmt)](rows, columns, out)
+def write_rows(rows: Iterable[dict], columns: Sequence[str], fmt: RowFormat | str, out: IO[str], *,
+               joined: Sequence[str] = ()) -> None:
+    """``rows`` in ``fmt``; the list cells of the ``joined`` columns, kept as lists in JSON,
+    are one cell of ``a | b`` in a table or CSV."""
+    fmt = RowFormat(fmt)
+    if joined and fmt in (RowFormat.TABLE, RowFormat.CSV):
+        rows = ({**r, **{c: " | ".join(r[c]) for c in joined}} for r in rows)
+    WRITERS[fmt](rows, columns, out)
 
 
 class CountedRows:

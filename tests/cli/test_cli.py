@@ -156,3 +156,34 @@ def test_errors_about_hive_files_name_the_file(tmp_path, capsys):
     code = main(["accounts", "--sam", str(sam), "--security", str(sam)])
     assert code == 8
     assert capsys.readouterr().err.strip() == f"Error: {sam}: expected a SECURITY hive, but this is a SAM hive"
+
+
+def test_accounts_of_a_sam_hive_file_are_the_names_hivex_lists(capsys):
+    """`aclscan accounts --sam FILE` lists the hive's users and aliases (hivexsh, an
+    independent reader, gives the names), and no well-known account."""
+    import json
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from aclscan.cli import main
+
+    hivexsh = shutil.which("hivexsh")
+    if hivexsh is None:
+        pytest.skip("hivexsh (Debian libhivex-bin) is not installed")
+    sam = Path(__file__).resolve().parents[2] / "sample_volumes" / "av-service.master-SAM"
+
+    def names(key: str) -> set[str]:
+        listing = subprocess.run([hivexsh, str(sam)], input=f"cd {key}\nls\n", capture_output=True, text=True,
+                                 check=True).stdout
+        return set(listing.split("\n")) - {""}
+
+    users = names(r"SAM\Domains\Account\Users\Names")
+    aliases = names(r"SAM\Domains\Account\Aliases\Names") | names(r"SAM\Domains\Builtin\Aliases\Names")
+    assert users and aliases
+    assert main(["accounts", "--sam", str(sam), "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows
+    assert {r["name"] for r in rows if r["kind"] == "user"} == users
+    assert {r["name"] for r in rows if r["kind"] == "alias"} == aliases
+    assert {r["source"] for r in rows} == {"volume hives SAM"}
