@@ -34,7 +34,7 @@ def test_a_new_journal_says_what_it_is_and_what_it_fixes(tmp_path):
     journal.close()
     path = tmp_path / "fix.journal"
     assert _raw(path, "PRAGMA application_id") == [(0x41434C4A,)]  # "ACLJ"
-    assert _raw(path, "PRAGMA user_version") == [(1,)]
+    assert _raw(path, "PRAGMA user_version") == [(2,)]
     meta = dict(_raw(path, "SELECT key, value FROM meta"))
     created = meta.pop("created")
     assert created[:2] == "20" and created[10] == "T"  # an ISO 8601 time
@@ -74,9 +74,9 @@ def test_open_refuses_what_is_not_a_journal_of_this_format(tmp_path):
         Journal.open(other)
     _journal(tmp_path).close()
     conn = sqlite3.connect(tmp_path / "fix.journal")
-    conn.execute("PRAGMA user_version = 2")
+    conn.execute("PRAGMA user_version = 3")
     conn.close()
-    with pytest.raises(DatabaseError, match="has journal format 2; this aclscan reads 1"):
+    with pytest.raises(DatabaseError, match="has journal format 3; this aclscan reads formats 1, 2"):
         Journal.open(tmp_path / "fix.journal")
 
 
