@@ -31,6 +31,7 @@ from aclscan.scheduled_tasks import TASKS_DIR as _TASKS, task_file_places
 
 TASKS_DIR = "/" + _TASKS  # as the scan database writes paths
 USER_CLASSES = "AppData/Local/Microsoft/Windows/UsrClass.dat"
+USER_CLASSES_FOLDER = USER_CLASSES.rsplit("/", 1)[0]  # below a profile folder
 
 # Where each machine hive's keys appear in the registry a person sees.
 MACHINE_ROOTS = {
@@ -176,8 +177,7 @@ def profile_folders(db, volume_id: int, profiles: Iterable) -> tuple[dict[tuple[
     named = json.dumps(sorted(owners))
     folders = _directories(db, volume_id, "(path LIKE '/Users/%' AND path NOT LIKE '/Users/%/%')"
                            " OR lower(path) IN (SELECT value FROM json_each(?))", [named])
-    class_folders = json.dumps(sorted(f"{path}/{USER_CLASSES.rsplit('/', 1)[0]}".casefold()
-                                      for path in folders.values()))
+    class_folders = json.dumps(sorted(f"{path}/{USER_CLASSES_FOLDER}".casefold() for path in folders.values()))
     folders.update(_directories(db, volume_id, "lower(path) IN (SELECT value FROM json_each(?))", [class_folders]))
     return folders, owners
 
@@ -185,7 +185,7 @@ def profile_folders(db, volume_id: int, profiles: Iterable) -> tuple[dict[tuple[
 def user_hive_paths(files: Iterable[tuple[str, str]], owners: dict[str, str]) -> list[tuple[str, str, str | None]]:
     """(volume path, kind, profile SID) of every NTUSER.DAT and UsrClass.dat among
     ``files`` (folder, name) of the profile folders."""
-    class_suffix = ("/" + USER_CLASSES.rsplit("/", 1)[0]).casefold()
+    class_suffix = f"/{USER_CLASSES_FOLDER}".casefold()
     found = []
     for directory, name in files:
         if name.upper() == "NTUSER.DAT" and not directory.casefold().endswith(class_suffix):

@@ -8,12 +8,13 @@
   (``libntfs3g``), by MFT entry: no FUSE round trip, no path lookup. One thread
   (the library is not thread-safe).
 
-Either way a file is named by its path *and* its MFT reference (entry, sequence):
-``read`` raises :class:`RecordReused` where the two no longer agree (the path
-names another entry, or the entry holds another file), so nothing is written to
-a file the scan did not see. ``open`` gives a handle that reads, writes and reads
-back one file until it is closed: the lib backend opens the MFT record once for
-all three (opening and closing a record costs as much as reading its descriptor).
+Either way a file is named by its path *and* its MFT reference (entry, sequence),
+and ``open`` gives a handle that reads, writes and reads back that one file until
+it is closed (the lib backend opens the MFT record once for all three: opening and
+closing a record costs as much as reading its descriptor). :class:`RecordReused`
+is raised where path and reference no longer agree (the path names another entry,
+or the entry holds another file), so nothing is written to a file the scan did not
+see.
 """
 
 from __future__ import annotations
@@ -48,32 +49,25 @@ class FuseVolume:
     def _path(self, path: str) -> Path:
         return self.mount_point if path == "/" else self.mount_point / path.lstrip("/")
 
-    def read(self, path: str, entry: int, sequence: int) -> bytes:
-        on_mount = self._path(path)
-        current = ntfs3g.get_ntfs_acl(on_mount)
-        # ntfs-3g gives the MFT entry as the inode number: another file now has this path.
-        if entry is not None and os.lstat(on_mount).st_ino != entry:
-            raise RecordReused(0, f"{path} names another MFT entry now")
-        return current
-
-    def write(self, path: str, entry: int, sequence: int, raw: bytes) -> None:
-        ntfs3g.set_ntfs_acl(self._path(path), raw)
-
-    def open(self, path: str, entry: int, sequence: int) -> "_PathHandle":
-        return _PathHandle(self, path, entry, sequence)
+    def open(self, path: str, entry: int, sequence: int) -> "_MountedFile":
+        return _MountedFile(self._path(path), path, entry)
 
 
-class _PathHandle:
+class _MountedFile:
     """A file of the mounted volume by path (every read checks it is still the entry)."""
 
-    def __init__(self, volume: FuseVolume, path: str, entry: int, sequence: int):
-        self._volume, self._where = volume, (path, entry, sequence)
+    def __init__(self, on_mount: Path, path: str, entry: int):
+        self._on_mount, self._path, self._entry = on_mount, path, entry
 
     def read(self) -> bytes:
-        return self._volume.read(*self._where)
+        current = ntfs3g.get_ntfs_acl(self._on_mount)
+        # ntfs-3g gives the MFT entry as the inode number: another file now has this path.
+        if self._entry is not None and os.lstat(self._on_mount).st_ino != self._entry:
+            raise RecordReused(0, f"{self._path} names another MFT entry now")
+        return current
 
     def write(self, raw: bytes) -> None:
-        self._volume.write(*self._where, raw)
+        ntfs3g.set_ntfs_acl(self._on_mount, raw)
 
     def close(self) -> None:
         pass
@@ -89,12 +83,6 @@ class LibVolume:
 
     def map(self, function: Callable, items: Iterable) -> Iterator:
         return map(function, items)
-
-    def read(self, path: str, entry: int, sequence: int) -> bytes:
-        return self._volume.get_ntfs_acl(entry, sequence)
-
-    def write(self, path: str, entry: int, sequence: int, raw: bytes) -> None:
-        self._volume.set_ntfs_acl(entry, sequence, raw)
 
     def open(self, path: str, entry: int, sequence: int) -> libntfs3g.Inode:
         return self._volume.inode(entry, sequence)

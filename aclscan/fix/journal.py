@@ -6,10 +6,12 @@ per file: the MFT entry and path, its original descriptor and the new one, and
 whether the new one was written. Descriptors are stored once each in
 ``descriptors`` (a volume of a million files has a few hundred distinct ones) and
 entries point at them: a journal row costs its path and a few integers, not two
-copies of the bytes. Format 1 journals (bytes in every row) are still read. The fixer commits a batch of originals
-with ``synchronous=FULL`` (SQLite fsyncs the file and, on creation, its directory)
-*before* it writes any of them, so a fix killed at any point leaves a journal
-that holds the original of every descriptor it may have changed. Undo restores
+copies of the bytes. Format 1 journals (bytes in every row) are still read.
+
+The fixer commits a batch of originals with ``synchronous=FULL`` (SQLite fsyncs
+the file and, on creation, its directory) *before* it writes any of them, so a
+fix killed at any point leaves a journal that holds the original of every
+descriptor it may have changed. Undo restores
 every journaled original, written or not: writing back an unchanged original is
 harmless, and it is the only safe answer for a write whose outcome is unknown.
 """
@@ -71,13 +73,13 @@ class Journal:
         self.path = path
         self.conn = conn
         self.version = version
-        self._descriptor_ids: dict[bytes, int] = {}  # raw -> id, of the journal's descriptors
-        self._next_seq = self._next_descriptor_id = 1
+        # The journal's descriptors both ways (numbered 1, 2, ... as they are first journaled).
+        self._raw_of_id: dict[int, bytes] = {}
+        self._next_seq = 1
         if version == JOURNAL_FORMAT:
             self._next_seq = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM entries").fetchone()[0]
-            self._descriptor_ids = {bytes(raw): id_ for id_, raw in conn.execute("SELECT id, raw FROM descriptors")}
-            self._next_descriptor_id = max(self._descriptor_ids.values(), default=0) + 1
-        self._raw_of_id = {id_: raw for raw, id_ in self._descriptor_ids.items()}
+            self._raw_of_id = {id_: bytes(raw) for id_, raw in conn.execute("SELECT id, raw FROM descriptors")}
+        self._descriptor_ids = {raw: id_ for id_, raw in self._raw_of_id.items()}
 
     @classmethod
     def create(cls, path: str | os.PathLike, meta: dict[str, object]) -> "Journal":
@@ -158,9 +160,8 @@ class Journal:
         def descriptor_id(raw: bytes) -> int:
             found = self._descriptor_ids.get(raw)
             if found is None:
-                found = self._descriptor_ids[raw] = self._next_descriptor_id
+                found = self._descriptor_ids[raw] = len(self._raw_of_id) + 1
                 self._raw_of_id[found] = raw
-                self._next_descriptor_id += 1
                 new_descriptors.append((found, raw))
             return found
 

@@ -110,9 +110,11 @@ class Volume:
         self._vol = ctypes.c_void_p.from_address(self._scx).value
         self._buffer = ctypes.create_string_buffer(BUFFER_SIZE)
 
-    def _open(self, entry: int, sequence: int) -> int:
-        """ntfs_inode_open by entry; RecordReused when its sequence number is not ``sequence``
-        (0: any). Pair with _close (a plain call pair: this runs once or twice per file)."""
+    def inode(self, entry: int, sequence: int = 0) -> "Inode":
+        """The file at MFT reference (entry, sequence; 0: whatever the record holds now),
+        open until :meth:`Inode.close`: its descriptor read, compared, set and read back on
+        one open record. ntfs_inode_open takes the entry alone: RecordReused where the
+        record's sequence number is not the scan's."""
         ni = self._lib.ntfs_inode_open(self._vol, entry & MFT_REF_MASK)
         if not ni:
             raise _oserror(f"MFT entry {entry}")
@@ -121,40 +123,7 @@ class Volume:
             self._lib.ntfs_inode_close(ni)
             raise RecordReused(errno.ESTALE, f"MFT entry {entry} is another file now (sequence {found}, "
                                              f"the scan's {sequence})")
-        return ni
-
-    def _close(self, ni: int, entry: int, failed: bool) -> None:
-        if self._lib.ntfs_inode_close(ni) and not failed:
-            raise _oserror(f"MFT entry {entry}: writing the record back")
-
-    def exists(self, entry: int, sequence: int) -> bool:
-        """Whether MFT reference (entry, sequence) opens: a record reused since does not."""
-        try:
-            self._close(self._open(entry, sequence), entry, False)
-        except OSError:
-            return False
-        return True
-
-    def inode(self, entry: int, sequence: int = 0) -> "Inode":
-        """The file at MFT reference (entry, sequence), open until :meth:`Inode.close`: its
-        descriptor read, compared, set and read back on one open record."""
-        return Inode(self, entry, self._open(entry, sequence))
-
-    def get_ntfs_acl(self, entry: int, sequence: int = 0) -> bytes:
-        """The file's self-relative descriptor (sequence 0: whatever the record holds now)."""
-        inode = self.inode(entry, sequence)
-        try:
-            return inode.read()
-        finally:
-            inode.close()
-
-    def set_ntfs_acl(self, entry: int, sequence: int, sd_bytes: bytes) -> None:
-        """Replace the file's descriptor as ntfs-3g's setxattr handler does ($Secure shared)."""
-        inode = self.inode(entry, sequence)
-        try:
-            inode.write(sd_bytes)
-        finally:
-            inode.close()
+        return Inode(self, entry, ni)
 
 
 class Inode:
@@ -162,7 +131,7 @@ class Inode:
 
     def __init__(self, volume: Volume, entry: int, ni: int):
         self._volume, self.entry, self._ni = volume, entry, ni
-        self._changed = self._failed = False
+        self._written = False  # a descriptor was set: the record must be written back
 
     def read(self) -> bytes:
         volume = self._volume
@@ -175,22 +144,22 @@ class Inode:
         return ctypes.string_at(volume._buffer, got)  # not .raw: that copies the whole buffer
 
     def write(self, sd_bytes: bytes) -> None:
+        """Replace the descriptor as ntfs-3g's setxattr handler does ($Secure shared)."""
         volume = self._volume
         value = bytes(sd_bytes)
-        self._changed = True
-        self._failed = True
         if volume._lib.ntfs_xattr_system_setxattr(volume._scx, XATTR_NTFS_ACL, self._ni, None, value, len(value), 0):
             raise _oserror(f"MFT entry {self.entry}: ntfs-3g refused the descriptor")
         volume._lib.ntfs_inode_update_times(self._ni, NTFS_UPDATE_CTIME)
-        self._failed = False
+        self._written = True
 
     def close(self) -> None:
-        """Write the record back if it was changed (an error then is raised, unless the
-        change itself failed and was reported); close it once."""
+        """Close the record once; where a descriptor was set, an error writing it back is
+        raised (after a failed or no change there is nothing of ours to write back)."""
         if self._ni is None:
             return
         ni, self._ni = self._ni, None
-        self._volume._close(ni, self.entry, failed=not self._changed or self._failed)
+        if self._volume._lib.ntfs_inode_close(ni) and self._written:
+            raise _oserror(f"MFT entry {self.entry}: writing the record back")
 
 
 @contextlib.contextmanager

@@ -532,32 +532,20 @@ def _restore(opened, item: JournalEntry, force: bool = False) -> str:
     """Write one journaled original back and read it back: "restored", "unchanged",
     "changed" (it carries neither the fix's bytes nor the original: someone changed it
     since; left alone unless ``force``) or the error."""
-    handle = None
     try:
-        handle = opened.open(item.path, item.entry, item.sequence)
-        outcome = _restore_open(handle, item, force)
-        handle, closing = None, handle
-        closing.close()  # the record written back: an error here is this file's
-        return outcome
+        with contextlib.closing(opened.open(item.path, item.entry, item.sequence)) as handle:
+            current = handle.read()
+            if current == item.original:
+                return "unchanged"
+            if current != item.replacement and not force:
+                return "changed"
+            handle.write(item.original)
+            if handle.read() != item.original:
+                return f"{item.path}: read back differs from the original"
     except RecordReused:
         return f"{item.path}: the file is no longer there (its MFT record holds another file): not restored"
-    except OSError as exc:
+    except OSError as exc:  # closing, the record written back, included
         return f"{item.path}: {exc.strerror}"
-    finally:
-        if handle is not None:  # left by an error: closed, its own error already said
-            with contextlib.suppress(OSError):
-                handle.close()
-
-
-def _restore_open(handle, item: JournalEntry, force: bool) -> str:
-    current = handle.read()
-    if current == item.original:
-        return "unchanged"
-    if current != item.replacement and not force:
-        return "changed"
-    handle.write(item.original)
-    if handle.read() != item.original:
-        return f"{item.path}: read back differs from the original"
     return "restored"
 
 
