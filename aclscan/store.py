@@ -437,7 +437,8 @@ class RowWriter:
         context = multiprocessing.get_context("fork")  # the child needs nothing re-imported
         self._pipe, child_end = context.Pipe()
         self._process = context.Process(
-            target=_row_writer_main, args=(os.fspath(path), insert_sql(table, columns, values), child_end),
+            target=_row_writer_main,
+            args=(os.fspath(path), insert_sql(table, columns, values), child_end, self._pipe),
             name="aclscan-row-writer", daemon=True,
         )
         self._process.start()
@@ -467,10 +468,14 @@ class RowWriter:
             raise DatabaseError(f"cannot store rows: {detail}")
 
 
-def _row_writer_main(path: str, sql: str, pipe) -> None:
+def _row_writer_main(path: str, sql: str, pipe, parent_end) -> None:
     """The row writer child: rows from the pipe into SQLite, one transaction."""
     import apsw
 
+    # The fork left the child a copy of the parent's end: closed, a parent killed
+    # mid-scan is seen as EOF and the child leaves, instead of waiting for ever with
+    # the scanned image still open (which makes fix and undo refuse the image).
+    parent_end.close()
     try:
         conn = apsw.Connection(path)
         for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -131072"):

@@ -1,0 +1,84 @@
+"""store.RowWriter: the child process that stores a scan's file rows. It must store
+every row, report its failures, and never outlive a scan that was killed (a child left
+behind keeps the scanned image open, and fix and undo then refuse the image)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from aclscan.store import DatabaseError, RowWriter
+
+
+class Batch:
+    def __init__(self, first: int, count: int):
+        self.first, self.count = first, count
+
+    def rows(self):
+        return ((n, f"name-{n}") for n in range(self.first, self.first + self.count))
+
+
+def make_table(path: Path) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (n INTEGER PRIMARY KEY, name TEXT)")
+
+
+def test_every_batch_is_stored(tmp_path):
+    db = tmp_path / "rows.db"
+    make_table(db)
+    writer = RowWriter(db, "t", ["n", "name"])
+    for first in range(0, 50_000, 5_000):
+        writer.put(Batch(first, 5_000))
+    writer.close()
+    rows = sqlite3.connect(db).execute("SELECT count(*), min(n), max(n), max(name) FROM t").fetchone()
+    assert rows == (50_000, 0, 49_999, "name-9999")
+
+
+def test_a_failure_in_the_child_is_raised_by_close(tmp_path):
+    db = tmp_path / "rows.db"
+    make_table(db)
+    writer = RowWriter(db, "t", ["n", "name"])
+    writer.put(Batch(0, 10))
+    writer.put(Batch(5, 10))  # n is the primary key: 5..9 again
+    with pytest.raises(DatabaseError, match="UNIQUE"):
+        writer.close()
+
+
+def test_the_child_leaves_when_the_scan_is_killed(tmp_path):
+    db = tmp_path / "rows.db"
+    make_table(db)
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(Path(__file__).parent.parent)!r})
+        from aclscan.store import RowWriter
+        writer = RowWriter({str(db)!r}, "t", ["n", "name"])
+        print(writer._process.pid, flush=True)
+        time.sleep(600)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    assert Path(f"/proc/{child}").exists()
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    # The orphan is re-parented to init, which reaps it; wait for it to go.
+    for _ in range(200):
+        if not _alive(child):
+            break
+        time.sleep(0.05)
+    assert not _alive(child), "the row writer outlived the killed scan"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
