@@ -4,6 +4,7 @@ with SIGKILL at random points; file contents never change."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import os
@@ -787,6 +788,32 @@ def test_lib_and_fuse_backends_write_the_same_descriptors(prepared, tmp_path, ca
     assert changed == sum(c.files for c in case.plan.descriptors)
     for image in (case.image, copy):
         assert_consistent(image)
+
+
+def test_lib_reads_each_security_id_once_and_as_the_fuse_driver_does(prepared):
+    """The lib backend reads a security id's descriptor once and takes it from memory for
+    the next record with that id: every file's bytes still equal what ntfs-3g's FUSE driver
+    gives (an independent path), the root directory's own $SECURITY_DESCRIPTOR among them."""
+    from aclscan.fix import libntfs3g
+
+    case = prepared("member-after")
+    files = [row for row in sqlite3.connect(case.db).execute("SELECT path, entry, sequence FROM files WHERE volume_id = 1")
+             if not row[0].startswith(_offline.ORPHAN_FILES)]  # records with no path: no FUSE name to compare
+    assert len(files) > 50
+    through_lib = {}
+    with libntfs3g.opened(case.image) as volume:
+        assert volume.ids_name_descriptors  # $Secure open: ids name descriptors
+        for path, entry, sequence in files:
+            with contextlib.closing(volume.inode(entry, sequence)) as inode:
+                through_lib[path] = inode.read()
+        remembered = len(volume._descriptor_of_id)
+    assert 0 < remembered < len(files) / 4  # few real reads
+    with _ntfs3g.mounted(case.image, readonly=True) as root:
+        through_fuse = {path: _ntfs3g.get_ntfs_acl(root if path == "/" else root / path.lstrip("/"))
+                        for path, _entry, _sequence in files}
+    assert "/" in through_lib
+    differing = [path for path in through_lib if through_lib[path] != through_fuse[path]]
+    assert not differing, differing[:5]
 
 
 def assert_consistent(image: Path) -> None:

@@ -17,6 +17,11 @@ This module calls the very functions that request loop calls, from libntfs-3g
   ``system.ntfs_acl``; after a successful set the handler updates the change time
   (``ntfs_inode_update_times(ni, NTFS_UPDATE_CTIME)``), and so do we, then
   ``ntfs_inode_close`` writes the record back.
+* While ``$Secure`` is open (``vol->secure_ni``: ntfs_initialize_file_security goes
+  on without it), ntfs-3g's ``getsecurityattr`` gives a record whose
+  $STANDARD_INFORMATION carries a security id exactly the $SDS descriptor of that
+  id, and an id never gets another descriptor. So the first read of each id is
+  real and the later ones come from memory (the read costs as much as the open).
 
 Signatures and layouts are those of ntfs-3g 2022.10's headers (``ntfs-3g-dev``:
 ``security.h``, ``xattrs.h``, ``inode.h``, ``volume.h``, ``layout.h``). The library
@@ -33,6 +38,7 @@ import os
 from collections.abc import Iterator
 
 from aclscan.errors import MountError, ToolMissing
+from aclscan.ntfs.records import security_id_in_record
 
 LIBRARY = "ntfs-3g"  # libntfs-3g.so.89 on Debian 12
 XATTR_NTFS_ACL = 1  # enum SYSTEMXATTRS (xattrs.h): XATTR_UNMAPPED, XATTR_NTFS_ACL, ...
@@ -41,7 +47,14 @@ MFT_REF_MASK = (1 << 48) - 1  # layout.h: MK_MREF(m, s) = (s << 48) | (m & MFT_R
 # struct SECURITY_API { u32 magic; struct SECURITY_CONTEXT security; ... } (security.h):
 # the context starts with a pointer (ntfs_volume *vol), so it is aligned to 8 bytes.
 SECURITY_CONTEXT_OFFSET = 8
+# struct _ntfs_volume (volume.h, x86-64; checked with offsetof against ntfs-3g-dev's
+# headers): u32 mft_record_size, ntfs_inode *mft_ni, ntfs_inode *secure_ni. An
+# ntfs_inode starts with u64 mft_no.
+VOLUME_MFT_RECORD_SIZE_OFFSET, VOLUME_MFT_NI_OFFSET, VOLUME_SECURE_NI_OFFSET = 44, 144, 168
+MFT_ENTRY_OF_SECURE = 9
 BUFFER_SIZE = 1 << 18  # larger than any descriptor (two ACLs of at most 64 KiB)
+RECORD_HEAD = 256  # holds the header and a v3.x $STANDARD_INFORMATION (records are >= 1 KiB)
+KNOWN_IDS_MAX = 65536  # descriptors kept by security id (a volume has hundreds to thousands)
 
 _lib = None
 
@@ -88,16 +101,33 @@ class RecordReused(OSError):
     """An MFT entry whose sequence number is not the scan's: another file now."""
 
 
+def _record_address(ni: int) -> int:
+    return ctypes.c_void_p.from_address(ni + 8).value  # ni->mrec
+
+
 def _sequence_number(ni: int) -> int:
     """The record's sequence number: ``ni->mrec->sequence_number`` (inode.h: ``u64 mft_no;
     MFT_RECORD *mrec;`` ...; layout.h: ``sequence_number`` at offset 16 of the record)."""
-    mrec = ctypes.c_void_p.from_address(ni + 8).value
-    return ctypes.c_uint16.from_address(mrec + 16).value
+    return ctypes.c_uint16.from_address(_record_address(ni) + 16).value
 
 
 def _oserror(what: str) -> OSError:
     err = ctypes.get_errno() or 5  # EIO where the library set nothing
     return OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _secure_is_open(vol: int) -> bool:
+    """Whether ntfs-3g has ``$Secure`` open on ``vol``. The layout is checked on the way:
+    a plausible record size, then $MFT's inode at its place, before ``secure_ni`` is
+    trusted; anything unexpected answers False (every descriptor is then read)."""
+    record_size = ctypes.c_uint32.from_address(vol + VOLUME_MFT_RECORD_SIZE_OFFSET).value
+    if record_size < 256 or record_size > 65536 or record_size & (record_size - 1):
+        return False
+    mft_ni = ctypes.c_void_p.from_address(vol + VOLUME_MFT_NI_OFFSET).value
+    if not mft_ni or ctypes.c_uint64.from_address(mft_ni).value != 0:
+        return False
+    secure_ni = ctypes.c_void_p.from_address(vol + VOLUME_SECURE_NI_OFFSET).value
+    return bool(secure_ni) and ctypes.c_uint64.from_address(secure_ni).value == MFT_ENTRY_OF_SECURE
 
 
 class Volume:
@@ -109,6 +139,8 @@ class Volume:
         self._scx = api + SECURITY_CONTEXT_OFFSET
         self._vol = ctypes.c_void_p.from_address(self._scx).value
         self._buffer = ctypes.create_string_buffer(BUFFER_SIZE)
+        self._descriptor_of_id: dict[int, bytes] = {}  # security id -> its $SDS descriptor, as read
+        self.ids_name_descriptors = _secure_is_open(self._vol)
 
     def inode(self, entry: int, sequence: int = 0) -> "Inode":
         """The file at MFT reference (entry, sequence; 0: whatever the record holds now),
@@ -134,14 +166,25 @@ class Inode:
         self._written = False  # a descriptor was set: the record must be written back
 
     def read(self) -> bytes:
+        """The file's descriptor, as ntfs-3g's getxattr gives it."""
         volume = self._volume
+        security_id = 0
+        # After a set, the record in memory still holds the old id (until the close).
+        if volume.ids_name_descriptors and not self._written:
+            security_id = security_id_in_record(ctypes.string_at(_record_address(self._ni), RECORD_HEAD))
+            known = volume._descriptor_of_id.get(security_id)
+            if known is not None:
+                return known
         got = volume._lib.ntfs_xattr_system_getxattr(volume._scx, XATTR_NTFS_ACL, self._ni, None, volume._buffer,
                                                      BUFFER_SIZE)
         if got < 0:
             raise OSError(-got, f"MFT entry {self.entry}: {os.strerror(-got)}")
         if got > BUFFER_SIZE:
             raise OSError(errno.ERANGE, f"MFT entry {self.entry}: a descriptor of {got} bytes")
-        return ctypes.string_at(volume._buffer, got)  # not .raw: that copies the whole buffer
+        descriptor = ctypes.string_at(volume._buffer, got)  # not .raw: that copies the whole buffer
+        if security_id and len(volume._descriptor_of_id) < KNOWN_IDS_MAX:
+            volume._descriptor_of_id[security_id] = descriptor
+        return descriptor
 
     def write(self, sd_bytes: bytes) -> None:
         """Replace the descriptor as ntfs-3g's setxattr handler does ($Secure shared)."""

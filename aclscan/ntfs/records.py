@@ -27,6 +27,9 @@ from aclscan.ntfs.mft import (
     OFS_FIRST_ATTRIBUTE_OFFSET,
     OFS_FLAGS,
     OFS_SEQUENCE_NUMBER,
+    SI_SECURITY_ID_OFFSET,
+    SI_V3_LENGTH,
+    STANDARD_INFORMATION,
     _apply_fixups,
 )
 
@@ -146,6 +149,32 @@ def parse_record(data: bytearray, entry: int, record_size: int) -> FileRecord:
         attributes.append(_parse_attribute(bytes(data[position : position + length]), entry))
         position += length
     return FileRecord(entry, sequence, flags, base or None, tuple(attributes))
+
+
+_FIRST_ATTRIBUTE = struct.Struct("<IIB")  # type, record length, non-resident
+_RESIDENT_VALUE = struct.Struct("<IH")  # value length, value offset (at 0x10 of the header)
+
+
+def security_id_in_record(head: bytes) -> int:
+    """The SecurityId of a base record's $STANDARD_INFORMATION, from the first bytes of the
+    record with its fixups applied; 0 where there is none: no v3.x (72-byte) value, a first
+    attribute that is not $STANDARD_INFORMATION (it always comes first: attributes are in
+    type order), or a value past ``head``."""
+    if len(head) < OFS_FIRST_ATTRIBUTE_OFFSET + 2:
+        return 0
+    first = struct.unpack_from("<H", head, OFS_FIRST_ATTRIBUTE_OFFSET)[0]
+    if first + ATTRIBUTE_HEADER_MIN > len(head):
+        return 0
+    attr_type, length, non_resident = _FIRST_ATTRIBUTE.unpack_from(head, first)
+    if attr_type != STANDARD_INFORMATION or non_resident:
+        return 0
+    value_length, value_offset = _RESIDENT_VALUE.unpack_from(head, first + 0x10)
+    if value_length < SI_V3_LENGTH or value_offset + value_length > length:
+        return 0
+    at = first + value_offset + SI_SECURITY_ID_OFFSET
+    if at + 4 > len(head):
+        return 0
+    return struct.unpack_from("<I", head, at)[0]
 
 
 def _parse_attribute(raw: bytes, entry: int) -> AttributeRecord:

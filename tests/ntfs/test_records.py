@@ -3,13 +3,17 @@ attribute list, an attribute header, and directory index entries."""
 
 from __future__ import annotations
 
+import re
 import struct
+import subprocess
 
 import pytest
 
 from aclscan.errors import CorruptRecord
 from aclscan.ntfs.index import UpCase, parse_index_root
-from aclscan.ntfs.records import decode_runs, parse_attribute_list, stream_extents, AttributeRecord
+from aclscan.ntfs.records import (AttributeRecord, decode_runs, parse_attribute_list, security_id_in_record,
+                                  stream_extents)
+from tests.shared_data import expand
 
 
 def test_data_runs_with_a_sparse_run_and_a_backward_step():
@@ -68,3 +72,48 @@ def test_index_root_entries_and_collation():
                                               dtype="<u2"))
     assert upcase.index_key("config") == upcase.index_key("CONFIG") < upcase.index_key("drivers")
     assert upcase.index_key("_") > upcase.index_key("Z")  # upper-cased units compare: '_' (0x5F) after 'Z'
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("volume, sector", [("hybrid-perfile-sd.raw", 63), ("win7-vsstest.raw", None)])
+def test_security_id_in_record_is_the_sleuth_kits(volume, sector, tmp_path):
+    """The SecurityId of each record's $STANDARD_INFORMATION, from the record's first
+    256 bytes, against istat's "Security ID" (0 for the old 48-byte value): Windows-made
+    records of both kinds."""
+    image = expand("volumes", volume, tmp_path)
+    offset = ["-o", str(sector)] if sector else []
+    fsstat = subprocess.run(["fsstat", *offset, str(image)], capture_output=True, text=True, check=True).stdout
+    record_size = int(re.search(r"Size of MFT Entries: (\d+) bytes", fsstat).group(1))
+    mft = subprocess.run(["icat", *offset, str(image), "0"], capture_output=True, check=True).stdout
+    compared = {}
+    for entry in range(min(len(mft) // record_size, 64)):
+        shown = subprocess.run(["istat", *offset, str(image), str(entry)], capture_output=True, text=True).stdout
+        found = re.search(r"\$STANDARD_INFORMATION Attribute Values:.*?Security ID: (\d+)", shown, re.S)
+        if found:  # in use, with a $STANDARD_INFORMATION
+            head = mft[entry * record_size : entry * record_size + 256]
+            compared[entry] = (security_id_in_record(head), int(found.group(1)))
+    assert len(compared) > 20
+    assert {entry: ours for entry, (ours, _) in compared.items()} == {e: tsk for e, (_, tsk) in compared.items()}
+    seen = {tsk for _, tsk in compared.values()}
+    assert 0 in seen and any(i >= 256 for i in seen), seen  # both kinds of record were compared
+
+
+def test_security_id_in_record_of_a_head_too_short_or_without_a_v3_value():
+    record = bytearray(256)
+    struct.pack_into("<4sH", record, 0, b"FILE", 0x30)
+    struct.pack_into("<H", record, 0x14, 0x38)  # first attribute at 0x38
+    si = struct.pack("<IIBBHHHIH", 0x10, 0x60, 0, 0, 0, 0, 0, 0x48, 0x18) + b"\0" * 2
+    record[0x38 : 0x38 + len(si)] = si
+    struct.pack_into("<I", record, 0x38 + 0x18 + 0x34, 0x1234)
+    assert security_id_in_record(bytes(record)) == 0x1234
+    assert security_id_in_record(bytes(record[:0x38 + 0x18 + 0x34 + 2])) == 0  # the id past the head
+    assert security_id_in_record(bytes(record[:0x10])) == 0
+    short = bytearray(record)
+    struct.pack_into("<I", short, 0x38 + 0x10, 0x30)  # a 48-byte (NTFS 1.x) value: no SecurityId
+    assert security_id_in_record(bytes(short)) == 0
+    other = bytearray(record)
+    struct.pack_into("<I", other, 0x38, 0x30)  # $FILE_NAME first: not a base record's layout
+    assert security_id_in_record(bytes(other)) == 0
+    outside = bytearray(record)
+    struct.pack_into("<H", outside, 0x38 + 0x14, 0x50)  # value runs past the attribute (0x60 long)
+    assert security_id_in_record(bytes(outside)) == 0
