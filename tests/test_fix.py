@@ -275,6 +275,32 @@ def test_a_file_changed_since_the_scan_is_left_alone(prepared, capsys):
         assert _ntfs3g.get_ntfs_acl(root / victim.lstrip("/")) == from_sddl("O:BAG:SYD:(A;;FA;;;BA)").to_bytes()
 
 
+def test_a_record_reused_since_the_scan_is_left_alone(prepared, capsys):
+    """The lib backend opens files by MFT entry: a record whose sequence number is no longer
+    the scan's holds another file now, and is left alone (here the scan's number is made
+    older, as if the file had been deleted and its record reused)."""
+    case = prepared("av-service")
+    planned = read_plan(case.plan_path)
+    victim = "/Program Files/AVScan"
+    conn = sqlite3.connect(case.db)
+    entry, sequence = conn.execute("SELECT entry, sequence FROM files WHERE path = ?", [victim]).fetchone()
+    with conn:
+        conn.execute("UPDATE file_records SET sequence = ? WHERE volume_id = 1 AND entry = ?", [sequence + 1, entry])
+    conn.close()
+    before = descriptors_by_entry(case.db)[entry]
+    assert main(["fix", str(case.db), "--plan", str(case.plan_path), "--target", str(case.image), "--apply",
+                 "--journal", str(case.journal), "--backend", "lib"]) == 1
+    out = capsys.readouterr().out
+    assert f"left alone, changed since the scan: {victim}" in out
+    assert f"rewrote {sum(c.files for c in planned.descriptors) - 1} files" in out
+    assert rescan(case.image, case.image.with_suffix(".after-reuse.db"))[entry] == before
+    from aclscan.fix import libntfs3g
+
+    with libntfs3g.opened(case.image) as volume, pytest.raises(libntfs3g.RecordReused,
+                                                              match=f"sequence {sequence}, the scan's {sequence + 1}"):
+        volume.inode(entry, sequence + 1)
+
+
 def test_bad_plan_and_journal_are_one_line_errors(prepared, tmp_path, capsys):
     case = prepared("clean")
     bad = tmp_path / "bad.json"

@@ -38,6 +38,7 @@ import os
 from collections.abc import Iterator
 
 from aclscan.errors import MountError, ToolMissing
+from aclscan.ntfs.mft import OFS_SEQUENCE_NUMBER
 from aclscan.ntfs.records import security_id_in_record
 
 LIBRARY = "ntfs-3g"  # libntfs-3g.so.89 on Debian 12
@@ -101,14 +102,11 @@ class RecordReused(OSError):
     """An MFT entry whose sequence number is not the scan's: another file now."""
 
 
-def _record_address(ni: int) -> int:
-    return ctypes.c_void_p.from_address(ni + 8).value  # ni->mrec
-
-
-def _sequence_number(ni: int) -> int:
-    """The record's sequence number: ``ni->mrec->sequence_number`` (inode.h: ``u64 mft_no;
-    MFT_RECORD *mrec;`` ...; layout.h: ``sequence_number`` at offset 16 of the record)."""
-    return ctypes.c_uint16.from_address(_record_address(ni) + 16).value
+def _record_head(ni: int) -> bytes:
+    """The first RECORD_HEAD bytes of the open record, ``ni->mrec`` (inode.h: ``u64 mft_no;
+    MFT_RECORD *mrec;`` ...), as read (fixups applied); layout.h puts ``sequence_number``
+    at offset 16 of it."""
+    return ctypes.string_at(ctypes.c_void_p.from_address(ni + 8).value, RECORD_HEAD)
 
 
 def _oserror(what: str) -> OSError:
@@ -150,19 +148,21 @@ class Volume:
         ni = self._lib.ntfs_inode_open(self._vol, entry & MFT_REF_MASK)
         if not ni:
             raise _oserror(f"MFT entry {entry}")
-        if sequence and _sequence_number(ni) != sequence:
-            found = _sequence_number(ni)
+        head = _record_head(ni)
+        found = int.from_bytes(head[OFS_SEQUENCE_NUMBER : OFS_SEQUENCE_NUMBER + 2], "little")
+        if sequence and found != sequence:
             self._lib.ntfs_inode_close(ni)
             raise RecordReused(errno.ESTALE, f"MFT entry {entry} is another file now (sequence {found}, "
                                              f"the scan's {sequence})")
-        return Inode(self, entry, ni)
+        return Inode(self, entry, ni, head)
 
 
 class Inode:
     """One open file of a :class:`Volume`."""
 
-    def __init__(self, volume: Volume, entry: int, ni: int):
+    def __init__(self, volume: Volume, entry: int, ni: int, head: bytes):
         self._volume, self.entry, self._ni = volume, entry, ni
+        self._head = head  # the record's first bytes as opened: its security id until a set
         self._written = False  # a descriptor was set: the record must be written back
 
     def read(self) -> bytes:
@@ -171,7 +171,7 @@ class Inode:
         security_id = 0
         # After a set, the record in memory still holds the old id (until the close).
         if volume.ids_name_descriptors and not self._written:
-            security_id = security_id_in_record(ctypes.string_at(_record_address(self._ni), RECORD_HEAD))
+            security_id = security_id_in_record(self._head)
             known = volume._descriptor_of_id.get(security_id)
             if known is not None:
                 return known
