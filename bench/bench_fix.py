@@ -63,6 +63,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     scanned = work / "scanned.img"
     subprocess.run(["cp", "--sparse=always", args.image, scanned], check=True)
+    os.sync()
     db, plan = work / "scan.db", work / "plan.json"
     for stale in (db, plan):
         stale.unlink(missing_ok=True)
@@ -91,6 +92,7 @@ def main() -> None:
         for old in (image, journal, Path(f"{journal}.after.db")):
             old.unlink(missing_ok=True)
         subprocess.run(["cp", "--sparse=always", args.image, image], check=True)
+        os.sync()  # the copy's gigabytes written back now, not during the timed fix
         fix_seconds, fix_mib = run(["fix", str(db), "--plan", str(plan), "--target", str(image), "--apply",
                                     "--journal", str(journal), "--backend", backend])
         written = sqlite3.connect(journal).execute("SELECT count(*) FROM entries").fetchone()[0]
