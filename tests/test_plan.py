@@ -570,3 +570,88 @@ def test_places_of_more_descriptors_than_one_query_takes_are_all_counted(scenari
     keys[0], keys[500], keys[1000] = real[:3]
     found = planning._place_uses(db, keys)
     assert found == {key: {kind: n for (k, kind), n in counted.items() if k == key} for key in real[:3]}
+
+
+def test_planned_files_are_the_records_the_sleuth_kit_reads(scenario_db, tmp_path):
+    """iter_plan_files lists, by path or by MFT entry, each file whose descriptor the plan
+    changes with its entry number, sequence number and kind as The Sleuth Kit reads them
+    from the image (fls, istat)."""
+    import gzip
+    import re
+    import subprocess
+
+    image = tmp_path / "av-service.img"
+    image.write_bytes(gzip.decompress((scenarios.SAMPLES / "av-service.img.gz").read_bytes()))
+    listed = {}
+    for line in subprocess.run(["fls", "-r", "-p", str(image)], capture_output=True, text=True,
+                               check=True).stdout.splitlines():
+        found = re.fullmatch(r"([dr-])/[dr-] (\d+)-\d+-\d+:\t(.+)", line)
+        if found:
+            listed["/" + found.group(3)] = (int(found.group(2)), found.group(1) == "d")
+    db = open_database(scenario_db("av-service"))
+    plan = build_plan(db)
+    by_entry = list(planning.iter_plan_files(db, plan, order="entry"))
+    assert len(by_entry) == sum(c.files for c in plan.descriptors) > 10
+    assert [p.entry for p in by_entry] == sorted(p.entry for p in by_entry)
+    by_path = list(planning.iter_plan_files(db, plan))
+    assert [p.path for p in by_path] == sorted(p.path for p in by_entry)
+    for planned in by_entry:
+        assert listed[planned.path] == (planned.entry, planned.is_dir), planned.path
+        header = subprocess.run(["istat", str(image), str(planned.entry)], capture_output=True, text=True,
+                                check=True).stdout
+        assert planned.sequence == int(re.search(r"Sequence: (\d+)", header).group(1)) > 0
+        assert planned.change.descriptor_key in {c.descriptor_key for c in plan.descriptors}
+    assert list(planning.iter_plan_files(db, plan, volume_id=2)) == []
+
+
+# ------------------------------------------------------------------ what each finding calls for, verdict by verdict
+
+NEW = "S-1-5-21-4-5-6-1107"
+INTENTS = [
+    ({"verdict": "stale_prefix", "account": "Ken", "mapped_sid": NEW},
+     ("replace_sid", f'previous machine SID of "Ken": today\'s account of that name is {NEW}', NEW)),
+    ({"verdict": "stale_prefix", "account": None, "mapped_sid": NEW},
+     ("replace_sid", f"previous machine SID of the old account: today's account of that name is {NEW}", NEW)),
+    ({"verdict": "rid_collision", "account": "Ken", "mapped_sid": NEW},
+     ("replace_sid", f'"Ken"\'s RID now belongs to another account, but the name "Ken" exists today as {NEW}: map by '
+                     "name", NEW)),
+    ({"verdict": "rid_collision", "account": None, "mapped_sid": NEW},
+     ("replace_sid", "the old account's RID now belongs to another account, but the name the old account exists "
+                     f"today as {NEW}: map by name", NEW)),
+    ({"verdict": "sid_history", "account": "NETWERKS\\dave", "mapped_sid": NEW},
+     ("translate_sid_history", '"NETWERKS\\dave" lists it in sIDHistory', NEW)),
+    ({"verdict": "orphan", "account": None, "mapped_sid": None},
+     ("remove_aces", "a deleted account of a complete authority: its ACEs grant nothing", None)),
+    # A mapped SID of any other verdict is no name mapping: refused with its reason.
+    ({"verdict": "foreign_machine", "account": None, "mapped_sid": NEW, "evidence": []},
+     ("refuse", "another machine's SID: decide per machine (see aclscan fleet); or map it to an account with "
+                "--map FILE", None)),
+    ({"verdict": "sid_history", "account": None, "mapped_sid": None, "evidence": []},
+     ("refuse", "listed in sIDHistory, but the account that lists it is unknown; or map it to an account with "
+                "--map FILE", None)),
+]
+
+
+@pytest.mark.parametrize(("finding", "expected"), INTENTS, ids=[f["verdict"] + str(i) for i, (f, _) in
+                                                                enumerate(INTENTS)])
+def test_each_finding_calls_for_one_action(finding, expected):
+    """What the plan does about a finding, before its descriptors are counted: the kind of
+    action, the reason people read, and the SID written instead."""
+    finding = {"sid": "S-1-5-21-1-2-3-1107", "evidence": ["history: it was Ken"], **finding}
+    (intent,) = planning._intents_for(finding)
+    assert (intent.kind, intent.reason, intent.new_sid) == expected
+    assert intent.finding is finding
+
+
+def test_the_owner_given_owns_the_orphans_files(scenario_db):
+    """domain-member with --owner SYSTEM: every descriptor Carol owned is owned by SYSTEM in
+    the bytes the fix writes."""
+    facts = scenarios.manifest("domain-member")
+    (carol,) = facts["deleted_domain_users"]
+    plan = _plan(scenario_db, "domain-member", owner="S-1-5-18")
+    (owner,) = _by_kind(plan, planning.REASSIGN_OWNER)
+    owned = [c for c in plan.descriptors if owner.id in c.actions]
+    assert len(owned) == owner.descriptors > 0
+    for change in owned:
+        assert str(from_sddl(change.old_sddl).owner) == carol
+        assert str(SecurityDescriptor.from_bytes(change.new_raw).owner) == "S-1-5-18"
