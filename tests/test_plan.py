@@ -655,3 +655,23 @@ def test_the_owner_given_owns_the_orphans_files(scenario_db):
     for change in owned:
         assert str(from_sddl(change.old_sddl).owner) == carol
         assert str(SecurityDescriptor.from_bytes(change.new_raw).owner) == "S-1-5-18"
+
+
+def test_mode_add_leaves_a_descriptor_that_already_grants_the_new_sid_alone(scenario_db, tmp_path):
+    """--mode add puts a copy of each ACE of the old SID beside it for the new one: a
+    descriptor that already holds that very copy (dave's ACE beside his sIDHistory SID's)
+    needs nothing, and the plan does not list it."""
+    facts = scenarios.manifest("domain-member")
+    history, dave = next((sid, v["mapped_sid"]) for sid, v in facts["expected"].items()
+                         if v["verdict"] == "sid_history")
+    db, (both, alone) = _with_descriptors(scenario_db, tmp_path, "domain-member", [
+        f"O:BAG:BAD:(A;;FR;;;{history})(A;;FR;;;{dave})",
+        f"O:BAG:BAD:(A;;FR;;;{history})",
+    ])
+    plan = build_plan(db, mode="add")
+    (added,) = _by_kind(plan, planning.ADD_SID)
+    changed = {c.descriptor_key: c for c in plan.descriptors}
+    assert both not in changed
+    assert changed[alone].actions == (added.id,)
+    assert SecurityDescriptor.from_bytes(changed[alone].new_raw) == from_sddl(
+        f"O:BAG:BAD:(A;;FR;;;{history})(A;;FR;;;{dave})")

@@ -341,6 +341,14 @@ def test_removed_collisions_without_a_name_are_named_by_their_sid(tmp_path):
     assert found[(old, "revoke_lsa_rights")].rights == tuple(facts["lsa_rights"][old])
     assert found[(old, "revoke_lsa_rights")].reason == f"{old}'s access is removed: its LSA rights and privileges go"
     assert found[(old, "remove_alias_member")].reason == f"{old}'s access is removed: out of the groups that list it"
+    # Mapped instead (to today's AVService, whose RID it is: with consent), the registry side
+    # names it by its SID too.
+    today = next(a["sid"] for a in facts["accounts"] if a["name"] == "AVService")
+    mapped = build_plan(av_db, mapping=parse_mapping(f"{old},{today},consent\n", av_db))
+    (grant,) = [a for a in mapped.actions if a.kind == "grant_lsa_rights"]
+    assert grant.reason == f"the old SID of {old} holds these rights; today's {today} needs them"
+    (member,) = [a for a in mapped.actions if a.kind == "replace_alias_member"]
+    assert member.reason == f"these groups list the old SID of {old}"
 
 
 # ------------------------------------------------------------------ the registry side of a mapping, and the modes' texts
@@ -414,3 +422,22 @@ def test_a_mapped_sid_without_a_name_is_called_by_its_sid(scenario_db):
     action = next(a for a in plan.actions if a.sid == carol)
     assert action.kind == "replace_sid" and action.account is None
     assert action.reason == f"mapped by the administrator (--map line 2): BUILTIN\\Administrators gains {carol}'s access"
+
+
+def test_a_mapped_service_account_takes_its_services_along(scenario_db):
+    """av-service's AVScan logs on as today's AVService (the manifest: .\\AVService). Mapped
+    elsewhere (a move to another account), the service is re-pointed too; the old SID of
+    AVService, mapped by name, keeps its right to log on as a service for today's SID."""
+    facts = scenarios.manifest("av-service")
+    assert {"name": "AVScan", "object_name": ".\\AVService"} in facts["services"]
+    today = next(a["sid"] for a in facts["accounts"] if a["name"] == "AVService")
+    av_db = open_database(scenario_db("av-service"))
+    plan = build_plan(av_db, mapping=parse_mapping(f"{today},S-1-5-20\n", av_db))
+    (service,) = [a for a in plan.actions if a.kind == "repoint_service"]
+    assert (service.sid, service.new_sid, service.services) == (today, "S-1-5-20", ("AVScan",))
+    assert service.reason == "these services log on as the old SID of AVHOST\\AVService"
+    (grant,) = [a for a in plan.actions if a.kind == "grant_lsa_rights"]
+    assert grant.new_sid == today and grant.services == ("AVScan",)
+    assert grant.reason == (f"the old SID of AVService holds these rights; today's {today} needs them (services "
+                            "logging on as it: AVScan)")
+    assert [a.id for a in plan.actions] == [f"A{n}" for n in range(1, len(plan.actions) + 1)]
