@@ -367,6 +367,12 @@ def test_a_mapped_account_takes_its_profile_and_groups_along(db):
     (alias,) = [a for a in plan.actions if a.kind == "replace_alias_member"]
     assert alias.groups == ("Administrators",) and alias.reason == "these groups list the old SID of Ken"
     assert [a.id for a in plan.actions] == [f"A{n}" for n in range(1, len(plan.actions) + 1)]
+    # With Guest mapped too, Guest's rights follow Ken's profile in the numbering.
+    both = build_plan(db, mapping=mapping(db, f"Ken,{KEN_NEW}\n{GUEST},S-1-5-32-546\n"))
+    registry = [(a.sid, a.kind) for a in both.actions if a.kind in ("replace_alias_member", "repoint_profile",
+                                                                      "grant_lsa_rights")]
+    assert registry == [(KEN, "replace_alias_member"), (KEN, "repoint_profile"), (GUEST, "grant_lsa_rights")]
+    assert [a.id for a in both.actions] == [f"A{n}" for n in range(1, len(both.actions) + 1)]
 
 
 def test_a_mapped_accounts_rights_go_with_it_or_are_revoked(db):
