@@ -443,3 +443,235 @@ def test_each_refusal_says_why_and_the_way_out(finding, reason):
     """The reason a refused SID's action carries: why, the evidence that says who holds its
     RID now (else the last two facts), and what the administrator can do."""
     assert planning._refusal(finding) == reason
+
+
+# ------------------------------------------------------------------ numbering, texts and edges of a plan
+
+@pytest.mark.parametrize(("name", "options"), [
+    ("av-service", {}), ("av-service", {"mode": "remove"}), ("domain-member", {}),
+    ("member-after", {"remove_orphans": True}), ("member-after", {"mode": "remove"}),
+])
+def test_actions_are_numbered_a1_to_an_in_plan_order(scenario_db, name, options):
+    """Every action's id is A1, A2, ... in the order the plan lists them, with no gap and no
+    repeat, whatever mix of descriptor, reassignment and registry actions the plan holds."""
+    plan = _plan(scenario_db, name, **options)
+    kinds = {a.kind for a in plan.actions}
+    assert len(kinds) >= 3, kinds
+    assert [a.id for a in plan.actions] == [f"A{n}" for n in range(1, len(plan.actions) + 1)]
+    # A reassignment gives away ownership; the folders where the SID's ACEs sit are the removal's.
+    for action in plan.actions:
+        if action.kind in (planning.REASSIGN_OWNER, planning.REASSIGN_GROUP):
+            assert action.folders == ()
+
+
+def test_domain_member_reassigns_the_orphans_files_with_its_reason(scenario_db):
+    facts = scenarios.manifest("domain-member")
+    (carol,) = facts["deleted_domain_users"]
+    plan = _plan(scenario_db, "domain-member")
+    (removal,) = _by_kind(plan, planning.REMOVE_ACES)
+    assert removal.reason == "a deleted account of a complete authority: its ACEs grant nothing"
+    assert removal.folders == ("/Shares/Legacy",)
+    (owner,) = _by_kind(plan, planning.REASSIGN_OWNER)
+    assert owner.sid == carol and owner.folders == ()
+    assert owner.reason == "the owner is an orphan: give the files' ownership to S-1-5-32-544"
+    (history,) = _by_kind(plan, planning.TRANSLATE_SID_HISTORY)
+    assert history.reason == '"NETWERKS\\dave" lists it in sIDHistory'
+
+
+def test_cloned_dc_refusal_names_the_machine_and_says_why(scenario_db):
+    facts = scenarios.manifest("cloned-dc")
+    plan = build_plan(open_database(scenario_db("cloned-dc")))
+    (refusal,) = plan.actions
+    assert refusal.sid == facts["machine_sid"] and refusal.account is None and refusal.new_sid is None
+    assert refusal.reason == ("ProductType LanmanNT: a domain controller; cloning one is unsupported and its SIDs are "
+                              "the domain's: restore it from backup or demote it, do not rewrite its ACLs")
+
+
+def test_an_unknown_mode_is_refused_by_name(scenario_db):
+    with pytest.raises(ValueError) as caught:
+        _plan(scenario_db, "av-service", mode="sideways")
+    assert str(caught.value) == "mode 'sideways' is not one of replace, add, remove"
+
+
+def test_plan_json_keeps_names_as_they_are_spelt(scenario_db):
+    """Account names are not ASCII everywhere (a German "Jürgen"): the JSON keeps them
+    readable, not as \\u escapes, and reads them back."""
+    import dataclasses
+
+    plan = _plan(scenario_db, "av-service")
+    named = dataclasses.replace(plan, actions=(dataclasses.replace(plan.actions[0], account="MEMBER\\Jürgen"),
+                                               *plan.actions[1:]))
+    text = named.to_json()
+    assert '"account": "MEMBER\\\\Jürgen"' in text and "\\u00fc" not in text
+    assert plan_from_json(text) == named
+
+
+def _with_descriptors(scenario_db, tmp_path, name: str, sddls: list[str]):
+    """A copy of a scenario's scan database with descriptors added as the scan stores them
+    (one file each), and their keys."""
+    from aclscan.descriptor_rows import describe
+    from aclscan.scan import store_descriptor_rows
+
+    path = tmp_path / f"{name}.db"
+    shutil.copy(scenario_db(name), path)
+    db = open_database(path)
+    (first,) = db.execute("SELECT MAX(key) + 1 FROM descriptors").fetchone()
+    keys = list(range(first, first + len(sddls)))
+    infos = [describe(key, from_sddl(sddl).to_bytes(), security_id=None, source="attribute", hash_ok=None)
+             for key, sddl in zip(keys, sddls)]
+    store_descriptor_rows(db, 1, infos, {key: 1 for key in keys})
+    db.conn.commit()
+    return db, keys
+
+
+def test_an_orphan_whose_removal_would_empty_a_dacl_is_left_in_it(scenario_db, tmp_path):
+    """Removing Carol's ACEs from a DACL that holds nothing else would deny everyone: the plan
+    leaves that descriptor as it is and says why; where another action changes the same
+    descriptor (here its owner is a SID of dave's sIDHistory), only that change is made and
+    Carol's ACE stays."""
+    facts = scenarios.manifest("domain-member")
+    (carol,) = facts["deleted_domain_users"]
+    history, dave = next((sid, v["mapped_sid"]) for sid, v in facts["expected"].items()
+                         if v["verdict"] == "sid_history")
+    db, (alone, beside) = _with_descriptors(scenario_db, tmp_path, "domain-member", [
+        f"O:BAG:BAD:(A;;FA;;;{carol})",
+        f"O:{history}G:BAD:(A;;FA;;;{carol})",
+    ])
+    plan = build_plan(db)
+    (removal,) = _by_kind(plan, planning.REMOVE_ACES)
+    (translation,) = _by_kind(plan, planning.TRANSLATE_SID_HISTORY)
+    reason = "removing the orphan's ACEs would leave an empty DACL (no access for anyone): left as it is"
+    assert plan.skipped == (planning.Skipped(alone, removal.id, reason), planning.Skipped(beside, removal.id, reason))
+    changed = {c.descriptor_key: c for c in plan.descriptors}
+    assert alone not in changed
+    assert changed[beside].actions == (translation.id,)
+    assert SecurityDescriptor.from_bytes(changed[beside].new_raw) == from_sddl(f"O:{dave}G:BAD:(A;;FA;;;{carol})")
+    # The removal counts only what it changes (the sample's 9 files in 3 descriptors);
+    # the translation counts the added file too.
+    expected = facts["expected"]
+    assert (removal.files, removal.descriptors) == (expected[carol]["files"], expected[carol]["descriptors"])
+    assert (translation.files, translation.descriptors) == (expected[history]["files"] + 1,
+                                                            expected[history]["descriptors"] + 1)
+    assert json.loads(plan.to_json())["skipped"][0] == {"descriptor_key": alone, "action": removal.id,
+                                                        "reason": reason}
+
+
+def test_places_of_more_descriptors_than_one_query_takes_are_all_counted(scenario_db):
+    """The places using each descriptor are looked up 500 keys a query: keys at the edges of
+    those batches (the 501st, the 1001st) are counted like the first."""
+    db = open_database(scenario_db("av-service"))
+    counted = {(key, kind): n for key, kind, n in db.execute(
+        "SELECT descriptor_key, kind, COUNT(*) FROM places WHERE descriptor_key IS NOT NULL "
+        "GROUP BY descriptor_key, kind")}
+    real = sorted({key for key, _ in counted})
+    assert len(real) >= 3
+    absent = iter(range(10**6, 10**6 + 2000))  # keys no descriptor has
+    keys = [next(absent) for _ in range(1100)]
+    keys[0], keys[500], keys[1000] = real[:3]
+    found = planning._place_uses(db, keys)
+    assert found == {key: {kind: n for (k, kind), n in counted.items() if k == key} for key in real[:3]}
+
+
+def test_planned_files_are_the_records_the_sleuth_kit_reads(scenario_db, tmp_path):
+    """iter_plan_files lists, by path or by MFT entry, each file whose descriptor the plan
+    changes with its entry number, sequence number and kind as The Sleuth Kit reads them
+    from the image (fls, istat)."""
+    import gzip
+    import re
+    import subprocess
+
+    image = tmp_path / "av-service.img"
+    image.write_bytes(gzip.decompress((scenarios.SAMPLES / "av-service.img.gz").read_bytes()))
+    listed = {}
+    for line in subprocess.run(["fls", "-r", "-p", str(image)], capture_output=True, text=True,
+                               check=True).stdout.splitlines():
+        found = re.fullmatch(r"([dr-])/[dr-] (\d+)-\d+-\d+:\t(.+)", line)
+        if found:
+            listed["/" + found.group(3)] = (int(found.group(2)), found.group(1) == "d")
+    db = open_database(scenario_db("av-service"))
+    plan = build_plan(db)
+    by_entry = list(planning.iter_plan_files(db, plan, order="entry"))
+    assert len(by_entry) == sum(c.files for c in plan.descriptors) > 10
+    assert [p.entry for p in by_entry] == sorted(p.entry for p in by_entry)
+    by_path = list(planning.iter_plan_files(db, plan))
+    assert [p.path for p in by_path] == sorted(p.path for p in by_entry)
+    for planned in by_entry:
+        assert listed[planned.path] == (planned.entry, planned.is_dir), planned.path
+        header = subprocess.run(["istat", str(image), str(planned.entry)], capture_output=True, text=True,
+                                check=True).stdout
+        assert planned.sequence == int(re.search(r"Sequence: (\d+)", header).group(1)) > 0
+        assert planned.change.descriptor_key in {c.descriptor_key for c in plan.descriptors}
+    assert list(planning.iter_plan_files(db, plan, volume_id=2)) == []
+
+
+# ------------------------------------------------------------------ what each finding calls for, verdict by verdict
+
+NEW = "S-1-5-21-4-5-6-1107"
+INTENTS = [
+    ({"verdict": "stale_prefix", "account": "Ken", "mapped_sid": NEW},
+     ("replace_sid", f'previous machine SID of "Ken": today\'s account of that name is {NEW}', NEW)),
+    ({"verdict": "stale_prefix", "account": None, "mapped_sid": NEW},
+     ("replace_sid", f"previous machine SID of the old account: today's account of that name is {NEW}", NEW)),
+    ({"verdict": "rid_collision", "account": "Ken", "mapped_sid": NEW},
+     ("replace_sid", f'"Ken"\'s RID now belongs to another account, but the name "Ken" exists today as {NEW}: map by '
+                     "name", NEW)),
+    ({"verdict": "rid_collision", "account": None, "mapped_sid": NEW},
+     ("replace_sid", "the old account's RID now belongs to another account, but the name the old account exists "
+                     f"today as {NEW}: map by name", NEW)),
+    ({"verdict": "sid_history", "account": "NETWERKS\\dave", "mapped_sid": NEW},
+     ("translate_sid_history", '"NETWERKS\\dave" lists it in sIDHistory', NEW)),
+    ({"verdict": "orphan", "account": None, "mapped_sid": None},
+     ("remove_aces", "a deleted account of a complete authority: its ACEs grant nothing", None)),
+    # A mapped SID of any other verdict is no name mapping: refused with its reason.
+    ({"verdict": "foreign_machine", "account": None, "mapped_sid": NEW, "evidence": []},
+     ("refuse", "another machine's SID: decide per machine (see aclscan fleet); or map it to an account with "
+                "--map FILE", None)),
+    ({"verdict": "sid_history", "account": None, "mapped_sid": None, "evidence": []},
+     ("refuse", "listed in sIDHistory, but the account that lists it is unknown; or map it to an account with "
+                "--map FILE", None)),
+]
+
+
+@pytest.mark.parametrize(("finding", "expected"), INTENTS, ids=[f["verdict"] + str(i) for i, (f, _) in
+                                                                enumerate(INTENTS)])
+def test_each_finding_calls_for_one_action(finding, expected):
+    """What the plan does about a finding, before its descriptors are counted: the kind of
+    action, the reason people read, and the SID written instead."""
+    finding = {"sid": "S-1-5-21-1-2-3-1107", "evidence": ["history: it was Ken"], **finding}
+    (intent,) = planning._intents_for(finding)
+    assert (intent.kind, intent.reason, intent.new_sid) == expected
+    assert intent.finding is finding
+
+
+def test_the_owner_given_owns_the_orphans_files(scenario_db):
+    """domain-member with --owner SYSTEM: every descriptor Carol owned is owned by SYSTEM in
+    the bytes the fix writes."""
+    facts = scenarios.manifest("domain-member")
+    (carol,) = facts["deleted_domain_users"]
+    plan = _plan(scenario_db, "domain-member", owner="S-1-5-18")
+    (owner,) = _by_kind(plan, planning.REASSIGN_OWNER)
+    owned = [c for c in plan.descriptors if owner.id in c.actions]
+    assert len(owned) == owner.descriptors > 0
+    for change in owned:
+        assert str(from_sddl(change.old_sddl).owner) == carol
+        assert str(SecurityDescriptor.from_bytes(change.new_raw).owner) == "S-1-5-18"
+
+
+def test_mode_add_leaves_a_descriptor_that_already_grants_the_new_sid_alone(scenario_db, tmp_path):
+    """--mode add puts a copy of each ACE of the old SID beside it for the new one: a
+    descriptor that already holds that very copy (dave's ACE beside his sIDHistory SID's)
+    needs nothing, and the plan does not list it."""
+    facts = scenarios.manifest("domain-member")
+    history, dave = next((sid, v["mapped_sid"]) for sid, v in facts["expected"].items()
+                         if v["verdict"] == "sid_history")
+    db, (both, alone) = _with_descriptors(scenario_db, tmp_path, "domain-member", [
+        f"O:BAG:BAD:(A;;FR;;;{history})(A;;FR;;;{dave})",
+        f"O:BAG:BAD:(A;;FR;;;{history})",
+    ])
+    plan = build_plan(db, mode="add")
+    (added,) = _by_kind(plan, planning.ADD_SID)
+    changed = {c.descriptor_key: c for c in plan.descriptors}
+    assert both not in changed
+    assert changed[alone].actions == (added.id,)
+    assert SecurityDescriptor.from_bytes(changed[alone].new_raw) == from_sddl(
+        f"O:BAG:BAD:(A;;FR;;;{history})(A;;FR;;;{dave})")

@@ -341,3 +341,109 @@ def test_removed_collisions_without_a_name_are_named_by_their_sid(tmp_path):
     assert found[(old, "revoke_lsa_rights")].rights == tuple(facts["lsa_rights"][old])
     assert found[(old, "revoke_lsa_rights")].reason == f"{old}'s access is removed: its LSA rights and privileges go"
     assert found[(old, "remove_alias_member")].reason == f"{old}'s access is removed: out of the groups that list it"
+    # Mapped instead (to today's AVService, whose RID it is: with consent), the registry side
+    # names it by its SID too.
+    today = next(a["sid"] for a in facts["accounts"] if a["name"] == "AVService")
+    mapped = build_plan(av_db, mapping=parse_mapping(f"{old},{today},consent\n", av_db))
+    (grant,) = [a for a in mapped.actions if a.kind == "grant_lsa_rights"]
+    assert grant.reason == f"the old SID of {old} holds these rights; today's {today} needs them"
+    (member,) = [a for a in mapped.actions if a.kind == "replace_alias_member"]
+    assert member.reason == f"these groups list the old SID of {old}"
+
+
+# ------------------------------------------------------------------ the registry side of a mapping, and the modes' texts
+
+GUEST = f"{NOW}-501"  # today's Guest: no problem, but an administrator may map it all the same
+
+
+def test_a_mapped_account_takes_its_profile_and_groups_along(db):
+    """Ken mapped to the account created for him: ProfileList's entry for Ken's old SID and
+    his place in Administrators (the sample's manifest) go to the new SID, with the reasons."""
+    plan = build_plan(db, mapping=mapping(db, f"Ken,{KEN_NEW}\n"))
+    (profile,) = [a for a in plan.actions if a.kind == "repoint_profile"]
+    assert (profile.sid, profile.new_sid, profile.account) == (KEN, KEN_NEW, "Ken")
+    assert profile.profiles == (FACTS["profiles"][KEN],) == ("C:\\Users\\Ken",)
+    assert profile.reason == f"ProfileList keeps the profile of Ken under the old SID: today's {KEN_NEW} must find it"
+    (alias,) = [a for a in plan.actions if a.kind == "replace_alias_member"]
+    assert alias.groups == ("Administrators",) and alias.reason == "these groups list the old SID of Ken"
+    assert [a.id for a in plan.actions] == [f"A{n}" for n in range(1, len(plan.actions) + 1)]
+    # With Guest mapped too, Guest's rights follow Ken's profile in the numbering.
+    both = build_plan(db, mapping=mapping(db, f"Ken,{KEN_NEW}\n{GUEST},S-1-5-32-546\n"))
+    registry = [(a.sid, a.kind) for a in both.actions if a.kind in ("replace_alias_member", "repoint_profile",
+                                                                      "grant_lsa_rights")]
+    assert registry == [(KEN, "replace_alias_member"), (KEN, "repoint_profile"), (GUEST, "grant_lsa_rights")]
+    assert [a.id for a in both.actions] == [f"A{n}" for n in range(1, len(both.actions) + 1)]
+
+
+def test_a_mapped_accounts_rights_go_with_it_or_are_revoked(db):
+    """Guest holds three LSA rights (the manifest): mapped to BUILTIN\\Guests they are granted
+    to it; mapped with --mode remove, each of the three is revoked."""
+    rights = tuple(FACTS["lsa_rights"][GUEST])
+    assert len(rights) == 3
+    granted = build_plan(db, mapping=mapping(db, f"{GUEST},S-1-5-32-546\n"))
+    (grant,) = [a for a in granted.actions if a.kind == "grant_lsa_rights"]
+    assert grant.rights == rights and grant.new_sid == "S-1-5-32-546"
+    assert grant.reason == "the old SID of MEMBER\\Guest holds these rights; today's S-1-5-32-546 needs them"
+    removed = build_plan(db, mapping=mapping(db, f"{GUEST},S-1-5-32-546\n"), mode="remove")
+    (revoke,) = [a for a in removed.actions if a.kind == "revoke_lsa_rights"]
+    assert revoke.rights == rights and revoke.sid == GUEST and revoke.new_sid is None
+    assert revoke.reason == "MEMBER\\Guest's access is removed: its LSA rights and privileges go"
+    assert not [a for a in removed.actions if a.kind == "grant_lsa_rights"]
+
+
+def test_each_mode_says_what_it_does_to_a_repointing(db):
+    """The reason of a re-pointing names the mode; in --mode remove the files of removed
+    owners and primary groups go to the owner and group given."""
+    administrator = f"{BEFORE}-500"
+    plain = build_plan(db)
+    base = next(a for a in plain.actions if a.sid == administrator).reason
+    assert base == f'previous machine SID of "Administrator": today\'s account of that name is {NOW}-500'
+    added = next(a for a in build_plan(db, mode="add").actions if a.sid == administrator)
+    assert added.kind == "add_sid" and added.reason == (f"{base}; --mode add: the old SID keeps its ACEs and {NOW}-500 "
+                                                        "gets the same beside them")
+    removed = build_plan(db, mode="remove", group="S-1-5-32-545")
+    removal = next(a for a in removed.actions if a.sid == administrator and a.kind == "remove_aces")
+    assert removal.reason == f"{base}; --mode remove: its ACEs are removed instead (ownership to S-1-5-32-544)"
+    reassigned = {(a.kind, a.sid): a for a in removed.actions if a.kind in ("reassign_owner", "reassign_group")}
+    assert set(reassigned) == {("reassign_owner", administrator), ("reassign_group", f"{BEFORE}-513")}
+    owner, group = reassigned[("reassign_owner", administrator)], reassigned[("reassign_group", f"{BEFORE}-513")]
+    assert owner.new_sid == "S-1-5-32-544" and group.new_sid == "S-1-5-32-545"
+    assert owner.reason == "the owner's ACEs are removed: give the files' ownership to S-1-5-32-544"
+    assert group.reason == "the group's ACEs are removed: give the files' groupship to S-1-5-32-545"
+    assert owner.files > 0 and owner.explicit_files == owner.files and group.files > 0
+    for change in removed.descriptors:
+        new = SecurityDescriptor.from_bytes(change.new_raw)
+        assert str(new.group) != f"{BEFORE}-513" and str(new.owner) != administrator
+        if group.id in change.actions:
+            assert str(new.group) == "S-1-5-32-545"
+
+
+def test_a_mapped_sid_without_a_name_is_called_by_its_sid(scenario_db):
+    """domain-member's deleted Carol has no name in the scan: mapped to Administrators, the
+    reason names her by her SID."""
+    facts = scenarios.manifest("domain-member")
+    (carol,) = facts["deleted_domain_users"]
+    domain_db = open_database(scenario_db("domain-member"))
+    plan = build_plan(domain_db, mapping=parse_mapping(f"old,new\n{carol},S-1-5-32-544\n", domain_db))
+    action = next(a for a in plan.actions if a.sid == carol)
+    assert action.kind == "replace_sid" and action.account is None
+    assert action.reason == f"mapped by the administrator (--map line 2): BUILTIN\\Administrators gains {carol}'s access"
+
+
+def test_a_mapped_service_account_takes_its_services_along(scenario_db):
+    """av-service's AVScan logs on as today's AVService (the manifest: .\\AVService). Mapped
+    elsewhere (a move to another account), the service is re-pointed too; the old SID of
+    AVService, mapped by name, keeps its right to log on as a service for today's SID."""
+    facts = scenarios.manifest("av-service")
+    assert {"name": "AVScan", "object_name": ".\\AVService"} in facts["services"]
+    today = next(a["sid"] for a in facts["accounts"] if a["name"] == "AVService")
+    av_db = open_database(scenario_db("av-service"))
+    plan = build_plan(av_db, mapping=parse_mapping(f"{today},S-1-5-20\n", av_db))
+    (service,) = [a for a in plan.actions if a.kind == "repoint_service"]
+    assert (service.sid, service.new_sid, service.services) == (today, "S-1-5-20", ("AVScan",))
+    assert service.reason == "these services log on as the old SID of AVHOST\\AVService"
+    (grant,) = [a for a in plan.actions if a.kind == "grant_lsa_rights"]
+    assert grant.new_sid == today and grant.services == ("AVScan",)
+    assert grant.reason == (f"the old SID of AVService holds these rights; today's {today} needs them (services "
+                            "logging on as it: AVScan)")
+    assert [a.id for a in plan.actions] == [f"A{n}" for n in range(1, len(plan.actions) + 1)]
