@@ -313,16 +313,16 @@ def build_plan(db, *, owner: str = ADMINISTRATORS, group: str | None = None, dat
     for action_id, intent in list(numbered):
         if intent.kind != REMOVE_ACES:
             continue
-        for role, column, target, kind in (("owner", "as_owner", owner, REASSIGN_OWNER),
-                                           ("group", "as_group", group, REASSIGN_GROUP)):
+        for role, column, target, kind, remedy in (
+                ("owner", "as_owner", owner, REASSIGN_OWNER, f"give the files' ownership to {owner}"),
+                ("group", "as_group", group, REASSIGN_GROUP, f"make {group} the files' primary group")):
             if intent.finding.get(column):
                 new_id = f"A{next_id}"
                 next_id += 1
                 reassign_ids[(intent.finding["sid"], role)] = new_id
                 why = (f"the {role} is an orphan" if intent.finding["verdict"] == classify.ORPHAN
                        else f"the {role}'s ACEs are removed")
-                numbered.append((new_id, _Intent(kind, intent.finding, f"{why}: give the files' {role}ship "
-                                                                       f"to {target}", target)))
+                numbered.append((new_id, _Intent(kind, intent.finding, f"{why}: {remedy}", target)))
     refused = {i.finding["sid"] for _, i in numbered if i.kind == REFUSE}
     changes, skipped, counts, left = _descriptor_changes(db, rewrite, action_of, reassign_ids, refused)
     graph = build_graph(db)

@@ -409,7 +409,7 @@ def test_each_mode_says_what_it_does_to_a_repointing(db):
     owner, group = reassigned[("reassign_owner", administrator)], reassigned[("reassign_group", f"{BEFORE}-513")]
     assert owner.new_sid == "S-1-5-32-544" and group.new_sid == "S-1-5-32-545"
     assert owner.reason == "the owner's ACEs are removed: give the files' ownership to S-1-5-32-544"
-    assert group.reason == "the group's ACEs are removed: give the files' groupship to S-1-5-32-545"
+    assert group.reason == "the group's ACEs are removed: make S-1-5-32-545 the files' primary group"
     assert owner.files > 0 and owner.explicit_files == owner.files and group.files > 0
     for change in removed.descriptors:
         new = SecurityDescriptor.from_bytes(change.new_raw)
