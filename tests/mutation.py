@@ -1,7 +1,7 @@
 """Mutation testing with mutmut, one group of modules at a time, each with the tests
 that exercise it (so a run finishes on a small machine).
 
-    python -m tests.mutation sd            # or classify, readiness, plan, sam, fix
+    python -m tests.mutation sd            # or classify, readiness, plan, sam, fix, registry
     python -m tests.mutation sd --max-children 2
 
 Works on a copy of the tree in a temporary folder (mutmut writes ``mutants/`` and
@@ -40,8 +40,15 @@ GROUPS = {
     # The fix's journal only: the rest of aclscan/fix writes volumes through FUSE or
     # libntfs-3g, whose tests take minutes each.
     "fix": (["aclscan/fix/journal.py"], ["tests/test_journal.py"]),
+    # The registry hive reader, checked against hivex and regipy on generated and real
+    # hives (../shared/data/windows, linked beside the copy).
+    "registry": (["aclscan/hives/registry.py"],
+                 ["tests/hives/test_registry.py", "tests/hives/test_key_security.py", "tests/hives/test_real_hives.py",
+                  "tests/hives/test_registry_mutants.py"]),
 }
-PYTEST_ARGS = {"sd": ["-m", "not shared"]}
+# The sd group leaves out the real Windows descriptors; the registry group the check of
+# the largest real SYSTEM hive, over a minute of hivex and regipy on every run.
+PYTEST_ARGS = {"sd": ["-m", "not shared"], "registry": ["-k", "not SYSTEM_WIN_10_1709"]}
 # Groups whose modules the scan never runs: their tests may share one scan database per
 # scenario across the pytest sessions of every mutant (tests/conftest.py, scenario_db).
 SHARED_SCANS = {"readiness", "plan", "fix"}
@@ -74,6 +81,10 @@ def run(group: str, max_children: int, keep: Path | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix=f"aclscan-mutmut-{group}-") as scratch:
         work = Path(scratch)
         _copy_tree(work)
+        # The tests run in work/mutants; tests/shared_data.py looks for the real Windows
+        # data beside the project, here the work folder.
+        if (PROJECT.parent / "shared").is_dir():
+            (work / "shared").symlink_to(PROJECT.parent / "shared")
         # pyproject.toml would take precedence over setup.cfg for mutmut's settings.
         existing = {t for t in tests if (work / t).is_file()}
         (work / "setup.cfg").write_text(_config(files, tests, existing, PYTEST_ARGS.get(group, [])))
