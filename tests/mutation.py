@@ -13,6 +13,7 @@ latest scores. Not run by pytest or CI: a run takes minutes to an hour.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import os
 import re
 import shutil
@@ -37,9 +38,10 @@ GROUPS = {
     "plan": (["aclscan/plan.py"], ["tests/test_plan.py", "tests/test_plan_choices.py", "tests/test_expected_outputs.py",
                                    "tests/test_mutants.py"]),
     "sam": (["aclscan/hives/sam.py"], ["tests/hives/test_readers.py", "tests/test_sam_mutants.py"]),
-    # The fix's journal only: the rest of aclscan/fix writes volumes through FUSE or
-    # libntfs-3g, whose tests take minutes each.
-    "fix": (["aclscan/fix/journal.py"], ["tests/test_journal.py"]),
+    # The fix's journal, and the functions of aclscan/fix/offline.py that need no volume
+    # (MUTANTS): the rest of aclscan/fix writes volumes through FUSE or libntfs-3g, whose
+    # tests take minutes each.
+    "fix": (["aclscan/fix/journal.py", "aclscan/fix/offline.py"], ["tests/test_journal.py", "tests/test_fix_checks.py"]),
     # The registry hive reader, checked against hivex and regipy on generated and real
     # hives (../shared/data/windows, linked beside the copy).
     "registry": (["aclscan/hives/registry.py"],
@@ -48,6 +50,11 @@ GROUPS = {
 }
 # The sd group leaves out the real Windows descriptors; the registry group the check of
 # the largest real SYSTEM hive, over a minute of hivex and regipy on every run.
+# Groups that run only some of their modules' mutants (mutmut's names, fnmatch patterns).
+MUTANTS = {
+    "fix": ["aclscan.fix.journal.*"] + [f"aclscan.fix.offline.x_{name}__mutmut_*" for name in (
+        "_writes_not_kept", "_chunks", "_changed_so_far", "default_journal_path")],
+}
 PYTEST_ARGS = {"sd": ["-m", "not shared"], "registry": ["-k", "not SYSTEM_WIN_10_1709"]}
 # Groups whose modules the scan never runs: their tests may share one scan database per
 # scenario across the pytest sessions of every mutant (tests/conftest.py, scenario_db).
@@ -93,7 +100,8 @@ def run(group: str, max_children: int, keep: Path | None = None) -> int:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         if group in SHARED_SCANS:
             env["ACLSCAN_SCENARIO_CACHE"] = str(work / "scenario-cache")
-        subprocess.run([mutmut, "run", "--max-children", str(max_children)], cwd=work, env=env)
+        patterns = MUTANTS.get(group, [])
+        subprocess.run([mutmut, "run", "--max-children", str(max_children), *patterns], cwd=work, env=env)
         results = subprocess.run([mutmut, "results", "--all", "true"], cwd=work, env=env, capture_output=True,
                                  text=True).stdout
         if keep is not None:
@@ -102,7 +110,7 @@ def run(group: str, max_children: int, keep: Path | None = None) -> int:
     survivors = []
     for line in results.splitlines():
         found = re.match(r"\s*(\S+): (.+)$", line)
-        if found:
+        if found and (not patterns or any(fnmatch.fnmatchcase(found.group(1), p) for p in patterns)):
             statuses[found.group(2).strip()] += 1
             if found.group(2).strip() == "survived":
                 survivors.append(found.group(1))
