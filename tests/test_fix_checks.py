@@ -116,11 +116,25 @@ def test_a_write_not_kept_is_named_whatever_keys_the_rescan_holds_beyond_its_fil
     files = _files_now(after)
     assert files
     for entry, path, raw in files:  # each file written with bytes it does not carry now, one journal each
-        journal = Journal.create(tmp_path / f"fix-{entry}.journal", {})
-        # ids: 1 the original, 2 the highest key's bytes (never written), 3 this file's new bytes
-        seqs = journal.record([(1, 10**8, 1, "/never written", b"o", bytes(raw_highest), None),
-                               (1, entry, 1, path, b"o", raw + b"\0", None)])
-        journal.mark("written", seqs[1:])
-        journal.close()
-        assert _writes_not_kept(str(after), str(journal.path)) == [f"{path}: {LOST}", (
+        journal = _journal_file(tmp_path / f"fix-{entry}.journal",
+                                # 1: the highest key's bytes, never written; 2: this file's new bytes
+                                descriptors=[(1, bytes(raw_highest)), (2, raw + b"\0")],
+                                entries=[(1, 10**8, "/never written", 1, 0), (2, entry, path, 2, 1)])
+        assert _writes_not_kept(str(after), str(journal)) == [f"{path}: {LOST}", (
             "1 files written do not carry their new descriptor in the re-scan: the volume did not keep the writes")]
+
+
+def _journal_file(path, descriptors: list[tuple[int, bytes]], entries: list[tuple[int, str, str, int, int]]):
+    """The tables of a format 2 journal the check reads (descriptors; entries: seq, entry,
+    path, replacement id, written), written with sqlite3 alone and no fsync: the check,
+    not the journal, is under test."""
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA synchronous = OFF")
+    conn.executescript("CREATE TABLE descriptors (id INTEGER PRIMARY KEY, raw BLOB NOT NULL);"
+                       "CREATE TABLE entries (seq INTEGER PRIMARY KEY, entry INTEGER, path TEXT, "
+                       "replacement INTEGER, written INTEGER);")
+    conn.executemany("INSERT INTO descriptors VALUES (?, ?)", descriptors)
+    conn.executemany("INSERT INTO entries VALUES (?, ?, ?, ?, ?)", entries)
+    conn.commit()
+    conn.close()
+    return path
