@@ -100,12 +100,36 @@ def run(group: str, max_children: int, keep: Path | None = None) -> int:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         if group in SHARED_SCANS:
             env["ACLSCAN_SCENARIO_CACHE"] = str(work / "scenario-cache")
-        patterns = MUTANTS.get(group, [])
-        subprocess.run([mutmut, "run", "--max-children", str(max_children), *patterns], cwd=work, env=env)
-        results = subprocess.run([mutmut, "results", "--all", "true"], cwd=work, env=env, capture_output=True,
-                                 text=True).stdout
+        subprocess.run([mutmut, "run", "--max-children", str(max_children), *MUTANTS.get(group, [])], cwd=work, env=env)
+        score(group, work, env)
         if keep is not None:
             shutil.copytree(work, keep, symlinks=True, dirs_exist_ok=True)
+    return 0
+
+
+# A string of SQL: a mutant that only changes its case is equivalent (SQLite ignores the
+# case of keywords and names).
+_SQL = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|PRAGMA|BEGIN|COALESCE)\b|\b(WHERE|ORDER BY|LIMIT)\b.*\?",
+                  re.IGNORECASE)
+
+
+def _sql_case_only(mutmut: str, work: Path, env: dict, name: str) -> bool:
+    shown = subprocess.run([mutmut, "show", name], cwd=work, env=env, capture_output=True, text=True).stdout
+    removed = [line[1:] for line in shown.splitlines() if line.startswith("-") and not line.startswith("---")]
+    added = [line[1:] for line in shown.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    return bool(removed) and len(removed) == len(added) and all(
+        r != a and r.lower() == a.lower() and _SQL.search(r) for r, a in zip(removed, added))
+
+
+def score(group: str, work: Path, env: dict | None = None) -> None:
+    """Print the survivors and the score of a mutmut folder (a run's, or one kept with
+    ``--keep`` after ``mutmut run NAMES`` there): killed / total, and the same without the
+    survivors that only change the case of SQL text."""
+    env = env if env is not None else {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    mutmut = str(Path(sys.executable).with_name("mutmut"))
+    patterns = MUTANTS.get(group, [])
+    results = subprocess.run([mutmut, "results", "--all", "true"], cwd=work, env=env, capture_output=True,
+                             text=True).stdout
     statuses = Counter()
     survivors = []
     for line in results.splitlines():
@@ -114,13 +138,17 @@ def run(group: str, max_children: int, keep: Path | None = None) -> int:
             statuses[found.group(2).strip()] += 1
             if found.group(2).strip() == "survived":
                 survivors.append(found.group(1))
+    sql_case = [name for name in survivors if _sql_case_only(mutmut, work, env, name)]
     for name in survivors:
-        print("survived:", name)
+        print("survived:", name, "(SQL case only)" if name in sql_case else "")
     total = sum(statuses.values())
     killed = sum(n for status, n in statuses.items() if status in KILLED)
     print(f"{group}: {dict(statuses)}")
     print(f"{group}: killed {killed}/{total} ({100 * killed / max(total, 1):.1f}%)")
-    return 0
+    if sql_case:
+        rest = total - len(sql_case)
+        print(f"{group}: {len(sql_case)} survivors only change the case of SQL text; without them "
+              f"killed {killed}/{rest} ({100 * killed / max(rest, 1):.1f}%)")
 
 
 def main() -> int:
@@ -128,7 +156,12 @@ def main() -> int:
     parser.add_argument("group", choices=sorted(GROUPS))
     parser.add_argument("--max-children", type=int, default=2)
     parser.add_argument("--keep", type=Path, help="copy the work folder here (for `mutmut show NAME` in it)")
+    parser.add_argument("--score", type=Path, metavar="DIR",
+                        help="run nothing: print the score of a folder kept with --keep (after `mutmut run NAMES` in it)")
     args = parser.parse_args()
+    if args.score is not None:
+        score(args.group, args.score)
+        return 0
     return run(args.group, args.max_children, args.keep)
 
 

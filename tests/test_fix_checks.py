@@ -33,15 +33,20 @@ def test_writes_the_rescan_does_not_show_are_named(scenario_db, tmp_path):
     files = _files_now(after)
     distinct = sorted({raw for _e, _p, raw in files})
     assert len(files) > 30 and len(distinct) > 2
-    kept = files[:20]  # written, and the re-scan shows the new bytes: fine
+    kept = files[:20] + files[-1:]  # written, and the re-scan shows the new bytes (the last entry too): fine
     other = [(e, p, next(r for r in distinct if r != raw)) for e, p, raw in files[20:23]]  # another existing one
     unknown = [(e, p, raw + b"\0") for e, p, raw in files[23:25]]  # bytes the re-scan never saw
     not_written = [(e, p, raw + b"\1") for e, p, raw in files[25:27]]
     journal = Journal.create(tmp_path / "fix.journal", {})
     rows = [(1, e, 1, p, b"original", raw, None) for e, p, raw in kept + other + unknown + not_written]
-    rows.append((1, 10**9, 1, "/gone since the fix", b"original", distinct[0], None))  # no such file now
+    conn = sqlite3.connect(after)
+    (key_1,) = conn.execute("SELECT raw FROM descriptors WHERE key = 1").fetchone()
+    conn.close()
+    # no such file now; its new bytes are the re-scan's descriptor 1 (a file missing is no key)
+    rows.append((1, 10**9, 1, "/gone since the fix", b"original", bytes(key_1), None))
     seqs = journal.record(rows)
-    journal.mark("written", seqs[:25] + seqs[27:])
+    written = len(kept + other + unknown)
+    journal.mark("written", seqs[:written] + seqs[written + len(not_written):])
     journal.close()
     lost_paths = [p for _e, p, _r in other + unknown] + ["/gone since the fix"]
     assert _writes_not_kept(str(after), str(journal.path)) == [f"{p}: {LOST}" for p in lost_paths] + [
@@ -59,7 +64,20 @@ def test_writes_the_rescan_does_not_show_are_named(scenario_db, tmp_path):
     conn.commit()
     conn.close()
     assert _writes_not_kept(str(after), str(kept_only.path), shown=1) == [f"{kept[0][1]}: {LOST}"] + [
-        "20 files written do not carry their new descriptor in the re-scan: the volume did not keep the writes"]
+        "21 files written do not carry their new descriptor in the re-scan: the volume did not keep the writes"]
+
+
+def test_twenty_lost_writes_are_named_and_the_rest_counted(scenario_db, tmp_path):
+    after = tmp_path / "after.db"
+    shutil.copyfile(scenario_db("av-service"), after)
+    files = _files_now(after)
+    assert len(files) > 21
+    journal = _journal_file(tmp_path / "fix.journal", descriptors=[(i + 1, raw + b"\0") for i, (_e, _p, raw)
+                                                                     in enumerate(files)],
+                            entries=[(i + 1, e, p, i + 1, 1) for i, (e, p, _raw) in enumerate(files)])
+    assert _writes_not_kept(str(after), str(journal)) == [f"{p}: {LOST}" for _e, p, _r in files[:20]] + [
+        f"{len(files)} files written do not carry their new descriptor in the re-scan: the volume did not keep the "
+        "writes"]
 
 
 def test_chunks():
