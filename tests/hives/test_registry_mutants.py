@@ -466,12 +466,28 @@ def test_big_data_cells():
     hive = open_hive(patch(data, 0x1000 + db + 6, "<H", too_many))
     assert hive.root.values() == []
     assert hive.status.problems == (f"value big of (root): {too_many} data segments do not fit their list",)
+    assert list_size // 4 > 2  # room for a third offset the value does not need
     fits = open_hive(patch(data, 0x1000 + db + 6, "<H", list_size // 4))
-    fits.root.values()
+    assert fits.root.value("big").raw == bytes(range(256)) * 100  # read up to its length, no further
     assert not any("do not fit their list" in p for p in fits.status.problems)
     tiny_db = open_hive(patch(data, 0x1000 + db, "<i", -8))
     assert tiny_db.root.values() == []
     assert tiny_db.status.problems == ("value big of (root): db cell too small",)
+    # "db", count and list offset: 8 bytes are a whole db cell
+    least = open_hive(patch(data, 0x1000 + db, "<i", -12))
+    assert least.root.value("big").raw == bytes(range(256)) * 100 and least.status.problems == ()
+    far_list = open_hive(patch(data, 0x1000 + db + 8, "<I", 0xFFFFFFF8))  # unsigned: past any hive
+    assert far_list.root.values() == []
+    assert far_list.status.problems == ("value big of (root): cell offset 0xfffffff8 is outside the hive bins",)
+    first_segment = struct.unpack_from("<I", data, 0x1000 + segments + 4)[0]
+    far_segment = open_hive(patch(data, 0x1000 + segments + 4, "<I", 0xFFFFFFF8))
+    assert far_segment.root.values() == []
+    assert far_segment.status.problems == ("value big of (root): cell offset 0xfffffff8 is outside the hive bins",)
+    # a segment cell smaller than a segment: only what it holds is data
+    short_segment = open_hive(patch(data, 0x1000 + first_segment, "<i", -0x108))
+    assert short_segment.root.values() == []
+    assert short_segment.status.problems == (
+        f"value big of (root): its data segments hold {0x104 + min(cell_size_at(data, second), 16344)} of 25600 bytes",)
 
 
 def test_big_data_in_a_1_3_hive_is_one_cell(tmp_path):
@@ -620,7 +636,8 @@ def test_a_broken_flink_is_walked_round_by_blink():
     wrong_blink = patch(data, 0x1000 + b + 12, "<I", c)  # B's Blink names C, not A
     hive = open_hive(wrong_blink)
     assert set(hive.security_cells()) == set(order)
-    assert f"key security list: the cell at {b:#x} does not link back to {a:#x}" in hive.status.problems
+    # Flink closes the circle: Blink, wrong or not, is not walked as well
+    assert hive.status.problems == (f"key security list: the cell at {b:#x} does not link back to {a:#x}",)
     not_sk = patch(data, 0x1000 + b + 4, "2s", b"zz")
     hive = open_hive(not_sk)
     assert set(hive.security_cells()) == {first, a, c}
@@ -685,3 +702,42 @@ def test_key_timestamps_as_hivexsh_lists_them(tmp_path):
     hive = open_hive(path.read_bytes())
     assert hive.key("Ωmega\\Inner").last_written == expected["Ωmega\\Inner"]["timestamp"] == 0x01D0_0000_0000_0001
     assert hive.root.last_written == expected[""]["timestamp"]
+
+
+def test_the_smallest_sk_cell():
+    """An sk cell holds Flink, Blink, ReferenceCount and the descriptor size (20 bytes
+    after its size field) before any descriptor."""
+    data, order = sk_hive()
+    a = order[1]
+    empty = patch(patch(data, 0x1000 + a, "<i", -24), 0x1000 + a + 20, "<I", 0)  # 20 bytes, no descriptor
+    assert open_hive(empty).security_descriptor(a) == b""
+    short = patch(data, 0x1000 + a, "<i", -23)
+    with pytest.raises(HiveError, match=rf"^hive: key security at {a:#x}: the cell is too small$"):
+        open_hive(short).security_descriptor(a)
+
+
+def test_a_descriptor_that_does_not_parse_says_why():
+    from aclscan.errors import Error
+    from aclscan.sd.descriptor import SecurityDescriptor
+
+    data, order = sk_hive()
+    a = order[1]
+    broken = patch(data, 0x1000 + a + 24, "<B", 9)  # revision 9: no descriptor
+    length = struct.unpack_from("<I", broken, 0x1000 + a + 20)[0]
+    with pytest.raises(Error) as parsed:
+        SecurityDescriptor.from_bytes(broken[0x1000 + a + 24 : 0x1000 + a + 24 + length])
+    reason = " ".join(str(parsed.value).split())
+    assert reason
+    hive = open_hive(broken)
+    assert a not in hive.security_cells()
+    assert hive.status.problems == (f"key security at {a:#x}: the descriptor does not parse: {reason}",)
+
+
+def test_a_subkey_offset_in_the_last_bytes_of_the_hive_bins():
+    data = hive_bytes(Key("ROOT", subkeys=[Key("A"), Key("B")]), name="X")
+    end = 0x1000 + struct.unpack_from("<I", data, 0x28)[0]
+    list_offset = subkey_list_of_root(data)
+    near_end = end - 0x1000 - 8  # aligned, but no key cell fits there
+    broken = open_hive(patch(data, 0x1000 + list_offset + 8, "<I", near_end))
+    assert [p for p, _ in broken.key_security()] == ["", "B"]
+    assert f"a subkey of (root): key cell offset {near_end:#x} is outside the hive bins" in broken.status.problems
