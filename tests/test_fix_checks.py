@@ -156,3 +156,17 @@ def _journal_file(path, descriptors: list[tuple[int, bytes]], entries: list[tupl
     conn.commit()
     conn.close()
     return path
+
+
+def test_a_write_to_a_file_gone_since_is_named_whatever_the_highest_key_holds(scenario_db, tmp_path):
+    after = tmp_path / "after.db"
+    shutil.copyfile(scenario_db("av-service"), after)
+    conn = sqlite3.connect(after)
+    (raw_highest,) = conn.execute("SELECT raw FROM descriptors WHERE raw IS NOT NULL ORDER BY key DESC LIMIT 1"
+                                  ).fetchone()
+    conn.close()
+    # 1: the bytes of the re-scan's highest key, never written; 2: the new bytes of a file gone since
+    journal = _journal_file(tmp_path / "fix.journal", descriptors=[(1, bytes(raw_highest)), (2, b"new")],
+                            entries=[(1, 10**8, "/never written", 1, 0), (2, 10**9, "/gone", 2, 1)])
+    assert _writes_not_kept(str(after), str(journal)) == [f"/gone: {LOST}", (
+        "1 files written do not carry their new descriptor in the re-scan: the volume did not keep the writes")]
