@@ -188,3 +188,91 @@ def test_the_journal_is_committed_with_full_synchronous_writes(tmp_path):
 def test_fsyncing_a_folder_that_cannot_be_opened_is_no_error(tmp_path):
     # The journal is durable already (synchronous=FULL); the folder's fsync is extra care.
     assert journal_module._fsync_directory(tmp_path / "absent") is None
+
+
+def test_each_distinct_descriptor_is_stored_once_and_entries_point_at_it(tmp_path):
+    journal = _journal(tmp_path)
+    shared = b"\x01\x00\x04\x80shared"
+    rows = [(1, 40, 3, "/a", shared, b"new-a", None), (1, 41, 3, "/b", shared, b"new-b", None),
+            (1, 42, 3, "/c", b"own", shared, None)]
+    journal.record(rows)
+    # numbered 1, 2, ... in the order each is first journaled; every entry names two of them
+    assert _raw(journal.path, "SELECT id, raw FROM descriptors ORDER BY id") == [
+        (1, shared), (2, b"new-a"), (3, b"new-b"), (4, b"own")]
+    assert _raw(journal.path, "SELECT seq, original, replacement FROM entries ORDER BY seq") == [
+        (1, 1, 2), (2, 1, 3), (3, 4, 1)]
+    journal.close()
+    # Reopened, it goes on where it stopped: the next entry and the next new descriptor.
+    again = Journal.open(tmp_path / "fix.journal")
+    assert again.version == 2
+    assert again.record([(1, 43, 3, "/d", b"own", b"newest", 5)]) == [4]
+    assert _raw(again.path, "SELECT id, raw FROM descriptors WHERE id > 4") == [(5, b"newest")]
+    assert _raw(again.path, "SELECT original, replacement, descriptor_key FROM entries WHERE seq = 4") == [(4, 5, 5)]
+    assert [(e.seq, e.path, e.original, e.replacement) for e in again.entries()] == [
+        (1, "/a", shared, b"new-a"), (2, "/b", shared, b"new-b"), (3, "/c", b"own", shared),
+        (4, "/d", b"own", b"newest")]
+    again.close()
+
+
+def _format_1_journal(path) -> None:
+    """A journal as aclscan wrote them before December 2026: each row carries its bytes."""
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+        CREATE TABLE entries (seq INTEGER PRIMARY KEY, volume_id INTEGER NOT NULL, entry INTEGER NOT NULL,
+            sequence INTEGER, path TEXT NOT NULL, original BLOB NOT NULL, replacement BLOB NOT NULL,
+            descriptor_key INTEGER, written INTEGER NOT NULL DEFAULT 0, restored INTEGER NOT NULL DEFAULT 0);
+        INSERT INTO meta VALUES ('state', 'applied');
+        INSERT INTO entries VALUES (1, 1, 40, 3, '/a', x'0100', x'0200', NULL, 1, 0);
+        INSERT INTO entries VALUES (2, 1, 41, NULL, '/b', x'0300', x'0100', 7, 0, 1);
+        PRAGMA application_id = 1094929482;
+        PRAGMA user_version = 1;
+    """)
+    conn.close()
+
+
+def test_a_format_1_journal_is_read_and_never_added_to(tmp_path):
+    path = tmp_path / "old.journal"
+    _format_1_journal(path)
+    journal = Journal.open(path)
+    assert journal.version == 1 and journal.meta == {"state": "applied"}
+    expected = [JournalEntry(1, 1, 40, 3, "/a", b"\x01\x00", b"\x02\x00", written=True, restored=False),
+                JournalEntry(2, 1, 41, 0, "/b", b"\x03\x00", b"\x01\x00", written=False, restored=True)]
+    assert list(journal.entries()) == expected
+    assert all(type(e.original) is bytes and type(e.replacement) is bytes for e in journal.entries())
+    assert [e for chunk in journal.chunks_newest_first(1) for e in chunk] == expected[::-1]
+    assert journal.counts() == {"journaled": 2, "written": 1, "restored": 1}
+    with pytest.raises(DatabaseError, match=r"old\.journal has journal format 1: it is read, never added to$"):
+        journal.record([(1, 42, 3, "/c", b"x", b"y", None)])
+    journal.mark("restored", [1])  # undo still marks what it restored
+    assert _raw(path, "SELECT seq, restored FROM entries ORDER BY seq") == [(1, 1), (2, 1)]
+    journal.close()
+
+
+def test_marks_are_set_on_exactly_the_entries_named(tmp_path):
+    journal = _journal(tmp_path)
+    journal.record(ROWS + [(2, 50 + i, 1, f"/E/{i}", b"o", b"n", None) for i in range(5)])
+    journal.mark("written", [9, 1, 3, 2, 7, 8])  # unsorted, runs 1-3 and 7-9 with gaps
+    assert _raw(journal.path, "SELECT seq FROM entries WHERE written = 1 ORDER BY seq") == [
+        (1,), (2,), (3,), (7,), (8,), (9,)]
+    journal.mark("restored", [])
+    journal.mark("restored", iter([10]))
+    assert _raw(journal.path, "SELECT seq FROM entries WHERE restored = 1") == [(10,)]
+    journal.close()
+
+
+def test_a_journal_being_made_has_a_temporary_name_and_no_meta_beyond_what_was_given(tmp_path, monkeypatch):
+    import os
+
+    made = []
+    real_replace = os.replace
+
+    def spy(source, target):
+        made.append((os.path.basename(source), sorted(_raw(source, "SELECT key FROM meta"))))
+        return real_replace(source, target)
+
+    monkeypatch.setattr(journal_module.os, "replace", spy)
+    Journal.create(tmp_path / "fix.journal", {"target": "t", "state": "ignored"}).close()
+    assert made == [(f".fix.journal.{os.getpid()}.making", [("created",), ("state",), ("target",)])]
+    assert dict(_raw(tmp_path / "fix.journal", "SELECT key, value FROM meta"))["state"] == RUNNING
+    assert _raw(tmp_path / "fix.journal", "PRAGMA journal_mode") == [("delete",)]

@@ -435,7 +435,10 @@ def _writes_not_kept(after_path: str, journal_path: str, shown: int = 20) -> lis
         if len(now):
             where = np.minimum(np.searchsorted(now["first"], written["first"]), len(now) - 1)
             key_now = np.where(now["first"][where] == written["first"], now["second"][where], -1)
-        span = int(now["second"].max(initial=0)) + 2
+        # Above every key either side names (the re-scan's descriptors include keys no file
+        # of the volume has now, hive keys' among them): no (replacement, key) pair can pass
+        # for another's.
+        span = max([int(now["second"].max(initial=0))] + [key for _replacement, key in kept_pairs]) + 2
         pairs = written["second"] * span + (key_now + 1)
         kept = np.array([replacement * span + key + 1 for replacement, key in kept_pairs], dtype=np.int64)
         lost = written["first"][~np.isin(pairs, kept)]
