@@ -11,10 +11,8 @@ sorted with the lh hashes of the specification, the sk Flink/Blink ring closed.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import struct
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -37,10 +35,10 @@ from aclscan.samples.regf import REG_BINARY, REG_DWORD, REG_SZ, Key, Value, hive
 from aclscan.sd.descriptor import SecurityDescriptor
 from aclscan.sd.sddl import from_sddl, to_sddl
 from aclscan.sd.sid import SID
+from tests.hives.hivex_oracle import require_hivex, run_hivex
 from tests.hives.test_real_hives import hivexsh_ls
 from tests.samples.readers import regipy_key_name
 
-HIVEX_PYTHON = "/usr/bin/python3"
 STAMP = 133_000_000_000_000_000  # a fixed FILETIME, so results do not depend on the clock
 
 # Walks a hive with Debian's hivex bindings and prints every key: its path, its
@@ -67,10 +65,7 @@ json.dump(out, sys.stdout)
 
 
 def hivex_python() -> None:
-    found = subprocess.run([HIVEX_PYTHON, "-c", "import hivex"], capture_output=True) if Path(
-        HIVEX_PYTHON).exists() else None
-    if found is None or found.returncode != 0:
-        pytest.skip("Debian's python3-hivex is not installed (apt-get install python3-hivex)")
+    require_hivex()
     if shutil.which("hivexsh") is None:
         pytest.skip("hivexsh (Debian libhivex-bin) is not installed")
 
@@ -90,9 +85,7 @@ def write(tmp_path):
 
 def hivex_tree(path: Path) -> dict[str, dict]:
     hivex_python()
-    result = subprocess.run([HIVEX_PYTHON, "-c", HIVEX_DUMP, str(path)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return run_hivex(HIVEX_DUMP, path)
 
 
 def hivex_value(tree: dict, key: str, name: str) -> tuple[int, bytes]:

@@ -35,8 +35,7 @@ from aclscan.scheduled_tasks import TASKS_DIR, task_file_places
 from aclscan.sd.descriptor import SecurityDescriptor
 from aclscan.sd.sddl import from_sddl
 from tests.hives.conftest import HIVES, SAMPLES, SCENARIOS
-
-HIVEX_PYTHON = "/usr/bin/python3"
+from tests.hives.hivex_oracle import run_hivex
 
 # Read each value with python3-hivex: stdin a JSON list of [key path, value name],
 # stdout a JSON list of [type, hex] (null where hivex finds no such key or value).
@@ -62,15 +61,9 @@ print(json.dumps(out))
 
 def hivex_values(hive: Path, locations: list[str]) -> list[tuple[int, bytes] | None]:
     """(type, data) hivex reads at each ``"<key path>|<value name>"``."""
-    if not Path(HIVEX_PYTHON).is_file():
-        pytest.skip("Debian's python3 (for python3-hivex) is not installed")
-    check = subprocess.run([HIVEX_PYTHON, "-c", "import hivex"], capture_output=True)
-    if check.returncode:
-        pytest.skip("python3-hivex is not installed (Debian package python3-hivex)")
     pairs = [location.split("|", 1) for location in locations]
-    done = subprocess.run([HIVEX_PYTHON, "-c", _HIVEX_SCRIPT, str(hive)], input=json.dumps(pairs),
-                          capture_output=True, text=True, check=True)
-    return [None if item is None else (item[0], bytes.fromhex(item[1])) for item in json.loads(done.stdout)]
+    answers = run_hivex(_HIVEX_SCRIPT, hive, stdin=pairs)
+    return [None if item is None else (item[0], bytes.fromhex(item[1])) for item in answers]
 
 
 def named(place: Place) -> set[str]:

@@ -7,10 +7,8 @@ problem or error."""
 from __future__ import annotations
 
 import io
-import json
 import shutil
 import struct
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -31,9 +29,8 @@ from aclscan.hives.registry import (
     printable,
 )
 from aclscan.samples.regf import Key, Value, hive_bytes
+from tests.hives.hivex_oracle import run_hivex
 from tests.hives.txlogs import checksum, hvle_entry, hvle_log, make_dirty, with_base_block
-
-SYSTEM_PYTHON = "/usr/bin/python3"
 
 # Dumps every key of a hive as python3-hivex reads it: path, name, timestamp, values
 # (name, type, data in hex), subkey names in hivex's order.
@@ -57,12 +54,7 @@ print(json.dumps(out))
 
 def hivex_keys(path: Path) -> dict[str, dict]:
     """{key path: {"timestamp", "values", "subkeys"}} as python3-hivex reads the hive."""
-    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import hivex"], capture_output=True) \
-        if Path(SYSTEM_PYTHON).exists() else None
-    if probe is None or probe.returncode != 0:
-        pytest.skip("python3-hivex (Debian) is not installed for /usr/bin/python3")
-    result = subprocess.run([SYSTEM_PYTHON, "-c", HIVEX_DUMP, str(path)], capture_output=True, check=True, text=True)
-    return json.loads(result.stdout)
+    return run_hivex(HIVEX_DUMP, path)
 
 
 def patch(data: bytes, position: int, fmt: str, *values) -> bytes:
