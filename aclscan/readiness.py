@@ -490,19 +490,24 @@ def check_target(target: str, *, image_source=None, resolve=None, fleet_path: st
     from aclscan.store import open_database
 
     fleet = open_fleet(fleet_path, create=False) if fleet_path else None
-    with tempfile.TemporaryDirectory(prefix="aclscan-check-") as scratch:
-        if is_scan_database(target):
-            image, database = None, str(Path(target).resolve())
-        else:
-            from aclscan.scan import scan_image
+    try:
+        with tempfile.TemporaryDirectory(prefix="aclscan-check-") as scratch:
+            if is_scan_database(target):
+                image, database = None, str(Path(target).resolve())
+            else:
+                from aclscan.scan import scan_image
 
-            image, database = str(Path(target).resolve()), str(Path(scratch) / "check.db")
-            scan_image(image_source, database, resolve=resolve)
-        db = open_database(database, index=False)
-        try:
-            result = check(db, fleet, scan_path=None if image else database, fleet_path=fleet_path, strict=strict)
-        finally:
-            db.conn.close()
+                image, database = str(Path(target).resolve()), str(Path(scratch) / "check.db")
+                scan_image(image_source, database, resolve=resolve)
+            db = open_database(database, index=False)
+            try:
+                result = check(db, fleet, scan_path=None if image else database, fleet_path=fleet_path,
+                               strict=strict)
+            finally:
+                db.conn.close()
+    finally:
+        if fleet is not None:
+            fleet.conn.close()  # the fleet is only read here
     return result, None if image else database, image
 
 
