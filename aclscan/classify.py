@@ -100,6 +100,13 @@ def profile_name(path: str | None, suffixes: tuple[str, ...] = ()) -> str | None
     return tail
 
 
+def _less_sure_if(inferred: bool, confidence: str) -> str:
+    """One confidence step down where the previous machine SID itself is only inferred."""
+    if not inferred:
+        return confidence
+    return MEDIUM if confidence == HIGH else LOW
+
+
 @dataclass
 class Classifier:
     """Classifies SIDs against a set of sources.
@@ -255,14 +262,11 @@ class Classifier:
         if collision:
             evidence.append(f"RID {rid} now belongs to {holder.qualified_name}: a prefix rewrite would give it "
                             f"{old_name or 'the old account'}'s access")
-            return Verdict(sid, RID_COLLISION, HIGH if old_name else MEDIUM, old_name,
+            return Verdict(sid, RID_COLLISION, _less_sure_if(inferred, HIGH if old_name else MEDIUM), old_name,
                            mapped.sid if mapped is not None and mapped.sid != holder.sid else None, tuple(evidence))
         if mapped is None:
             evidence.append("no account of that name exists today: nothing to map to" if old_name else
                             "its old name is unknown: nothing to map to; give the master's SAM with --history, "
                             "or map it with plan --map")
-        confidence = HIGH if mapped or old_name else MEDIUM
-        if inferred:  # the prefix itself is an inference: one step less sure
-            confidence = MEDIUM if confidence == HIGH else LOW
-        return Verdict(sid, STALE_PREFIX, confidence,
+        return Verdict(sid, STALE_PREFIX, _less_sure_if(inferred, HIGH if mapped or old_name else MEDIUM),
                        old_name or (mapped.name if mapped else None), mapped.sid if mapped else None, tuple(evidence))

@@ -155,3 +155,28 @@ def test_profile_folder_names():
     assert profile_name("C:\\Users\\john.smith", ("MEMBER",)) == "john.smith"
     assert profile_name("C:\\Users\\Ken.000") == "Ken"
     assert profile_name("%systemroot%\\system32\\config\\systemprofile") == "systemprofile"
+
+
+@pytest.mark.parametrize("names, old, expected", [
+    # (today's accounts, what ProfileList called the old SID) -> (verdict, confidence, mapped)
+    (((1000, "Ken"),), "Ken", (STALE_PREFIX, "medium", f"{M}-1000")),  # known: high, inferred: medium
+    (((1000, "Jon"),), "Ken", (RID_COLLISION, "medium", None)),  # collision with a name: high -> medium
+    (((1000, "Jon"),), None, (RID_COLLISION, "low", None)),  # collision, no name: medium -> low
+    (((1001, "Jon"),), None, (STALE_PREFIX, "low", None)),  # RID free, no name: medium -> low
+])
+def test_an_inferred_previous_machine_sid_is_one_step_less_sure(names, old, expected):
+    """A prefix only inferred to be the previous machine SID (named in the machine's own
+    SAM, LSA or ProfileList, known to no source) lowers every verdict on it by one step,
+    collisions included; the same prefix known from history keeps the full confidence."""
+    sid = f"{P}-1000"
+    previous = [PreviousName(sid, old, "SOFTWARE ProfileList")] if old else []
+    inferred = Classifier([sam(*names)], machine_sid=M, previous_names=list(previous),
+                          previous_machine_sids={P: "inferred: named in this machine's LSA"},
+                          inferred_prefixes=frozenset({P})).classify(sid)
+    assert (inferred.verdict, inferred.confidence, inferred.mapped_sid) == expected
+    assert any("probably a previous machine SID" in line for line in inferred.evidence)
+    known = Classifier([sam(*names)], machine_sid=M, previous_names=list(previous),
+                       previous_machine_sids={P: "master SAM"}).classify(sid)
+    assert known.verdict == inferred.verdict
+    assert known.confidence == {"medium": "high", "low": "medium"}[inferred.confidence]
+    assert not any("probably" in line for line in known.evidence)
