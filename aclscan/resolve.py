@@ -265,7 +265,7 @@ class HistorySource:
         return [PreviousName(a.sid, a.name, self.name) for a in self._accounts]
 
 
-def _own_places_prefixes(hives: HiveSet) -> dict[str, str]:
+def _own_places_prefixes(hives: HiveSet) -> dict[str, set[str]]:
     """Domain-relative prefixes named in the SAM's alias members and the LSA accounts ->
     where they were seen."""
     found: dict[str, set[str]] = {}
@@ -280,7 +280,13 @@ def _own_places_prefixes(hives: HiveSet) -> dict[str, str]:
             parts = split_domain_relative(sid)
             if parts:
                 found.setdefault(parts[0], set()).add("LSA accounts (rights and privileges)")
-    return {prefix: " and ".join(sorted(where)) for prefix, where in found.items()}
+    return found
+
+
+def _listed(parts: set[str]) -> str:
+    """'a, b and c'."""
+    ordered = sorted(parts)
+    return ordered[0] if len(ordered) == 1 else ", ".join(ordered[:-1]) + " and " + ordered[-1]
 
 
 def _is_domain_controller(hives: HiveSet) -> bool:
@@ -344,7 +350,8 @@ def build_resolution(hives: HiveSet, *, domain_sources: list[AccountSource] = ()
     computer_names = tuple(n for n in (
         getattr(hives.system, "computer_name", None),
         getattr(hives.security, "primary_domain_name", None)) if n)
-    inferred: set[str] = set()
+    # Prefixes no history knows -> the places of this machine's own that name them.
+    seen_in: dict[str, set[str]] = {}
     if hives.software is not None:
         for profile in hives.software.profiles:
             parts = split_domain_relative(profile.sid)
@@ -354,17 +361,17 @@ def build_resolution(hives: HiveSet, *, domain_sources: list[AccountSource] = ()
             if name:
                 previous.append(PreviousName(profile.sid, name, "SOFTWARE ProfileList"))
             if parts[0] not in previous_machines:
-                inferred.add(parts[0])
-            previous_machines.setdefault(parts[0], "SOFTWARE ProfileList (profiles under another machine prefix)")
-    for prefix, where in _own_places_prefixes(hives).items():
-        # Only this machine writes its SAM's alias members and its LSA accounts: a prefix
-        # there that no source knows is most likely what this machine's SID used to be.
-        if prefix == machine_sid or prefix in domain_prefixes or prefix in previous_machines:
-            continue
-        if _is_domain_controller(hives):
-            continue  # a DC's SAM and LSA name the domain's and trusted domains' SIDs
-        inferred.add(prefix)
-        previous_machines[prefix] = f"inferred: named in this machine's {where}, which no source knows"
+                seen_in.setdefault(parts[0], set()).add("SOFTWARE ProfileList")
+    if not _is_domain_controller(hives):  # a DC's SAM and LSA name the domain's and trusted domains' SIDs
+        for prefix, where in _own_places_prefixes(hives).items():
+            # Only this machine writes its SAM's alias members and its LSA accounts: a prefix
+            # there that no source knows is most likely what this machine's SID used to be.
+            if prefix != machine_sid and prefix not in domain_prefixes and prefix not in previous_machines:
+                seen_in.setdefault(prefix, set()).update(where)
+    inferred = set(seen_in)
+    for prefix, where in seen_in.items():
+        # Every place that names it, so that the evidence of each of its SIDs says why.
+        previous_machines[prefix] = f"inferred: named in this machine's {_listed(where)}, which no source knows"
     known = {a.sid for s in sources for a in s.authorities()}
     inferred -= known
     classifier = Classifier(sources, machine_sid=machine_sid, previous_names=previous,

@@ -9,8 +9,11 @@ import gzip
 import json
 import shutil
 import sqlite3
+import subprocess
 
 from aclscan.cli import main
+from aclscan.plan import build_plan
+from aclscan.store import open_database
 from tests.scenarios import SAMPLES, manifest
 
 
@@ -73,3 +76,73 @@ def test_a_regback_file_that_is_not_a_hive_is_recorded_and_the_scan_goes_on(ntfs
     assert [kind for kind, _ in errors] == ["history"]
     assert "RegBack/SAM" in errors[0][1] and "not a registry hive" in errors[0][1]
     assert findings(db)  # the rest was judged
+
+
+def _fls_paths(image) -> dict[str, str]:
+    """Every path The Sleuth Kit lists on the volume -> its metadata address (for icat)."""
+    listing = subprocess.run(["fls", "-r", "-p", str(image)], capture_output=True, text=True, check=True).stdout
+    paths = {}
+    for line in listing.splitlines():
+        kind_and_address, _tab, path = line.partition(":\t")
+        paths[path] = kind_and_address.split()[-1]
+    return paths
+
+
+def test_the_no_history_sample_is_judged_by_inference(tmp_path, capsys):
+    """no-history: no RegBack, Windows.old, shadow copy or master's SAM; the old prefix is
+    inferred from the Administrators alias, the LSA rights and ProfileList, one confidence
+    step lower; old Ken maps to today's Ken by ProfileList's name, old 1001 (Jon's RID now,
+    its old name unknown) is left alone."""
+    facts = manifest("no-history")
+    assert facts["history"] == [] and facts["image_history"] == []
+    old, new = facts["previous_machine_sids"][0], facts["machine_sid"]
+    jon = next(a["sid"] for a in facts["accounts"] if a["name"] == "Jon")
+    assert jon == f"{new}-1001"
+
+    # What the volume holds, read by The Sleuth Kit and hivex: no backup of any hive, no
+    # store of a shadow copy; ProfileList keeps old Ken's profile under his old SID.
+    image = tmp_path / "no-history.img"
+    with gzip.open(SAMPLES / "no-history.img.gz", "rb") as src, open(image, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    paths = _fls_paths(image)
+    assert "Windows/System32/config/SAM" in paths and "Users/Ken/NTUSER.DAT" in paths
+    assert [p for p in paths if "regback" in p.casefold() or p.casefold().startswith(
+        ("windows.old", "system volume information"))] == []
+    software = tmp_path / "SOFTWARE"
+    software.write_bytes(subprocess.run(["icat", str(image), paths["Windows/System32/config/SOFTWARE"]],
+                                        capture_output=True, check=True).stdout)
+    profile = subprocess.run(["hivexget", str(software),
+                              f"\\Microsoft\\Windows NT\\CurrentVersion\\ProfileList\\{old}-1000",
+                              "ProfileImagePath"], capture_output=True, text=True, check=True).stdout.strip()
+    assert profile == "C:\\Users\\Ken"
+
+    db = tmp_path / "no-history.db"
+    code, _out, err = run(["scan", str(SAMPLES / "no-history.img.gz"), "--db", str(db)], capsys)
+    assert code == 0 and "history: none" in err
+    found = findings(db)
+    ken, backup = found[f"{old}-1000"], found[f"{old}-1001"]
+    assert (ken["verdict"], ken["confidence"], ken["account"], ken["mapped_sid"]) == (
+        "stale_prefix", "medium", "Ken", f"{new}-1000")
+    assert (backup["verdict"], backup["confidence"], backup["account"], backup["mapped_sid"]) == (
+        "rid_collision", "low", None, None)
+    for verdict in (ken, backup):
+        why = verdict["evidence"][0]
+        assert f"prefix {old} is probably a previous machine SID of this machine (inferred: " in why
+        for place in ("LSA accounts", "SOFTWARE ProfileList", "alias Administrators's members"):
+            assert place in why, (place, why)
+    assert "SOFTWARE ProfileList: it was Ken" in ken["evidence"]
+    assert any("RID 1001 now belongs to WS3\\Jon" in line for line in backup["evidence"])
+
+    plan = build_plan(open_database(db))
+    by_sid: dict[str, list] = {}
+    for action in plan.actions:
+        by_sid.setdefault(action.sid, []).append(action)
+    assert by_sid
+    assert {(a.kind, a.new_sid) for a in by_sid[f"{old}-1000"]} == {
+        ("replace_sid", f"{new}-1000"), ("replace_alias_member", f"{new}-1000"), ("repoint_profile", f"{new}-1000")}
+    assert [(a.kind, a.new_sid) for a in by_sid[f"{old}-1001"]] == [("refuse", None)]
+    assert not [a for a in plan.actions if a.new_sid == jon]
+    assert plan.descriptors
+    for change in plan.descriptors:  # no rewrite gives Jon anything
+        assert change.new_sddl.count(jon) == change.old_sddl.count(jon)
+        assert f"{old}-1001" in change.new_sddl or f"{old}-1001" not in change.old_sddl

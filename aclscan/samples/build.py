@@ -451,6 +451,8 @@ def manifest_of(scenario: Scenario, nodes: list[Node], descriptors: dict[str, Se
             entry = {"verdict": truth.verdict, "account": truth.account, "mapped_sid": truth.mapped_sid}
             if truth.note:
                 entry["note"] = truth.note
+            if truth.confidence:
+                entry["confidence"] = truth.confidence
         entry["files"] = files.get(sid, 0)
         entry["descriptors"] = len(distinct.get(sid, ()))
         if sid in hive_refs:

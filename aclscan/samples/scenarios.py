@@ -21,9 +21,13 @@ OLDCORP = "S-1-5-21-1390067357-1202500187-1085936611"  # the domain NETWERKS mig
 MEMBER = "S-1-5-21-2532189437-3451786122-2209815730"  # the domain member's own machine SID
 DC_DOMAIN = "S-1-5-21-4125263577-3120470036-2345670139"  # the cloned DC's domain (CLONEDOM)
 CLEAN = "S-1-5-21-1843332746-572796286-2118856591"  # re-SIDed before anything existed
+NOHIST_OLD = "S-1-5-21-2718281828-459045235-360287471"  # no-history's SID before the SID changer
+NOHIST = "S-1-5-21-1414213562-373095048-801688724"  # and after it
 
 # The verdicts are the classifier's vocabulary.
 from aclscan.classify import (  # noqa: E402
+    LOW,
+    MEDIUM,
     ORPHAN,
     RESOLVED,
     RID_COLLISION,
@@ -115,6 +119,7 @@ class Expected:
     account: str | None = None  # who it is (today, or was)
     mapped_sid: str | None = None  # for stale_prefix / sid_history: the account today
     note: str = ""
+    confidence: str | None = None  # where the story is about it (high, medium, low); the manifest has it only then
 
 
 @dataclass(frozen=True)
@@ -579,7 +584,48 @@ def clean() -> Scenario:
     )
 
 
+# --- 7. no history at all ------------------------------------------------------------
+
+def no_history() -> Scenario:
+    """Nothing on the volume or beside it says what the machine SID used to be: no RegBack,
+    Windows.old, shadow copy or master's SAM. Only places this machine writes (its
+    Administrators alias, its LSA rights, its ProfileList) name the old prefix."""
+    ken, backup = f"{NOHIST_OLD}-1000", f"{NOHIST_OLD}-1001"
+    accounts = _local_users(NOHIST, (1000, "Ken"), (1001, "Jon"))
+    nodes = _system_nodes() + _profile(ken, "Ken", 4) + [
+        Node("Backup", True, f"O:BAG:SYD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1301bf;;;{backup})"
+                             f"(A;OICI;0x1200a9;;;{ken})"),
+    ]
+    nodes += [Node(f"Backup/Ken 2024-0{n}-01.zip", False, f"O:{backup}G:SYD:", b"PK\x03\x04 a backup\n")
+              for n in range(1, 7)]
+    inferred = ("the prefix is inferred: this machine's Administrators alias, LSA rights and ProfileList name it, "
+                "no history does")
+    truth = _truth_for_local(NOHIST, accounts)
+    truth[ken] = Expected(STALE_PREFIX, "Ken", f"{NOHIST}-1000",
+                          f"{inferred}; ProfileList's C:\\Users\\Ken names it Ken, today's Ken has that name", MEDIUM)
+    truth[backup] = Expected(RID_COLLISION, None, None,
+                             f"{inferred}; it was BackupSvc, but nothing left names it; RID 1001 now belongs to "
+                             "Jon: a prefix rewrite would give Jon its rights", LOW)
+    return Scenario(
+        name="no-history", title="A workstation re-SIDed by a SID changer that left no trace of the old SID",
+        whitepaper="A SID changer gave a cloned workstation a new machine SID and a new account list (Ken again "
+                   "at RID 1000, Jon at 1001, the RID of the service account BackupSvc) and rewrote nothing else; "
+                   "no copy of the old SAM survives (no RegBack, Windows.old, shadow copy or master's SAM). Only "
+                   "what this machine itself writes still names the old prefix: the Administrators alias, the LSA "
+                   "rights, ProfileList and the files.",
+        computer="WS3", machine_sid=NOHIST, previous_machine_sids=(NOHIST_OLD,), accounts=accounts,
+        builtin_aliases=_builtin((f"{NOHIST}-500", ken), (f"{NOHIST}-1000", f"{NOHIST}-1001")),
+        lsa_rights={backup: ("SeBatchLogonRight", "SeServiceLogonRight")},
+        profiles={ken: "C:\\Users\\Ken", f"{NOHIST}-500": "C:\\Users\\Administrator"},
+        nodes=nodes, truth=truth, user_hives=(_user_hive(ken, "Ken"),),
+        readiness={"ready": False, "reasons": ["files, ProfileList, the Administrators alias and an LSA right name "
+                                               "the previous machine SID (inferred: no history knows it)",
+                                               "local account Ken predates the SID change"]},
+    )
+
+
 SCENARIOS = {
     "ws1": ws1, "ws2": ws2, "member-before": member_before, "member-after": member_after,
     "av-service": av_service, "domain-member": domain_member, "cloned-dc": cloned_dc, "clean": clean,
+    "no-history": no_history,
 }

@@ -13,6 +13,7 @@ import pytest
 from aclscan.cli import main
 
 from tests.scenarios import SAMPLES, SCENARIOS, scan_args
+from tests.scenarios import manifest as read_manifest
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +46,21 @@ def test_verdicts_match_the_manifest(findings, name):
         if row[1] != expected["verdict"] or row[3] != expected.get("mapped_sid"):
             wrong[sid] = ((row[1], row[3]), (expected["verdict"], expected.get("mapped_sid")))
     assert not wrong
+
+
+# The scenarios whose story is about how sure a verdict is (no-history: an inferred prefix).
+STATING_CONFIDENCE = [name for name in SCENARIOS
+                      if any("confidence" in e for e in read_manifest(name)["expected"].values())]
+
+
+@pytest.mark.parametrize("name", STATING_CONFIDENCE)
+def test_confidences_match_the_manifest_where_it_states_them(findings, name):
+    manifest, _found, db = findings(name)
+    stated = {sid: e["confidence"] for sid, e in manifest["expected"].items() if "confidence" in e}
+    assert stated
+    got = dict(sqlite3.connect(db).execute(
+        f"SELECT sid, confidence FROM findings WHERE sid IN ({', '.join('?' for _ in stated)})", list(stated)))
+    assert got == stated
 
 
 @pytest.mark.parametrize("name", SCENARIOS)

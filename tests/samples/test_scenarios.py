@@ -158,12 +158,13 @@ def test_domain_member_exports():
 def test_readiness_expectations():
     ready = {name: committed_manifest(name)["readiness"]["ready"] for name in NAMES}
     assert ready == {"av-service": False, "clean": True, "cloned-dc": False, "domain-member": False,
-                     "member-after": False, "member-before": False, "ws1": False, "ws2": False}
+                     "member-after": False, "member-before": False, "no-history": False, "ws1": False,
+                     "ws2": False}
     assert committed_manifest("cloned-dc")["product_type"] == "LanmanNT"
 
 
 @pytest.mark.ntfs3g
-@pytest.mark.parametrize("name", ["clean", "av-service"])
+@pytest.mark.parametrize("name", ["clean", "av-service", "no-history"])
 def test_rebuild_reproduces_the_manifest(ntfs3g, name, tmp_path):
     from aclscan.samples.build import build
 
@@ -184,7 +185,7 @@ def _regipy_keys(path: Path):
         pending.extend(key.iter_subkeys() or ())
 
 
-@pytest.mark.parametrize("name", ["av-service", "member-after", "clean"])
+@pytest.mark.parametrize("name", ["av-service", "member-after", "clean", "no-history"])
 def test_key_descriptors_on_the_volume_are_the_manifests(name, tmp_path):
     """The builder's registry_key counts, checked key by key with regipy's reading of
     each key's sk cell in the hives of the committed volume (user hives included)."""
