@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Regenerate the example reports in reports/ from the bundled sample volumes.
 
-    python reports/make_reports.py
+    python reports/make_reports.py [NAME ...]
 
 For each scenario: the auditor's HTML report and CSV evidence, the plan (text, JSON,
 PowerShell; icacls and SetACL files for av-service), the readiness check (JSON) and
@@ -27,7 +27,7 @@ from tests.scenarios import SCENARIOS, scan_args  # noqa: E402
 OUT = ROOT / "reports"
 WORK = OUT / ".work"
 SCRIPT_FORMATS = {"av-service": ("icacls", "setacl")}
-EXAMPLE_ACLS = {"member-after": ("/Users/Ken",), "av-service": ("/Program Files/AVScan",)}
+EXAMPLE_ACLS = {"member-after": ("/Users/Ken",), "av-service": ("/Program Files/AVScan",), "no-history": ("/Backup",)}
 PDF_REPORTS = ("member-after",)  # printed by Chromium, where it is installed
 
 
@@ -56,10 +56,14 @@ def plan_has_descriptor_changes(db: Path) -> bool:
     return bool(build_plan(open_database(db)).descriptors)
 
 
-def main_reports() -> None:
+def main_reports(names: list[str]) -> None:
+    """Every scenario's reports, or only NAMES' (the others' files are left as they are)."""
+    unknown = sorted(set(names) - set(SCENARIOS))
+    if unknown:
+        raise SystemExit(f"no sample volume {', '.join(unknown)}; there are {', '.join(SCENARIOS)}")
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
-    for name in SCENARIOS:
+    for name in names or SCENARIOS:
         target = OUT / name
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir()
@@ -88,8 +92,10 @@ def main_reports() -> None:
 
             html_to_pdf(target / "report.html", target / "report.pdf")
         print(f"{name}: {', '.join(sorted(p.name for p in target.iterdir()))}")
-    fleet = WORK / "fleet.db"
     clones = ["ws1", "ws2", "member-before"]
+    if not set(clones) <= set(names or SCENARIOS):
+        return
+    fleet = WORK / "fleet.db"
     run(["fleet", str(fleet), *(str(WORK / f"{n}.db") for n in clones), "--format", "json"], OUT / "fleet.json")
     for name in clones:
         run(["check", str(WORK / f"{name}.db"), "--fleet", str(fleet), "--format", "json"],
@@ -98,4 +104,4 @@ def main_reports() -> None:
 
 
 if __name__ == "__main__":
-    main_reports()
+    main_reports(sys.argv[1:])
