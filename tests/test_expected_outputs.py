@@ -1,8 +1,8 @@
 """Expected-file tests for the renderers: every plan format (text, JSON, PowerShell, icacls,
 SetACL), the readiness check (text and JSON) and the auditor's report (HTML page, JSON
-evidence rows) of the member-after and av-service samples, and the check of the clean,
-domain-member and cloned-dc samples, compared byte for byte with files under
-tests/expected/ that were read by hand once. What depends on when, where and by which
+evidence rows) of the member-after and av-service samples, the check and evidence rows of
+no-history, and the check of the clean, domain-member and cloned-dc samples, compared byte
+for byte with files under tests/expected/ that were read by hand once. What depends on when, where and by which
 release the scan ran is replaced by :func:`normalise`, the one place that knows it.
 
 Regenerate on purpose only, after reading the difference:
@@ -84,8 +84,8 @@ def test_plan_renderers_match_their_expected_files(scenario_db, scenario, fmt):
 
 
 # clean: ready (its rules' pass texts); domain-member: other problem SIDs (orphans, SID
-# history); cloned-dc: a domain controller.
-CHECKED = ["member-after", "av-service", "clean", "domain-member", "cloned-dc"]
+# history); cloned-dc: a domain controller; no-history: a previous machine SID inferred.
+CHECKED = ["member-after", "av-service", "clean", "domain-member", "cloned-dc", "no-history"]
 
 
 @pytest.mark.parametrize("scenario", CHECKED)
@@ -117,7 +117,7 @@ def test_html_report_matches_its_expected_file(scenario_db, scenario):
     _compare(f"{scenario}.report.html", produced, db)
 
 
-@pytest.mark.parametrize("scenario", ["member-after", "av-service"])
+@pytest.mark.parametrize("scenario", ["member-after", "av-service", "no-history"])
 def test_json_evidence_report_matches_its_expected_file(scenario_db, scenario):
     db = open_database(scenario_db(scenario))
     out = io.StringIO()
