@@ -30,9 +30,6 @@ from aclscan.descriptor_rows import DescriptorInfo, describe
 
 FILE_RECORD_COLUMNS = ("volume_id", "entry", "sequence", "parent_entry", "parent_sequence", "name", "is_dir",
                        "links", "security_id", "descriptor_key")
-# Rows carry -1 for "no parent"/"no descriptor" and 0 for "no security id"; SQL
-# stores those as NULL.
-FILE_RECORD_VALUES = ("?", "?", "?", "NULLIF(?, -1)", "?", "?", "?", "?", "NULLIF(?, 0)", "NULLIF(?, -1)")
 VOLUME_INFORMATION = 0x70
 VOLUME_NAME = 0x60
 MFT_ENTRY_VOLUME = 3
@@ -315,7 +312,7 @@ def _store_problems(db, volume_id: int | None, problems: list[ScanProblem]) -> N
 @dataclass(frozen=True)
 class FileRows:
     """One chunk's file rows as columns: cheap to hand to the row writer process,
-    which builds the tuples there (see store.RowWriter)."""
+    which builds the rows' values there (see store.RowWriter)."""
 
     volume_id: int
     entry: np.ndarray
@@ -338,20 +335,34 @@ class FileRows:
         ends = (self.name_end if rows is None else self.name_end[rows]).tolist()
         return decode_names(self.name_blob, starts, ends)
 
-    def rows(self):
-        """Tuples in FILE_RECORD_COLUMNS order (FILE_RECORD_VALUES turns -1/0 into NULL)."""
-        return zip(
+    def flat_values(self) -> list:
+        """Every row's values in FILE_RECORD_COLUMNS order, row after row, with None
+        for the -1/0 that mean "none" (see store.insert_flat)."""
+        columns = (
             [self.volume_id] * len(self.entry),
             self.entry.tolist(),
             self.sequence.tolist(),
-            self.parent.tolist(),
+            _none_where(self.parent, self.parent < 0),
             self.parent_sequence.tolist(),
             self.names(),
             self.is_dir.tolist(),
             self.links.tolist(),
-            self.security_id.tolist(),
-            self.descriptor_key.tolist(),
+            _none_where(self.security_id, self.security_id == 0),
+            _none_where(self.descriptor_key, self.descriptor_key < 0),
         )
+        width = len(columns)
+        values: list = [None] * (len(self.entry) * width)
+        for position, column in enumerate(columns):
+            values[position::width] = column
+        return values
+
+
+def _none_where(column: np.ndarray, missing: np.ndarray) -> list:
+    """``column`` as Python values, None where ``missing`` (few rows: set one by one)."""
+    values = column.tolist()
+    for row in np.flatnonzero(missing).tolist():
+        values[row] = None
+    return values
 
 
 class _VolumeScan:
@@ -394,7 +405,7 @@ class _VolumeScan:
         started = time.perf_counter()
         boot = BootSector.from_bytes(self.volume.boot_sector())
         self._load_sds()
-        writer = store.RowWriter(self.database_path, "file_records", FILE_RECORD_COLUMNS, FILE_RECORD_VALUES)
+        writer = store.RowWriter(self.database_path, "file_records", FILE_RECORD_COLUMNS)
         try:
             records_total = self._walk_mft(boot, writer)
         finally:
@@ -625,8 +636,8 @@ class _VolumeScan:
                 _namespace, parent, parent_sequence, name = names[int(primary[0])]
             else:
                 parent, parent_sequence, name = -1, 0, None
-            rows.append((self.volume_id, entry, sequence, parent, parent_sequence, name, int(is_dir),
-                         int(links[0]), security_id, key))
+            rows.append((self.volume_id, entry, sequence, parent if parent >= 0 else None, parent_sequence, name,
+                         int(is_dir), int(links[0]), security_id or None, key if key >= 0 else None))
             if key >= 0:
                 self.files_per_key[key] = self.files_per_key.get(key, 0) + 1
             if is_dir:
@@ -634,7 +645,7 @@ class _VolumeScan:
             if links[0] > 1:
                 self.links += [(entry, p, ps, n, ns) for ns, p, ps, n in names if ns != NAMESPACE_DOS]
         self.files += len(rows)
-        store.bulk_insert(self.db, "file_records", FILE_RECORD_COLUMNS, rows, FILE_RECORD_VALUES)
+        store.bulk_insert(self.db, "file_records", FILE_RECORD_COLUMNS, rows)
 
     def _store_directories_and_links(self) -> None:
         columns = list(zip(*self.directories)) if self.directories else [[]] * 5

@@ -405,17 +405,38 @@ def open_database(path: str | os.PathLike, *, migrate: bool = True, index: bool 
     return db
 
 
-def insert_sql(table: str, columns: Sequence[str], values: Sequence[str] | None = None) -> str:
-    """INSERT for tuples of ``columns``; ``values`` may wrap placeholders (``NULLIF(?, -1)``)."""
+def insert_sql(table: str, columns: Sequence[str], rows: int = 1) -> str:
+    """INSERT of ``rows`` rows of ``columns`` (one placeholder per value)."""
     names = ", ".join(f'"{c}"' for c in columns)
-    marks = ", ".join(values or ["?"] * len(columns))
-    return f'INSERT INTO "{table}" ({names}) VALUES ({marks})'
+    row = "(" + ", ".join(["?"] * len(columns)) + ")"
+    return f'INSERT INTO "{table}" ({names}) VALUES ' + ", ".join([row] * rows)
 
 
-def bulk_insert(db: sqlite_utils.Database, table: str, columns: Sequence[str], rows: Iterable[tuple],
-                values: Sequence[str] | None = None) -> None:
+def bulk_insert(db: sqlite_utils.Database, table: str, columns: Sequence[str], rows: Iterable[tuple]) -> None:
     """Insert many tuples fast (callers hold the transaction)."""
-    db.conn.executemany(insert_sql(table, columns, values), rows)
+    db.conn.executemany(insert_sql(table, columns), rows)
+
+
+# Rows per INSERT of insert_flat: binding a row's values costs little, but each
+# statement step from Python costs about a microsecond: a million file rows one
+# per statement spend more there than SQLite spends storing them (bench/bench_row_writer.py).
+ROWS_PER_STATEMENT = 50
+
+
+def insert_flat(conn, table: str, columns: Sequence[str], values: list) -> None:
+    """Insert rows given as one flat list of values, row after row (None for NULL),
+    ROWS_PER_STATEMENT rows per statement. ``conn``: an sqlite3 or APSW connection."""
+    width = len(columns)
+    if len(values) % width:
+        raise ValueError(f"{len(values)} values do not make rows of {width}")
+    step = ROWS_PER_STATEMENT * width
+    whole = len(values) // step
+    if whole:
+        conn.executemany(insert_sql(table, columns, ROWS_PER_STATEMENT),
+                         (values[i * step : (i + 1) * step] for i in range(whole)))
+    rest = values[whole * step :]
+    if rest:
+        conn.execute(insert_sql(table, columns, len(rest) // width), rest)
 
 
 class RowWriter:
@@ -423,22 +444,22 @@ class RowWriter:
 
     A scan's bulk table (file_records: one row per file) is written by a forked
     child with an APSW connection of its own: the child turns each batch into
-    rows (``batch.rows()``: batches travel as compact columns, so building and
-    binding a million tuples happens on the other core, free of the scan's GIL)
-    and binds them, faster than the sqlite3 module does. Its transaction commits
+    one flat list of values (``batch.flat_values()``: batches travel as compact
+    columns, so building and binding a million rows happens on the other core,
+    free of the scan's GIL) and stores them with :func:`insert_flat`, many rows
+    per statement, faster than the sqlite3 module does. Its transaction commits
     in :meth:`close`; until then the caller's connection must not write (call it
     with no transaction open). A failure in the child is raised by :meth:`close`.
     """
 
-    def __init__(self, path: str | os.PathLike, table: str, columns: Sequence[str],
-                 values: Sequence[str] | None = None):
+    def __init__(self, path: str | os.PathLike, table: str, columns: Sequence[str]):
         import multiprocessing
 
         context = multiprocessing.get_context("fork")  # the child needs nothing re-imported
         self._pipe, child_end = context.Pipe()
         self._process = context.Process(
             target=_row_writer_main,
-            args=(os.fspath(path), insert_sql(table, columns, values), child_end, self._pipe),
+            args=(os.fspath(path), table, tuple(columns), child_end, self._pipe),
             name="aclscan-row-writer", daemon=True,
         )
         self._process.start()
@@ -446,7 +467,8 @@ class RowWriter:
         self._closed = False
 
     def put(self, batch) -> None:
-        """Hand over a batch: anything picklable with a ``rows()`` method."""
+        """Hand over a batch: anything picklable whose ``flat_values()`` gives its
+        rows' values in column order, row after row."""
         try:
             self._pipe.send(batch)
         except (BrokenPipeError, ConnectionResetError):
@@ -468,7 +490,7 @@ class RowWriter:
             raise DatabaseError(f"cannot store rows: {detail}")
 
 
-def _row_writer_main(path: str, sql: str, pipe, parent_end) -> None:
+def _row_writer_main(path: str, table: str, columns: tuple[str, ...], pipe, parent_end) -> None:
     """The row writer child: rows from the pipe into SQLite, one transaction."""
     import apsw
 
@@ -485,7 +507,7 @@ def _row_writer_main(path: str, sql: str, pipe, parent_end) -> None:
             batch = pipe.recv()
             if batch is None:
                 break
-            conn.executemany(sql, batch.rows())
+            insert_flat(conn, table, columns, batch.flat_values())
         conn.execute("COMMIT")
         conn.close()
         pipe.send(("ok", None))

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from aclscan.store import DatabaseError, RowWriter
+from aclscan.store import ROWS_PER_STATEMENT, DatabaseError, RowWriter, insert_flat
 
 
 class Batch:
     def __init__(self, first: int, count: int):
         self.first, self.count = first, count
 
-    def rows(self):
-        return ((n, f"name-{n}") for n in range(self.first, self.first + self.count))
+    def flat_values(self):
+        return [value for n in range(self.first, self.first + self.count) for value in (n, f"name-{n}")]
 
 
 def make_table(path: Path) -> None:
@@ -35,11 +35,13 @@ def test_every_batch_is_stored(tmp_path):
     db = tmp_path / "rows.db"
     make_table(db)
     writer = RowWriter(db, "t", ["n", "name"])
-    for first in range(0, 50_000, 5_000):
-        writer.put(Batch(first, 5_000))
+    for first in range(0, 50_000, 4_999):  # batches that are not whole statements
+        writer.put(Batch(first, min(4_999, 50_000 - first)))
     writer.close()
     rows = sqlite3.connect(db).execute("SELECT count(*), min(n), max(n), max(name) FROM t").fetchone()
     assert rows == (50_000, 0, 49_999, "name-9999")
+    stored = sqlite3.connect(db).execute("SELECT n, name FROM t ORDER BY rowid").fetchall()
+    assert stored == [(n, f"name-{n}") for n in range(50_000)]  # in order, each value in its column
 
 
 def test_a_failure_in_the_child_is_raised_by_close(tmp_path):
@@ -82,3 +84,22 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+@pytest.mark.parametrize("count", [0, 1, ROWS_PER_STATEMENT - 1, ROWS_PER_STATEMENT, 3 * ROWS_PER_STATEMENT + 7])
+def test_insert_flat_stores_every_row_whole_statements_or_not(tmp_path, count):
+    db = tmp_path / "rows.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE t (a INTEGER, b TEXT, c INTEGER)")
+    rows = [(n, None if n % 3 == 0 else f"v{n}", None if n % 5 == 0 else -n) for n in range(count)]
+    insert_flat(conn, "t", ("a", "b", "c"), [value for row in rows for value in row])
+    assert conn.execute("SELECT a, b, c FROM t ORDER BY rowid").fetchall() == rows
+    assert conn.execute("SELECT count(*) FROM t WHERE b IS NULL").fetchone()[0] == sum(r[1] is None for r in rows)
+
+
+def test_insert_flat_refuses_values_that_do_not_make_whole_rows(tmp_path):
+    conn = sqlite3.connect(tmp_path / "rows.db")
+    conn.execute("CREATE TABLE t (a, b)")
+    with pytest.raises(ValueError, match="3 values"):
+        insert_flat(conn, "t", ("a", "b"), [1, 2, 3])
+    assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 0
