@@ -368,12 +368,15 @@ def build_resolution(hives: HiveSet, *, domain_sources: list[AccountSource] = ()
             # there that no source knows is most likely what this machine's SID used to be.
             if prefix != machine_sid and prefix not in domain_prefixes and prefix not in previous_machines:
                 seen_in.setdefault(prefix, set()).update(where)
-    inferred = set(seen_in)
-    for prefix, where in seen_in.items():
-        # Every place that names it, so that the evidence of each of its SIDs says why.
-        previous_machines[prefix] = f"inferred: named in this machine's {_listed(where)}, which no source knows"
+    # A prefix some source knows (a domain export, another machine of the fleet) is not
+    # inferred; a profile under it still says where its name came from.
     known = {a.sid for s in sources for a in s.authorities()}
-    inferred -= known
+    inferred = set(seen_in) - known
+    for prefix, where in seen_in.items():
+        if prefix in inferred:  # every place that names it, so each of its SIDs' evidence says why
+            previous_machines[prefix] = f"inferred: named in this machine's {_listed(where)}, which no source knows"
+        elif "SOFTWARE ProfileList" in where:
+            previous_machines[prefix] = "SOFTWARE ProfileList (profiles under another machine prefix)"
     classifier = Classifier(sources, machine_sid=machine_sid, previous_names=previous,
                             previous_machine_sids=previous_machines, inferred_prefixes=frozenset(inferred))
 
