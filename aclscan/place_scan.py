@@ -20,6 +20,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+import numpy as np
+
 from aclscan import store
 from aclscan.descriptor_rows import DescriptorInfo, describe
 from aclscan.errors import Error, NotFound
@@ -144,17 +146,59 @@ def volume_path(windows_path: str) -> str | None:
     return None
 
 
-def files_in(db, volume_id: int, folders: dict[tuple[int, int], str]) -> list[tuple[str, str]]:
+@dataclass
+class FileParents:
+    """The parent of every file row one volume's scan stored, in the order it stored
+    them (rowids ``first_rowid`` onwards, one transaction, nothing between): lets
+    files_in find the files of a few folders by rowid instead of a pass over a million
+    rows. ``first_entry``/``last_entry`` are the MFT entries of the first and last rows,
+    so a table that does not hold the rows where they are expected is noticed."""
+
+    first_rowid: int
+    parent: np.ndarray  # -1: no parent
+    parent_sequence: np.ndarray
+    named_file: np.ndarray  # bool: not a directory, and has a name
+    first_entry: int
+    last_entry: int
+
+    def rowids_under(self, entries: Iterable[int]) -> list[int]:
+        wanted = np.fromiter(entries, dtype=np.int64)
+        rows = np.flatnonzero(np.isin(self.parent, wanted) & self.named_file)
+        return (rows + self.first_rowid).tolist()
+
+    def holds_rows_of(self, db, volume_id: int) -> bool:
+        """Whether the rows sit where this expects them."""
+        if not len(self.parent):
+            return False
+        last = self.first_rowid + len(self.parent) - 1
+        found = dict(db.execute("SELECT rowid, volume_id || ':' || entry FROM file_records WHERE rowid IN (?, ?)",
+                                [self.first_rowid, last]).fetchall())
+        return (found.get(self.first_rowid) == f"{volume_id}:{self.first_entry}"
+                and found.get(last) == f"{volume_id}:{self.last_entry}")
+
+
+def files_in(db, volume_id: int, folders: dict[tuple[int, int], str],
+             parents: FileParents | None = None) -> list[tuple[str, str]]:
     """(folder path, name) of every file directly in ``folders`` ((entry, sequence) ->
     path). While a scan runs file_records has no index on parents (it is built on first
-    use), so this is one pass over the table, never a join that would make SQLite build
-    an index of a million rows for a handful of folders."""
+    use): with the scan's ``parents`` the rows are read by rowid, else this is one pass
+    over the table, never a join that would make SQLite build an index of a million
+    rows for a handful of folders."""
     if not folders:
         return []
+    entries = sorted({entry for entry, _sequence in folders})
+    if parents is not None and parents.holds_rows_of(db, volume_id):
+        rowids = parents.rowids_under(entries)
+        rows = db.execute(
+            "SELECT parent_entry, parent_sequence, name FROM file_records WHERE rowid IN (SELECT value FROM json_each(?))"
+            " AND volume_id = ? AND is_dir = 0 AND name IS NOT NULL ORDER BY rowid",
+            [json.dumps(rowids), volume_id]).fetchall()
+        if len(rows) == len(rowids):
+            return [(folders[(entry, sequence)], name) for entry, sequence, name in rows if (entry, sequence) in folders]
     rows = db.execute(
         "SELECT parent_entry, parent_sequence, name FROM file_records WHERE volume_id = ? AND is_dir = 0"
         " AND name IS NOT NULL AND parent_entry IN (SELECT value FROM json_each(?))",
-        [volume_id, json.dumps(sorted({entry for entry, _sequence in folders}))],
+        [volume_id, json.dumps(entries)],
     )
     return [(folders[(entry, sequence)], name) for entry, sequence, name in rows if (entry, sequence) in folders]
 
@@ -303,7 +347,8 @@ def _task_places(volume, path: str) -> tuple[list[Place], list[PlaceProblem]]:
     return task_file_places(data, path)
 
 
-def scan_places(db, volume_id: int, volume, hive_set, resolve_name: Callable[[str], str | None]) -> PlaceScan:
+def scan_places(db, volume_id: int, volume, hive_set, resolve_name: Callable[[str], str | None],
+                parents: FileParents | None = None) -> PlaceScan:
     """Read every place of the machine into ``places`` (and their descriptors into
     ``descriptors``/``aces``), the hives into ``hives``; bad items into the result."""
     result = PlaceScan()
@@ -315,7 +360,7 @@ def scan_places(db, volume_id: int, volume, hive_set, resolve_name: Callable[[st
         software = getattr(hive_set, "software", None)
         folders, owners = profile_folders(db, volume_id, getattr(software, "profiles", ()))
         in_tasks = task_folders(db, volume_id)
-        files = files_in(db, volume_id, {**folders, **in_tasks})  # one pass over file_records for both
+        files = files_in(db, volume_id, {**folders, **in_tasks}, parents)  # one lookup for both
         task_paths = set(in_tasks.values())
         tasks = sorted(f"{folder}/{name}" for folder, name in files if folder in task_paths)
         users, problems = user_hives(volume, user_hive_paths([f for f in files if f[0] not in task_paths], owners))

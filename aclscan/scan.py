@@ -124,6 +124,7 @@ def scan_image(
         db = store.new_database(db_path)
         store.fast_load_pragmas(db)
         results = []
+        parents = {}  # volume id -> where its file rows were stored (place_scan.FileParents)
         stores = contextlib.ExitStack()  # shadow copy stores, open until the resolution has read them
         try:
             for volume_id, (location, volume) in enumerate(opened, start=1):
@@ -131,7 +132,10 @@ def scan_image(
                 # connection first (the RowWriter), so this one holds no lock then.
                 db.conn.commit()
                 with db.conn:
-                    results.append(_VolumeScan(image, location, volume, db, volume_id, progress).run())
+                    volume_scan = _VolumeScan(image, location, volume, db, volume_id, progress)
+                    results.append(volume_scan.run())
+                parents[volume_id] = volume_scan.file_parents()
+                del volume_scan
             with db.conn:
                 _store_problems(db, None, unopened)
             states, snapshot_notes = _scan_snapshots(image, opened, db, progress, scan=snapshots, keep_open=stores)
@@ -141,7 +145,8 @@ def scan_image(
             if resolve is not None:
                 with db.conn:
                     outcome = _resolve(db, [(i, v) for i, (_loc, v) in enumerate(opened, start=1)], resolve,
-                                       snapshots=[(snap, v) for snap, v in states if not isinstance(v, ScanProblem)])
+                                       snapshots=[(snap, v) for snap, v in states if not isinstance(v, ScanProblem)],
+                                       parents=parents)
             store.create_indexes(db)
         finally:
             stores.close()
@@ -221,7 +226,8 @@ class ResolveOutcome:
     used: tuple[str, ...] = ()  # what the verdicts rest on, one line each, for the summary
 
 
-def _resolve(db, volumes: list[tuple[int, Volume]], inputs: ResolveInputs, snapshots=()) -> ResolveOutcome:
+def _resolve(db, volumes: list[tuple[int, Volume]], inputs: ResolveInputs, snapshots=(),
+             parents=None) -> ResolveOutcome:
     """Verdicts for every SID on the volumes, in the machine's hives and its other places."""
     from aclscan.findings import file_sids, store_resolution
     from aclscan.place_scan import place_problem_text, scan_places
@@ -260,7 +266,8 @@ def _resolve(db, volumes: list[tuple[int, Volume]], inputs: ResolveInputs, snaps
     resolution = build_resolution(hives, domain_sources=list(inputs.domain_sources), history=history)
     places = None
     if volume_id is not None:
-        places = scan_places(db, volume_id, volume, hives, resolution.sid_of_name)
+        places = scan_places(db, volume_id, volume, hives, resolution.sid_of_name,
+                             (parents or {}).get(volume_id))
         problems += [ScanProblem("hive", text) for text in places.hive_problems]
         problems += [ScanProblem("place", place_problem_text(p)) for p in places.problems]
     sids = set(file_sids(db)) | {ref.sid for ref in resolution.references} | (places.sids if places else set())
@@ -400,11 +407,17 @@ class _VolumeScan:
         self.deferred: list[tuple[int, int, bool, int, int]] = []
         self.deferred_names: list[tuple[int, int, int, int, str]] = []
         self.deferred_descriptor: dict[int, int] = {}
+        # Per stored file row, in order: (parent, parent sequence, named file); the rowid
+        # and the entries of the first and last (see place_scan.FileParents).
+        self.parent_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.first_rowid = 0
+        self.end_entries: list[int] = []
 
     def run(self) -> VolumeResult:
         started = time.perf_counter()
         boot = BootSector.from_bytes(self.volume.boot_sector())
         self._load_sds()
+        self.first_rowid = store.next_rowid(self.db, "file_records")
         writer = store.RowWriter(self.database_path, "file_records", FILE_RECORD_COLUMNS)
         try:
             records_total = self._walk_mft(boot, writer)
@@ -583,6 +596,7 @@ class _VolumeScan:
             descriptor_key=file_keys,
         )
         self.files += len(rows_index)
+        self._track_parents(rows.entry, rows.parent, rows.parent_sequence, has_name & (rows.is_dir == 0))
         counted = file_keys[file_keys >= 0]
         if len(counted):
             keys, counts = np.unique(counted, return_counts=True)
@@ -646,6 +660,31 @@ class _VolumeScan:
                 self.links += [(entry, p, ps, n, ns) for ns, p, ps, n in names if ns != NAMESPACE_DOS]
         self.files += len(rows)
         store.bulk_insert(self.db, "file_records", FILE_RECORD_COLUMNS, rows)
+        self._track_parents(np.array([r[1] for r in rows], dtype=np.int64),
+                            np.array([-1 if r[3] is None else r[3] for r in rows], dtype=np.int64),
+                            np.array([r[4] for r in rows], dtype=np.int64),
+                            np.array([r[5] is not None and not r[6] for r in rows], dtype=bool))
+
+    def _track_parents(self, entry: np.ndarray, parent: np.ndarray, parent_sequence: np.ndarray,
+                       named_file: np.ndarray) -> None:
+        """Note the parents of file rows as they are stored, in the order they are stored."""
+        if not len(entry):
+            return
+        self.parent_parts.append((parent, parent_sequence.astype(np.uint16), named_file))
+        if not self.end_entries:
+            self.end_entries.append(int(entry[0]))
+        self.end_entries[1:] = [int(entry[-1])]
+
+    def file_parents(self) -> "FileParents | None":
+        """Where the scan stored each file row, for place_scan.files_in (None: no rows)."""
+        from aclscan.place_scan import FileParents
+
+        if not self.parent_parts:
+            return None
+        return FileParents(self.first_rowid, np.concatenate([p[0] for p in self.parent_parts]),
+                           np.concatenate([p[1] for p in self.parent_parts]),
+                           np.concatenate([p[2] for p in self.parent_parts]),
+                           first_entry=self.end_entries[0], last_entry=self.end_entries[-1])
 
     def _store_directories_and_links(self) -> None:
         columns = list(zip(*self.directories)) if self.directories else [[]] * 5

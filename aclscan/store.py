@@ -412,6 +412,11 @@ def insert_sql(table: str, columns: Sequence[str], rows: int = 1) -> str:
     return f'INSERT INTO "{table}" ({names}) VALUES ' + ", ".join([row] * rows)
 
 
+def next_rowid(db: sqlite_utils.Database, table: str) -> int:
+    """The rowid the next row stored in ``table`` gets (no AUTOINCREMENT: the largest plus one)."""
+    return int(db.execute(f'SELECT COALESCE(MAX(rowid), 0) + 1 FROM "{table}"').fetchone()[0])
+
+
 def bulk_insert(db: sqlite_utils.Database, table: str, columns: Sequence[str], rows: Iterable[tuple]) -> None:
     """Insert many tuples fast (callers hold the transaction)."""
     db.conn.executemany(insert_sql(table, columns), rows)

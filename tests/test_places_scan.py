@@ -132,3 +132,42 @@ def test_report_lists_every_place_kind_naming_each_sid(scenario_db, capsys):
         for row in mine:
             named = {p for (p,) in conn.execute("SELECT path FROM places WHERE kind = ?", [row["kind"]])}
             assert row["example_path"] in named and row["places"] >= 1
+
+
+def test_files_of_profile_and_task_folders_are_found_by_rowid_as_by_a_pass(tmp_path, monkeypatch):
+    """The scan finds the files of the profile and task folders through the rows it
+    stored (place_scan.FileParents), not a pass over file_records: the same files as the
+    pass, and a FileParents that does not match the table is refused for the pass."""
+    import dataclasses
+
+    from aclscan import place_scan
+    from aclscan.scan import scan_image
+
+    calls = []
+    real = place_scan.files_in
+
+    def spy(db, volume_id, folders, parents=None):
+        found = real(db, volume_id, folders, parents)
+        calls.append((volume_id, dict(folders), parents, found))
+        return found
+
+    monkeypatch.setattr(place_scan, "files_in", spy)
+    image = tmp_path / "member-after.img"
+    with gzip.open(SAMPLES / "member-after.img.gz") as source, open(image, "wb") as target:
+        shutil.copyfileobj(source, target)
+    db_path = tmp_path / "scan.db"
+    scan_image(image, db_path)
+    assert len(calls) == 1
+    volume_id, folders, parents, found = calls[0]
+    assert parents is not None and folders
+    db = sqlite3.connect(db_path)
+    assert parents.holds_rows_of(db, volume_id)
+    by_pass = real(db, volume_id, folders)
+    assert sorted(found) == sorted(by_pass)
+    names = {name for _folder, name in found}
+    assert {"NTUSER.DAT", "UsrClass.dat"} <= names  # the user hives the manifest lists are among them
+    assert len(parents.rowids_under(e for e, _s in folders)) == len(found)
+    shifted = dataclasses.replace(parents, first_rowid=parents.first_rowid + 1)
+    assert not shifted.holds_rows_of(db, volume_id)
+    assert sorted(real(db, volume_id, folders, shifted)) == sorted(by_pass)
+    assert not dataclasses.replace(parents, last_entry=parents.last_entry + 1).holds_rows_of(db, volume_id)
