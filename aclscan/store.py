@@ -298,11 +298,14 @@ MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _add_machin
 
 
 def create_schema(db: sqlite_utils.Database) -> None:
-    for name, spec in TABLES.items():
-        db[name].create(spec["columns"], pk=spec["pk"], if_not_exists=True)
-    db.execute(FILES_VIEW)
-    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    # One transaction: each statement on its own would be a commit and a sync of its own.
+    with db.conn:
+        db.conn.execute("BEGIN")
+        for name, spec in TABLES.items():
+            db[name].create(spec["columns"], pk=spec["pk"], if_not_exists=True)
+        db.execute(FILES_VIEW)
+        db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def create_indexes(db: sqlite_utils.Database, *, files: bool = False) -> None:
