@@ -422,7 +422,13 @@ def next_rowid(db: sqlite_utils.Database, table: str) -> int:
 
 def bulk_insert(db: sqlite_utils.Database, table: str, columns: Sequence[str], rows: Iterable[tuple]) -> None:
     """Insert many tuples fast (callers hold the transaction)."""
-    db.conn.executemany(insert_sql(table, columns), rows)
+    width = len(columns)
+    values: list = []
+    for row in rows:
+        if len(row) != width:
+            raise ValueError(f"a row of {len(row)} values for the {width} columns of {table}")
+        values.extend(row)
+    insert_flat(db.conn, table, columns, values)
 
 
 # Rows per INSERT of insert_flat: binding a row's values costs little, but each
@@ -465,6 +471,7 @@ class RowWriter:
 
         context = multiprocessing.get_context("fork")  # the child needs nothing re-imported
         self._pipe, child_end = context.Pipe()
+        _widen_socket_buffers(self._pipe, child_end)
         self._process = context.Process(
             target=_row_writer_main,
             args=(os.fspath(path), table, tuple(columns), child_end, self._pipe),
@@ -496,6 +503,29 @@ class RowWriter:
             self._pipe.close()
         if status != "ok":
             raise DatabaseError(f"cannot store rows: {detail}")
+
+
+# A batch is about 1.6 MB: with the default 208 KiB socket buffers, every send waits
+# for the writer to finish the batch before; a buffer that holds two batches lets the
+# scan go on parsing meanwhile.
+SOCKET_BUFFER_BYTES = 4 << 20
+
+
+def _widen_socket_buffers(parent_end, child_end) -> None:
+    """Best effort: the kernel caps the size (net.core.wmem_max, rmem_max)."""
+    import socket
+
+    for end, option in ((parent_end, socket.SO_SNDBUF), (child_end, socket.SO_RCVBUF)):
+        try:
+            sock = socket.socket(fileno=end.fileno())
+        except OSError:
+            continue  # not a socket (a platform whose Pipe is an os.pipe)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
+        except OSError:
+            pass
+        finally:
+            sock.detach()
 
 
 def _row_writer_main(path: str, table: str, columns: tuple[str, ...], pipe, parent_end) -> None:

@@ -103,3 +103,13 @@ def test_insert_flat_refuses_values_that_do_not_make_whole_rows(tmp_path):
     with pytest.raises(ValueError, match="3 values"):
         insert_flat(conn, "t", ("a", "b"), [1, 2, 3])
     assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 0
+
+
+def test_bulk_insert_refuses_a_row_of_the_wrong_width(tmp_path):
+    from aclscan import store
+
+    db = store.new_database(tmp_path / "scan.db")
+    with pytest.raises(ValueError, match="a row of 3 values for the 4 columns of directories"):
+        store.bulk_insert(db, "directories", ("volume_id", "entry", "sequence", "path"), [(1, 5, 5, "/"), (1, 6, 6)])
+    store.bulk_insert(db, "directories", ("volume_id", "entry", "sequence", "path"), [(1, 5, 5, "/"), (1, 6, 6, "/x")])
+    assert db.execute("SELECT entry, path FROM directories ORDER BY entry").fetchall() == [(5, "/"), (6, "/x")]

@@ -98,6 +98,12 @@ class DirectoryTree:
         known = self._path.get(entry)
         if known is not None:
             return known
+        # Most directories come after their parent in MFT order: one step from its path.
+        _sequence, parent, parent_sequence, name = self._node[entry]
+        parent_path = self._path.get(parent) if entry != ROOT_ENTRY else None
+        if parent_path is not None and self.is_sound_parent(parent, parent_sequence):
+            known = self._path[entry] = join_path(parent_path, name, entry)
+            return known
         # Walk up iteratively (trees can be thousands deep), then fill in downwards.
         chain: list[int] = []
         on_chain: set[int] = set()
