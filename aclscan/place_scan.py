@@ -190,11 +190,13 @@ def files_in(db, volume_id: int, folders: dict[tuple[int, int], str],
     if parents is not None and parents.holds_rows_of(db, volume_id):
         rowids = parents.rowids_under(entries)
         rows = db.execute(
-            "SELECT parent_entry, parent_sequence, name FROM file_records WHERE rowid IN (SELECT value FROM json_each(?))"
+            "SELECT parent_entry, parent_sequence, name FROM file_records"
+            " WHERE rowid IN (SELECT value FROM json_each(?))"
             " AND volume_id = ? AND is_dir = 0 AND name IS NOT NULL ORDER BY rowid",
             [json.dumps(rowids), volume_id]).fetchall()
         if len(rows) == len(rowids):
-            return [(folders[(entry, sequence)], name) for entry, sequence, name in rows if (entry, sequence) in folders]
+            return [(folders[(entry, sequence)], name) for entry, sequence, name in rows
+                    if (entry, sequence) in folders]
     rows = db.execute(
         "SELECT parent_entry, parent_sequence, name FROM file_records WHERE volume_id = ? AND is_dir = 0"
         " AND name IS NOT NULL AND parent_entry IN (SELECT value FROM json_each(?))",

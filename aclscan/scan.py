@@ -586,13 +586,14 @@ class _VolumeScan:
             entry=batch.entry[rows_index],
             sequence=batch.sequence[rows_index],
             parent=np.where(has_name, batch.name_parent[safe], -1),
-            parent_sequence=np.where(has_name, batch.name_parent_sequence[safe], 0),
-            name_start=np.where(has_name, batch.name_start[safe] // 2, -1),
-            name_end=np.where(has_name, (batch.name_start[safe] + batch.name_length[safe]) // 2, -1),
+            # Narrow types where the values allow: every batch is pickled to the row writer.
+            parent_sequence=np.where(has_name, batch.name_parent_sequence[safe], 0).astype(np.uint16),
+            name_start=np.where(has_name, batch.name_start[safe] // 2, -1).astype(np.int32),
+            name_end=np.where(has_name, (batch.name_start[safe] + batch.name_length[safe]) // 2, -1).astype(np.int32),
             name_blob=batch.name_blob,
             is_dir=is_dir[rows_index].astype(np.int8),
-            links=links[rows_index],
-            security_id=shown_security_id[rows_index],
+            links=links[rows_index].astype(np.uint16),
+            security_id=shown_security_id[rows_index].astype(np.uint32),
             descriptor_key=file_keys,
         )
         self.files += len(rows_index)
@@ -670,7 +671,7 @@ class _VolumeScan:
         """Note the parents of file rows as they are stored, in the order they are stored."""
         if not len(entry):
             return
-        self.parent_parts.append((parent, parent_sequence.astype(np.uint16), named_file))
+        self.parent_parts.append((parent, parent_sequence.astype(np.uint16, copy=False), named_file))
         if not self.end_entries:
             self.end_entries.append(int(entry[0]))
         self.end_entries[1:] = [int(entry[-1])]
