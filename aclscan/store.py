@@ -538,7 +538,9 @@ def _row_writer_main(path: str, table: str, columns: tuple[str, ...], pipe, pare
     parent_end.close()
     try:
         conn = apsw.Connection(path)
-        for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -131072"):
+        # A small page cache: full pages go to the file while the scan still parses
+        # (this process has time to spare then), not all at the commit it waits for.
+        for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -16384"):
             conn.execute(f"PRAGMA {pragma}")
         conn.execute("BEGIN")
         while True:
