@@ -52,10 +52,8 @@ def scan(ctx, image, db_path, partition, offset, quiet, snapshots, max_expand, p
                        " (aclscan findings lists them)", err=True)
             for line in result.sources_used:
                 click.echo(terminal_safe(line), err=True)
-        for note in result.snapshot_notes:
+        for note in (*result.snapshot_notes, *result.resolution_notes):
             click.echo(terminal_safe(f"note: {note}"), err=True)
-            for note in result.resolution_notes:
-                click.echo(terminal_safe(f"note: {note}"), err=True)
     if problems:
         first = problems[0]
         where = f" (record {first.entry})" if first.entry is not None else ""

@@ -117,6 +117,14 @@ def test_inconsistent_hives_are_a_finding(tmp_path, capsys):
     assert row[0] == "inconsistent_hives" and "S-1-5-21-1760460187-1592185332-161725925" in row[1]
     assert main(["findings", str(db), "--verdict", "inconsistent_hives", "--format", "ndjson"]) == 1
     capsys.readouterr()
+    # Without --quiet the summary says why, as a note (a volume with no shadow copy: no
+    # snapshot note for the resolution's notes to hide behind).
+    assert main(["scan", str(SAMPLES / "clean.img.gz"), "--db", str(db), "--sam", str(sam),
+                 "--security", str(security)]) == 3
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note: ")]
+    assert any("SECURITY PolAcDmS S-1-5-21-1786693902-1815088602-2777321892 is not the SAM's machine SID "
+               "S-1-5-21-1760460187-1592185332-161725925" in line
+               for line in notes), notes
 
 
 def test_wrong_hive_is_one_line_and_exit_8(tmp_path, capsys):
