@@ -75,6 +75,9 @@ def cli():
 
     Reads NTFS images read-only; every command after `scan` reads the scan database.
     """
+    from aclscan.allocator import keep_freed_memory
+
+    keep_freed_memory()  # the bulk passes reuse their freed arrays' memory (aclscan/allocator.py)
 
 
 def main(argv: list[str] | None = None) -> int:
