@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import json
 import os
 import random
 import re
@@ -94,6 +95,16 @@ def test_fix_then_rescan_leaves_nothing_where_the_plan_acted(prepared, name, cap
     code = main(["fix", str(case.db), "--plan", str(case.plan_path), "--target", str(case.image), "--apply",
                  "--journal", str(case.journal)])
     assert code == (1 if case.plan.refusals else 0)  # what the plan refused remains
+    # Each refused SID is named with what still names it: its files and its other places.
+    out = capsys.readouterr().out
+    findings = {sid: (files, sum(json.loads(places or "{}").values()) + (refs or 0))
+                for sid, files, places, refs in sqlite3.connect(case.db).execute(
+                    "SELECT sid, files, places, hive_references FROM findings")}
+    refused = {a.sid for a in case.plan.refusals} - {a.sid for a in case.plan.actions if a.is_descriptor_action}
+    for sid in refused & set(findings):  # a refusal may name a machine, not a SID found
+        files, others = findings[sid]
+        if files or others:
+            assert f"  {sid}: {files} files and {others} other places, not acted on" in out, out
     after = rescan(case.image, case.image.with_suffix(".after.db"))
     assert set(after) == set(before)
     acted = {a.sid: a for a in case.plan.actions if a.is_descriptor_action}

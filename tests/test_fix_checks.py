@@ -5,6 +5,8 @@ volume (read with sqlite3 for the expectations) and a journal, no FUSE, no libnt
 
 from __future__ import annotations
 
+import io
+import json
 import re
 import shutil
 import sqlite3
@@ -107,7 +109,7 @@ def test_a_fix_is_clean_only_when_nothing_is_left():
     assert FixReport("t", True).clean
     assert FixReport("t", True, remaining={"S-1-5-21-1": 0}, places_remaining={"S-1-5-21-1": 0}).clean
     for left in ({"errors": ["x"]}, {"changed_since_scan": ["/a"]}, {"remaining": {"S-1-5-21-1": 2}},
-                 {"places_remaining": {"S-1-5-21-1": 1}}, {"problems_left": {"S-1-5-21-2": 1}}):
+                 {"places_remaining": {"S-1-5-21-1": 1}}, {"problems_left": {"S-1-5-21-2": {"files": 1, "other_places": 0}}}):
         assert not FixReport("t", True, **left).clean, left
 
 
@@ -170,3 +172,16 @@ def test_a_write_to_a_file_gone_since_is_named_whatever_the_highest_key_holds(sc
                             entries=[(1, 10**8, "/never written", 1, 0), (2, 10**9, "/gone", 2, 1)])
     assert _writes_not_kept(str(after), str(journal)) == [f"/gone: {LOST}", (
         "1 files written do not carry their new descriptor in the re-scan: the volume did not keep the writes")]
+
+
+def test_a_refused_sid_left_is_reported_with_its_files_and_other_places():
+    from aclscan.formats.fix_text import fix_json, render_fix_text
+    from aclscan.plan import Plan
+
+    left = {"S-1-5-21-9-9-9-1001": {"files": 7, "other_places": 1}}
+    report = FixReport("t", True, problems_left=left)
+    assert json.loads(fix_json(report))["problems_left"] == left
+    out = io.StringIO()
+    render_fix_text(Plan(scan={}, owner="BA", group="SY", actions=(), descriptors=()), report, out)
+    assert "  S-1-5-21-9-9-9-1001: 7 files and 1 other places, not acted on (see the plan's refusals)\n" \
+        in out.getvalue()

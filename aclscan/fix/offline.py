@@ -90,7 +90,8 @@ class FixReport:
     errors: list[str] = field(default_factory=list)
     rescan: str | None = None
     remaining: dict[str, int] = field(default_factory=dict)  # acted-on SID -> files still carrying it
-    problems_left: dict[str, int] = field(default_factory=dict)  # problem SID (any) -> files, after the fix
+    # problem SID (any) -> {"files": n, "other_places": places and hive references}, after the fix
+    problems_left: dict[str, dict[str, int]] = field(default_factory=dict)
     rescan_notes: list[str] = field(default_factory=list)  # account sources the re-scan could not use again
     stores_planned: list[str] = field(default_factory=list)  # hives and task files the plan changes
     stores_written: list[str] = field(default_factory=list)
@@ -402,10 +403,10 @@ def _rescan(db, plan: Plan, volume: TargetVolume, report: FixReport) -> None:
     report.places_remaining = {sid: _places_naming(after, sid) for sid in sorted(acted)}
     judged = after if recalled.inputs is not None else db  # no verdicts after: the original's
     for finding in iter_findings(judged, problems_only=True):
-        named = files_of.get(finding["sid"], 0) + sum((finding.get("places") or {}).values()) + (
-            finding.get("hive_references") or 0)
-        if named:
-            report.problems_left[finding["sid"]] = named
+        files = files_of.get(finding["sid"], 0)
+        others = sum((finding.get("places") or {}).values()) + (finding.get("hive_references") or 0)
+        if files or others:
+            report.problems_left[finding["sid"]] = {"files": files, "other_places": others}
     after.conn.close()
 
 

@@ -57,9 +57,10 @@ def render_fix_text(plan, report, out: IO[str]) -> None:
         places = report.places_remaining.get(sid, 0)
         if files or places:
             out.write(f"  {sid}: {files} files and {places} other places still carry it\n")
-    for sid, files in report.problems_left.items():
+    for sid, left in report.problems_left.items():
         if sid not in report.remaining:
-            out.write(f"  {sid}: {files} files, not acted on (see the plan's refusals)\n")
+            out.write(f"  {sid}: {left['files']} files and {left['other_places']} other places, not acted on"
+                      " (see the plan's refusals)\n")
 
 
 def render_undo_text(report, out: IO[str]) -> None:
