@@ -397,15 +397,24 @@ def _intents_for(finding: dict) -> list[_Intent]:
     who = f'"{finding["account"]}"' if finding["account"] else "the old account"
     if verdict == classify.STALE_PREFIX and mapped:
         return [_Intent(REPLACE_SID, finding, f"previous machine SID of {who}: today's account of that name "
-                                              f"is {mapped}", mapped)]
+                                              f"is {mapped}{_if_inferred(finding)}", mapped)]
     if verdict == classify.RID_COLLISION and mapped:
         return [_Intent(REPLACE_SID, finding, f"{who}'s RID now belongs to another account, but the name {who} "
-                                              f"exists today as {mapped}: map by name", mapped)]
+                                              f"exists today as {mapped}: map by name{_if_inferred(finding)}",
+                        mapped)]
     if verdict == classify.SID_HISTORY and mapped:
         return [_Intent(TRANSLATE_SID_HISTORY, finding, f"{who} lists it in sIDHistory", mapped)]
     if verdict == classify.ORPHAN:
         return [_Intent(REMOVE_ACES, finding, "a deleted account of a complete authority: its ACEs grant nothing")]
     return [_Intent(REFUSE, finding, _refusal(finding))]
+
+
+def _if_inferred(finding: dict) -> str:
+    """What a reason adds where the old prefix is only inferred to be a previous machine SID."""
+    if not any("is probably a previous machine SID" in line for line in finding["evidence"]):
+        return ""
+    return (f"; that the old prefix was this machine's SID is inferred (only the machine's own SAM, LSA or "
+            f"ProfileList name it, no history does): confidence {finding['confidence']}, check before applying")
 
 
 def _refusal(finding: dict) -> str:

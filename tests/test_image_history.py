@@ -48,6 +48,8 @@ def test_regback_names_the_old_sids_without_history(tmp_path, capsys):
     by_hand = findings(given)
     for sid in (f"{old}-1003", f"{old}-1004"):
         assert (found[sid]["verdict"], found[sid]["mapped_sid"]) == (by_hand[sid]["verdict"], by_hand[sid]["mapped_sid"])
+    reasons = [a.reason for a in build_plan(open_database(db)).actions if a.kind == "replace_sid"]
+    assert reasons and not any("inferred" in r for r in reasons)  # history knows the prefix: no inference
 
 
 def test_without_any_history_the_previous_machine_sid_is_inferred(tmp_path, capsys):
@@ -141,6 +143,10 @@ def test_the_no_history_sample_is_judged_by_inference(tmp_path, capsys):
     assert {(a.kind, a.new_sid) for a in by_sid[f"{old}-1000"]} == {
         ("replace_sid", f"{new}-1000"), ("replace_alias_member", f"{new}-1000"), ("repoint_profile", f"{new}-1000")}
     assert [(a.kind, a.new_sid) for a in by_sid[f"{old}-1001"]] == [("refuse", None)]
+    # The plan says that its mapping rests on an inference, and how sure it is.
+    replace = next(a for a in by_sid[f"{old}-1000"] if a.kind == "replace_sid")
+    assert "that the old prefix was this machine's SID is inferred" in replace.reason
+    assert "confidence medium, check before applying" in replace.reason
     assert not [a for a in plan.actions if a.new_sid == jon]
     assert plan.descriptors
     for change in plan.descriptors:  # no rewrite gives Jon anything
