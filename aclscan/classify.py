@@ -100,6 +100,16 @@ def profile_name(path: str | None, suffixes: tuple[str, ...] = ()) -> str | None
     return tail
 
 
+# How a verdict's evidence says that its previous machine SID is only inferred
+# (named in the machine's own SAM, LSA or ProfileList, known to no history).
+INFERRED_PREVIOUS_MACHINE = "is probably a previous machine SID"
+
+
+def rests_on_inferred_prefix(evidence: Iterable[str]) -> bool:
+    """Whether a verdict with this evidence rests on an inferred previous machine SID."""
+    return any(INFERRED_PREVIOUS_MACHINE in line for line in evidence)
+
+
 def _less_sure_if(inferred: bool, confidence: str) -> str:
     """One confidence step down where the previous machine SID itself is only inferred."""
     if not inferred:
@@ -240,8 +250,8 @@ class Classifier:
     def _stale(self, sid: str, prefix: str, rid: int) -> Verdict:
         """A SID of a machine SID this machine had before its SID change."""
         inferred = prefix in self.inferred_prefixes
-        evidence = [f"prefix {prefix} is {'probably ' if inferred else ''}a previous machine SID of this machine "
-                    f"({self.previous_machine_sids[prefix]})"]
+        said = INFERRED_PREVIOUS_MACHINE if inferred else "is a previous machine SID"
+        evidence = [f"prefix {prefix} {said} of this machine ({self.previous_machine_sids[prefix]})"]
         current = self.machine_sid
         holder = self.lookup(f"{current}-{rid}") if current else None
         old = self._old_name.get(sid)

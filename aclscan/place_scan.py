@@ -171,10 +171,10 @@ class FileParents:
         if not len(self.parent):
             return False
         last = self.first_rowid + len(self.parent) - 1
-        found = dict(db.execute("SELECT rowid, volume_id || ':' || entry FROM file_records WHERE rowid IN (?, ?)",
-                                [self.first_rowid, last]).fetchall())
-        return (found.get(self.first_rowid) == f"{volume_id}:{self.first_entry}"
-                and found.get(last) == f"{volume_id}:{self.last_entry}")
+        found = {rowid: (volume, entry) for rowid, volume, entry in db.execute(
+            "SELECT rowid, volume_id, entry FROM file_records WHERE rowid IN (?, ?)", [self.first_rowid, last])}
+        return (found.get(self.first_rowid) == (volume_id, self.first_entry)
+                and found.get(last) == (volume_id, self.last_entry))
 
 
 def files_in(db, volume_id: int, folders: dict[tuple[int, int], str],
@@ -187,6 +187,7 @@ def files_in(db, volume_id: int, folders: dict[tuple[int, int], str],
     if not folders:
         return []
     entries = sorted({entry for entry, _sequence in folders})
+    rows = None
     if parents is not None and parents.holds_rows_of(db, volume_id):
         rowids = parents.rowids_under(entries)
         rows = db.execute(
@@ -194,14 +195,14 @@ def files_in(db, volume_id: int, folders: dict[tuple[int, int], str],
             " WHERE rowid IN (SELECT value FROM json_each(?))"
             " AND volume_id = ? AND is_dir = 0 AND name IS NOT NULL ORDER BY rowid",
             [json.dumps(rowids), volume_id]).fetchall()
-        if len(rows) == len(rowids):
-            return [(folders[(entry, sequence)], name) for entry, sequence, name in rows
-                    if (entry, sequence) in folders]
-    rows = db.execute(
-        "SELECT parent_entry, parent_sequence, name FROM file_records WHERE volume_id = ? AND is_dir = 0"
-        " AND name IS NOT NULL AND parent_entry IN (SELECT value FROM json_each(?))",
-        [volume_id, json.dumps(entries)],
-    )
+        if len(rows) != len(rowids):  # not the rows expected: the pass decides
+            rows = None
+    if rows is None:
+        rows = db.execute(
+            "SELECT parent_entry, parent_sequence, name FROM file_records WHERE volume_id = ? AND is_dir = 0"
+            " AND name IS NOT NULL AND parent_entry IN (SELECT value FROM json_each(?))",
+            [volume_id, json.dumps(entries)],
+        )
     return [(folders[(entry, sequence)], name) for entry, sequence, name in rows if (entry, sequence) in folders]
 
 

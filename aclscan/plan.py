@@ -411,7 +411,7 @@ def _intents_for(finding: dict) -> list[_Intent]:
 
 def _if_inferred(finding: dict) -> str:
     """What a reason adds where the old prefix is only inferred to be a previous machine SID."""
-    if not any("is probably a previous machine SID" in line for line in finding["evidence"]):
+    if not classify.rests_on_inferred_prefix(finding["evidence"]):
         return ""
     return (f"; that the old prefix was this machine's SID is inferred (only the machine's own SAM, LSA or "
             f"ProfileList name it, no history does): confidence {finding['confidence']}, check before applying")

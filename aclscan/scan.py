@@ -411,7 +411,8 @@ class _VolumeScan:
         # and the entries of the first and last (see place_scan.FileParents).
         self.parent_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.first_rowid = 0
-        self.end_entries: list[int] = []
+        self.first_entry: int | None = None
+        self.last_entry: int | None = None
 
     def run(self) -> VolumeResult:
         started = time.perf_counter()
@@ -661,10 +662,12 @@ class _VolumeScan:
                 self.links += [(entry, p, ps, n, ns) for ns, p, ps, n in names if ns != NAMESPACE_DOS]
         self.files += len(rows)
         store.bulk_insert(self.db, "file_records", FILE_RECORD_COLUMNS, rows)
-        self._track_parents(np.array([r[1] for r in rows], dtype=np.int64),
-                            np.array([-1 if r[3] is None else r[3] for r in rows], dtype=np.int64),
-                            np.array([r[4] for r in rows], dtype=np.int64),
-                            np.array([r[5] is not None and not r[6] for r in rows], dtype=bool))
+        if rows:
+            _volume, entries, _sequences, parents, parent_sequences, names, dirs, *_rest = zip(*rows)
+            self._track_parents(np.array(entries, dtype=np.int64),
+                                np.array([-1 if p is None else p for p in parents], dtype=np.int64),
+                                np.array(parent_sequences, dtype=np.int64),
+                                np.array([n is not None and not d for n, d in zip(names, dirs)], dtype=bool))
 
     def _track_parents(self, entry: np.ndarray, parent: np.ndarray, parent_sequence: np.ndarray,
                        named_file: np.ndarray) -> None:
@@ -672,9 +675,9 @@ class _VolumeScan:
         if not len(entry):
             return
         self.parent_parts.append((parent, parent_sequence.astype(np.uint16, copy=False), named_file))
-        if not self.end_entries:
-            self.end_entries.append(int(entry[0]))
-        self.end_entries[1:] = [int(entry[-1])]
+        if self.first_entry is None:
+            self.first_entry = int(entry[0])
+        self.last_entry = int(entry[-1])
 
     def file_parents(self) -> "FileParents | None":
         """Where the scan stored each file row, for place_scan.files_in (None: no rows)."""
@@ -685,7 +688,7 @@ class _VolumeScan:
         return FileParents(self.first_rowid, np.concatenate([p[0] for p in self.parent_parts]),
                            np.concatenate([p[1] for p in self.parent_parts]),
                            np.concatenate([p[2] for p in self.parent_parts]),
-                           first_entry=self.end_entries[0], last_entry=self.end_entries[-1])
+                           first_entry=self.first_entry, last_entry=self.last_entry)
 
     def _store_directories_and_links(self) -> None:
         columns = list(zip(*self.directories)) if self.directories else [[]] * 5
